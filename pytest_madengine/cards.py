@@ -1,0 +1,136 @@
+"""ModelCard: one model of a MAD package, typed leniently, unknown keys kept."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from .errors import MadError
+
+DEFAULT_TIMEOUT = 7200
+REQUIRED = ("name", "dockerfile", "scripts")
+
+
+def _split(value: Any) -> tuple[str, ...]:
+    """A list or a comma string → tuple of stripped non-empty strings."""
+    if value in (None, ""):
+        return ()
+    items = value if isinstance(value, (list, tuple)) else str(value).split(",")
+    return tuple(str(item).strip() for item in items if str(item).strip())
+
+
+def parse_n_gpus(value: Any, where: str) -> int:
+    if value in (None, ""):
+        return -1
+    try:
+        n = int(str(value).strip())
+    except ValueError:
+        raise MadError(f"n_gpus {value!r} is not a number", where=where,
+                       fix='use a GPU count such as "1" or "8", or "-1" for all GPUs of the node') from None
+    if n < -1:
+        raise MadError(f"n_gpus {value!r} is negative", where=where, fix='use "-1" for all GPUs')
+    return n
+
+
+def parse_timeout(value: Any, where: str) -> int | None:
+    """Seconds, or None for no timeout (-1/0)."""
+    if value in (None, ""):
+        return DEFAULT_TIMEOUT
+    try:
+        seconds = int(float(str(value).strip()))
+    except ValueError:
+        raise MadError(f"timeout {value!r} is not a number of seconds", where=where,
+                       fix="use an integer such as 3600, or -1 for no timeout") from None
+    return None if seconds <= 0 else seconds
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    name: str  # full name: "dummy" or "dir/name"
+    dockerfile: str  # package-root-relative prefix, e.g. "docker/dummy"
+    scripts: str  # package-root-relative path to the script (or dir)
+    source: str  # registry file the card came from (for error messages)
+    directory: str | None = None  # scripts/<dir> family, None for the root registry
+    n_gpus: int = -1
+    timeout: int | None = DEFAULT_TIMEOUT
+    tags: tuple[str, ...] = ()
+    args: str = ""
+    params: tuple[tuple[str, str], ...] = ()  # from "tag:k=v" selections
+    multiple_results: str = ""
+    skip_gpu_arch: tuple[str, ...] = ()
+    training_precision: str = ""
+    owner: str = ""
+    url: str = ""
+    data: str = ""
+    env_vars: dict[str, str] = field(default_factory=dict)
+    distributed: dict[str, Any] | None = None
+    slurm: dict[str, Any] | None = None
+    additional_docker_run_options: str = ""
+    dockercontext: str = ""
+    docker_build_arg: dict[str, str] = field(default_factory=dict)
+    raw: dict[str, Any] = field(default_factory=dict)  # the card as written, unknown keys too
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any], *, source: str, directory: str | None = None) -> "ModelCard":
+        """Build a card from a registry entry. Paths must already be root-relative."""
+        label = f"{source}: card {raw.get('name', '?')!r}"
+        if not isinstance(raw, dict):
+            raise MadError(f"a card is a {type(raw).__name__}, not an object", where=source,
+                           fix="make every entry of the list a JSON object with name, dockerfile and scripts")
+        missing = [key for key in REQUIRED if not str(raw.get(key) or "").strip()]
+        if missing:
+            raise MadError(f"missing required field(s) {', '.join(missing)}", where=label,
+                           fix=f"add {', '.join(repr(m) for m in missing)} to the card")
+        return cls(
+            name=str(raw["name"]) if directory is None else f"{directory}/{raw['name']}",
+            dockerfile=str(raw["dockerfile"]),
+            scripts=str(raw["scripts"]),
+            source=source,
+            directory=directory,
+            n_gpus=parse_n_gpus(raw.get("n_gpus"), label),
+            timeout=parse_timeout(raw.get("timeout"), label),
+            tags=_split(raw.get("tags")),
+            args=str(raw.get("args") or ""),
+            multiple_results=str(raw.get("multiple_results") or ""),
+            skip_gpu_arch=_split(raw.get("skip_gpu_arch")),
+            training_precision=str(raw.get("training_precision") or ""),
+            owner=str(raw.get("owner") or ""),
+            url=str(raw.get("url") or ""),
+            data=str(raw.get("data") or ""),
+            env_vars={str(k): str(v) for k, v in (raw.get("env_vars") or {}).items()},
+            distributed=raw.get("distributed") or None,
+            slurm=raw.get("slurm") or None,
+            additional_docker_run_options=str(raw.get("additional_docker_run_options") or ""),
+            dockercontext=str(raw.get("dockercontext") or ""),
+            docker_build_arg={str(k): str(v) for k, v in (raw.get("docker_build_arg") or {}).items()},
+            raw=dict(raw),
+        )
+
+    @property
+    def short_name(self) -> str:
+        return self.name.rsplit("/", 1)[-1]
+
+    @property
+    def full_args(self) -> str:
+        """The card's args with selection parameters appended as ``--k v``."""
+        extra = " ".join(f"--{k} {v}" for k, v in self.params)
+        return f"{self.args} {extra}".strip() if extra else self.args
+
+    @property
+    def test_id(self) -> str:
+        if not self.params:
+            return self.name
+        return f"{self.name}[{'-'.join(f'{k}={v}' for k, v in self.params)}]"
+
+    def with_params(self, params: tuple[tuple[str, str], ...]) -> "ModelCard":
+        return replace(self, params=params)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The card as madengine writes it into manifests: raw keys, full name, final args."""
+        data = dict(self.raw)
+        data.update(name=self.name, dockerfile=self.dockerfile, scripts=self.scripts,
+                    args=self.full_args)
+        return data
+
+    def script_path(self, package: Path) -> Path:
+        return package / self.scripts

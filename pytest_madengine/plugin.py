@@ -1,0 +1,29 @@
+"""pytest entry point: options, hook specs, and the MAD session when the plugin is active.
+
+Kept thin and cheap to import: everything heavy is imported only once a ``--mad-*`` selection
+option (or the ``mad_package`` ini value) switches the plugin on.
+"""
+from __future__ import annotations
+
+import pytest
+
+from . import settings as _settings
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    _settings.add_options(parser)
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    from . import hookspecs
+
+    pluginmanager.add_hookspecs(hookspecs)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    if not _settings.is_active(config):
+        return
+    from .session import start_session
+
+    start_session(config)

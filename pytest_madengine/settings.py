@@ -1,0 +1,187 @@
+"""The ``--mad-*`` options, their ini twins, and the frozen Settings record built from them."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+TARGETS = ("local", "slurm", "k8s")
+
+
+@dataclass(frozen=True)
+class Option:
+    name: str  # without the leading "--mad-"
+    kind: str  # "str", "bool", "list", "int"
+    help: str
+    default: Any = None
+
+    @property
+    def flag(self) -> str:
+        return f"--mad-{self.name}"
+
+    @property
+    def ini(self) -> str:
+        return "mad_" + self.name.replace("-", "_")
+
+    @property
+    def dest(self) -> str:
+        return self.ini
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option("package", "str", "root of the MAD package (default: the current directory)"),
+    Option("tags", "list", "select models: name, tag, dir/name, dir/all, all, tag:k=v; "
+           "repeatable and comma-separated"),
+    Option("target", "str", "where models run: local, slurm or k8s (default: from the context)"),
+    Option("context", "str", "additional context: JSON or a Python dict literal"),
+    Option("context-file", "str", "additional context from a JSON file (applied before --mad-context)"),
+    Option("timeout", "int", "override every model's timeout in seconds; 0 = no timeout"),
+    Option("registry", "str", "registry to push built images to / pull them from"),
+    Option("build-only", "bool", "build images and write the build manifest; run nothing", False),
+    Option("manifest", "str", "run the models of a build manifest without building"),
+    Option("batch-manifest", "str", "batch build list: build only build_new models"),
+    Option("use-image", "str", "run with this image instead of building (auto: the card's "
+           "env_vars.DOCKER_IMAGE_NAME)"),
+    Option("skip-run", "bool", "start containers and pre scripts but not the model", False),
+    Option("keep-alive", "bool", "keep containers (and model dirs) after the run", False),
+    Option("keep-model-dir", "bool", "keep the model directory after the run", False),
+    Option("live-output", "bool", "stream container output to the terminal", False),
+    Option("clean-cache", "bool", "build images without the Docker build cache", False),
+    Option("perf-csv", "str", "results file, appended (default perf.csv)", "perf.csv"),
+    Option("gpus", "str", "GPU pool: LIST (0-3,6), all, or none (run without GPU devices)"),
+    Option("log-dir", "str", "directory for build and run logs (default mad_logs)", "mad_logs"),
+    Option("disable-skip-gpu-arch", "bool", "run models even when skip_gpu_arch matches", False),
+    Option("discover-timeout", "int", "seconds a get_models_json.py may run (default 120)", 120),
+)
+
+def option(name: str) -> Option:
+    return next(opt for opt in OPTIONS if opt.name == name)
+
+
+# Options whose presence switches the plugin on.
+SELECTION = ("tags", "manifest", "batch-manifest", "build-only", "package")
+
+
+def add_options(parser: pytest.Parser) -> None:
+    group = parser.getgroup("madengine", "MAD packages as tests (pytest-madengine)")
+    for opt in OPTIONS:
+        if opt.kind == "bool":
+            group.addoption(opt.flag, action="store_true", default=None, dest=opt.dest, help=opt.help)
+            parser.addini(opt.ini, opt.help, type="bool", default=opt.default)
+        elif opt.kind == "list":
+            group.addoption(opt.flag, action="append", default=None, dest=opt.dest, help=opt.help)
+            parser.addini(opt.ini, opt.help, type="args", default=[])
+        else:
+            group.addoption(opt.flag, action="store", default=None, dest=opt.dest, help=opt.help)
+            parser.addini(opt.ini, opt.help, type="string", default=opt.default)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the user asked for, resolved once (CLI over ini over default)."""
+
+    package: Path
+    tags: tuple[str, ...] = ()
+    target: str | None = None
+    context: str | None = None
+    context_file: str | None = None
+    timeout: int | None = None
+    registry: str | None = None
+    build_only: bool = False
+    manifest: Path | None = None
+    batch_manifest: Path | None = None
+    use_image: str | None = None
+    skip_run: bool = False
+    keep_alive: bool = False
+    keep_model_dir: bool = False
+    live_output: bool = False
+    clean_cache: bool = False
+    perf_csv: Path = Path("perf.csv")
+    gpus: str | None = None
+    log_dir: Path = Path("mad_logs")
+    disable_skip_gpu_arch: bool = False
+    discover_timeout: int = 120
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _raw(config: pytest.Config, opt: Option) -> tuple[Any, bool]:
+    """The option's value and whether the user gave it (CLI or ini)."""
+    value = config.getoption(opt.dest)
+    if value is not None:
+        return value, True
+    if opt.kind == "list":
+        value = config.getini(opt.ini)
+        return value, bool(value)
+    value = config.getini(opt.ini)
+    given = opt.ini in config.inicfg if hasattr(config, "inicfg") else False
+    if value in ("", None):
+        return opt.default, given
+    return value, given
+
+
+def is_active(config: pytest.Config) -> bool:
+    for opt in OPTIONS:
+        if opt.name in SELECTION and _raw(config, opt)[1]:
+            return True
+    return False
+
+
+def _split_tags(values: list[str]) -> tuple[str, ...]:
+    tags: list[str] = []
+    for value in values or []:
+        tags.extend(part.strip() for part in str(value).split(",") if part.strip())
+    return tuple(tags)
+
+
+def _as_int(opt: Option, value: Any) -> int | None:
+    if value in (None, ""):
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise pytest.UsageError(
+            f"{opt.flag} (ini {opt.ini}): {value!r} is not a whole number of seconds. "
+            f"Fix: give an integer, e.g. {opt.flag} 600."
+        ) from None
+
+
+def from_config(config: pytest.Config) -> Settings:
+    values = {opt.dest: _raw(config, opt)[0] for opt in OPTIONS}
+    package = Path(values["mad_package"] or Path.cwd())
+    if not package.is_absolute():
+        package = (Path.cwd() / package).resolve()
+    target = values["mad_target"]
+    if target is not None and target not in TARGETS:
+        raise pytest.UsageError(
+            f"--mad-target: unknown target {target!r}. Fix: use one of {', '.join(TARGETS)} "
+            "(or leave it out to infer it from the context)."
+        )
+
+    def path(key: str) -> Path | None:
+        return Path(values[key]) if values[key] else None
+
+    return Settings(
+        package=package,
+        tags=_split_tags(values["mad_tags"]),
+        target=target,
+        context=values["mad_context"],
+        context_file=values["mad_context_file"],
+        timeout=_as_int(option("timeout"), values["mad_timeout"]),
+        registry=values["mad_registry"] or None,
+        build_only=bool(values["mad_build_only"]),
+        manifest=path("mad_manifest"),
+        batch_manifest=path("mad_batch_manifest"),
+        use_image=values["mad_use_image"] or None,
+        skip_run=bool(values["mad_skip_run"]),
+        keep_alive=bool(values["mad_keep_alive"]),
+        keep_model_dir=bool(values["mad_keep_model_dir"]),
+        live_output=bool(values["mad_live_output"]),
+        clean_cache=bool(values["mad_clean_cache"]),
+        perf_csv=Path(values["mad_perf_csv"] or "perf.csv"),
+        gpus=values["mad_gpus"] or None,
+        log_dir=Path(values["mad_log_dir"] or "mad_logs"),
+        disable_skip_gpu_arch=bool(values["mad_disable_skip_gpu_arch"]),
+        discover_timeout=_as_int(option("discover-timeout"), values["mad_discover_timeout"]) or 120,
+    )

@@ -41,6 +41,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("registry", "str", "registry to push built images to / pull them from"),
     Option("build-only", "bool", "build images and write the build manifest; run nothing", False),
     Option("manifest", "str", "run the models of a build manifest without building"),
+    Option("manifest-output", "str", "where --mad-build-only writes the build manifest "
+           "(default build_manifest.json)", "build_manifest.json"),
     Option("batch-manifest", "str", "batch build list: build only build_new models"),
     Option("use-image", "str", "run with this image instead of building (auto: the card's "
            "env_vars.DOCKER_IMAGE_NAME)"),
@@ -91,6 +93,7 @@ class Settings:
     registry: str | None = None
     build_only: bool = False
     manifest: Path | None = None
+    manifest_output: Path = Path("build_manifest.json")
     batch_manifest: Path | None = None
     use_image: str | None = None
     skip_run: bool = False
@@ -172,6 +175,7 @@ def from_config(config: pytest.Config) -> Settings:
         registry=values["mad_registry"] or None,
         build_only=bool(values["mad_build_only"]),
         manifest=path("mad_manifest"),
+        manifest_output=Path(values["mad_manifest_output"] or "build_manifest.json"),
         batch_manifest=path("mad_batch_manifest"),
         use_image=values["mad_use_image"] or None,
         skip_run=bool(values["mad_skip_run"]),

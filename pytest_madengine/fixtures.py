@@ -1,0 +1,123 @@
+"""Fixtures a MAD package's conftest.py can use or override, and the item test functions."""
+from __future__ import annotations
+
+from typing import Any, Iterator
+
+import pytest
+
+from .cards import ModelCard
+from .errors import MadError, MadSkip
+from .records import FAILURE, SKIPPED, ImageRef, ModelResult
+from .session import RESULT_KEY, get_session
+from .settings import Settings
+
+
+def _fail(item: pytest.Item, result: ModelResult, message: str) -> None:
+    item.stash[RESULT_KEY] = result
+    pytest.fail(message, pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def mad_settings(request: pytest.FixtureRequest) -> Settings:
+    """The resolved ``--mad-*`` options."""
+    return get_session(request.config).settings
+
+
+@pytest.fixture(scope="session")
+def mad_context(request: pytest.FixtureRequest) -> Any:
+    """The run context: detected host facts with the user's context merged over them."""
+    return get_session(request.config).context
+
+
+@pytest.fixture
+def mad_card(request: pytest.FixtureRequest, mad_context: Any) -> ModelCard:
+    """The model card of this test; skips it when ``skip_gpu_arch`` matches this host."""
+    session = get_session(request.config)
+    card = request.node.spec.card
+    if not session.settings.disable_skip_gpu_arch and card.skip_gpu_arch:
+        from .context import skip_reason
+        from .results.judge import skipped_result
+
+        reason = skip_reason(card.skip_gpu_arch, mad_context)
+        if reason:
+            request.node.stash[RESULT_KEY] = skipped_result(card, reason, mad_context.data)
+            pytest.skip(reason)
+    return card
+
+
+@pytest.fixture
+def mad_image(request: pytest.FixtureRequest, mad_card: ModelCard, mad_context: Any) -> ImageRef:
+    """The image this model runs in: built (or reused by content hash), pulled, or given."""
+    from .provision import provide_image
+
+    try:
+        return provide_image(get_session(request.config), mad_card, request.node.spec.dockerfile)
+    except MadError as exc:
+        from .results.judge import failed_result
+
+        result = failed_result(mad_card, phase="build", reason=exc.message, context=mad_context.data)
+        _fail(request.node, result, f"{mad_card.name}: image not available (phase build). {exc.message}")
+        raise  # unreachable: pytest.fail raises
+
+
+@pytest.fixture
+def mad_gpus(request: pytest.FixtureRequest, mad_card: ModelCard, mad_context: Any) -> Iterator[tuple[int, ...]]:
+    """GPU ids allocated to this model for its run (empty without a GPU pool)."""
+    allocator = get_session(request.config).gpu_allocator
+    try:
+        allocation = allocator.acquire(mad_card.n_gpus, owner=request.node.nodeid)
+    except MadSkip as exc:
+        from .results.judge import skipped_result
+
+        request.node.stash[RESULT_KEY] = skipped_result(mad_card, str(exc), mad_context.data)
+        pytest.skip(str(exc))
+    try:
+        yield tuple(allocation.ids)
+    finally:
+        allocator.release(allocation)
+
+
+@pytest.fixture
+def mad_result(request: pytest.FixtureRequest, mad_card: ModelCard, mad_context: Any,
+               mad_image: ImageRef, mad_gpus: tuple[int, ...]) -> ModelResult:
+    """Run the model on the session's target and judge it. Model failures are a result, not
+    an exception: the test body turns them into a failure (override this to post-process)."""
+    from .runner import run_card
+
+    result = run_card(get_session(request.config), request.node, mad_card, mad_context, mad_image, mad_gpus)
+    request.node.stash[RESULT_KEY] = result
+    return result
+
+
+def run_model(request: pytest.FixtureRequest, mad_result: ModelResult) -> None:
+    """The test body of a model item: pass on SUCCESS, fail with the reason and log tail."""
+    request.node.stash[RESULT_KEY] = mad_result
+    if mad_result.status == SKIPPED:
+        pytest.skip(mad_result.reason)
+    if mad_result.status == FAILURE:
+        pytest.fail(failure_message(mad_result), pytrace=False)
+
+
+def failure_message(result: ModelResult) -> str:
+    lines = [f"{result.model} failed (phase {result.phase or 'run'}): {result.reason}"]
+    if result.log_path:
+        lines.append(f"log: {result.log_path}")
+    if result.log_tail:
+        lines += ["--- last lines of the log ---", result.log_tail.rstrip()]
+    return "\n".join(lines)
+
+
+def build_model(request: pytest.FixtureRequest, mad_card: ModelCard, mad_context: Any) -> None:
+    """The test body of a ``--mad-build-only`` item: build (and push) one image."""
+    from .provision import build_for_manifest
+
+    session = get_session(request.config)
+    try:
+        result = build_for_manifest(session, mad_card, request.node.spec.dockerfile)
+    except MadError as exc:
+        from .results.judge import failed_result
+
+        result = failed_result(mad_card, phase="build", reason=exc.message, context=mad_context.data)
+        result.rows = []  # build-only sessions write the manifest, not perf.csv
+        _fail(request.node, result, f"{mad_card.name}: build failed. {exc.message}")
+    request.node.stash[RESULT_KEY] = result

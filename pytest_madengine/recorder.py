@@ -1,0 +1,62 @@
+"""Where results go: perf.csv (appended as they arrive), perf_entry.csv, JUnit, summary."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from .records import ModelResult
+from .settings import Settings
+
+
+def _junit_key(nodeid: str) -> tuple[str, str]:
+    from _pytest.junitxml import mangle_test_address
+
+    names = mangle_test_address(nodeid)
+    return ".".join(names[:-1]), names[-1]
+
+
+class Recorder:
+    """Controller-side sink for results; workers only attach results to their reports."""
+
+    def __init__(self, settings: Settings, *, is_worker: bool) -> None:
+        self.settings = settings
+        self.is_worker = is_worker
+        self.results: list[tuple[str, ModelResult]] = []
+
+    @property
+    def perf_csv(self) -> Path:
+        return self.settings.perf_csv
+
+    @property
+    def perf_entry_csv(self) -> Path:
+        return self.perf_csv.with_name("perf_entry.csv")
+
+    def record(self, nodeid: str, result: ModelResult) -> None:
+        from .results.perfcsv import append_rows
+
+        self.results.append((nodeid, result))
+        if result.rows:
+            append_rows(self.perf_csv, result.rows)
+
+    def finish(self, junit_path: str | None) -> None:
+        if not self.results:
+            return
+        from .results.perfcsv import write_entry
+
+        write_entry(self.perf_entry_csv, [row for _, result in self.results for row in result.rows])
+        if junit_path and Path(junit_path).is_file():
+            from .results.junit import add_system_out, system_out_line
+
+            lines = {_junit_key(nodeid): system_out_line(result) for nodeid, result in self.results}
+            add_system_out(Path(junit_path), lines)
+
+    def print_summary(self, terminalreporter: Any) -> None:
+        if not self.results:
+            return
+        from .results.summary import render_summary
+
+        terminalreporter.write_sep("=", "MAD results")
+        text = render_summary([result for _, result in self.results],
+                              width=terminalreporter._tw.fullwidth)
+        terminalreporter.write(text if text.endswith("\n") else text + "\n")
+        terminalreporter.write_line(f"results appended to {self.perf_csv}")

@@ -1,0 +1,64 @@
+"""One model run: request → target → judged result."""
+from __future__ import annotations
+
+import re
+import shutil
+import sys
+import uuid
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .cards import ModelCard
+from .records import ImageRef, ModelResult, RunRequest
+
+
+def safe_name(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.=-]+", "_", text).strip("_")
+
+
+def _live_output(config: pytest.Config) -> Any:
+    def write(line: str) -> None:
+        sys.stdout.write(line if line.endswith("\n") else line + "\n")
+        sys.stdout.flush()
+
+    return write
+
+
+def run_card(session: Any, item: pytest.Item, card: ModelCard, context: Any, image: ImageRef,
+             gpus: tuple[int, ...]) -> ModelResult:
+    settings = session.settings
+    hook = session.config.hook
+    run_id = f"{session.session_id}-{uuid.uuid4().hex[:8]}"
+    log_dir = Path(settings.log_dir).absolute()
+    log_dir.mkdir(parents=True, exist_ok=True)
+    work_dir = log_dir / "runs" / f"{safe_name(item.name)}-{run_id}"
+    work_dir.mkdir(parents=True, exist_ok=True)
+    request = RunRequest(
+        card=card, context=context, image=image, gpus=gpus, settings=settings,
+        log_path=log_dir / f"{safe_name(item.name)}.run.log", work_dir=work_dir, run_id=run_id,
+        adjust_options=lambda options: hook.pytest_madengine_docker_run_options(
+            card=card, context=context, options=options),
+        live_output=_live_output(session.config) if settings.live_output else None,
+    )
+    capman = session.config.pluginmanager.getplugin("capturemanager")
+    quiet = capman.global_and_fixture_disabled() if settings.live_output and capman else nullcontext()
+    with quiet:
+        outcome = session.target.run(request)
+    result = _judge(session, card, context, image, gpus, outcome)
+    if not (settings.keep_model_dir or settings.keep_alive):
+        shutil.rmtree(work_dir, ignore_errors=True)
+    return result
+
+
+def _judge(session: Any, card: ModelCard, context: Any, image: ImageRef, gpus: tuple[int, ...],
+           outcome: Any) -> ModelResult:
+    from .results.judge import judge
+
+    hook = session.config.hook
+    return judge(card, outcome, image=image, context=context.data, gpus=gpus,
+                 nnodes=int(outcome.extra.get("nnodes", 1)), deployment_type=session.target_name,
+                 launcher=str(outcome.extra.get("launcher", "")),
+                 parse_hook=lambda c, text: hook.pytest_madengine_parse_performance(card=c, log_text=text))

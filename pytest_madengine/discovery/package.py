@@ -1,0 +1,167 @@
+"""Load a MAD package's model cards: the root registry, then one registry per scripts/<dir>.
+
+Order is fixed (root ``models.json`` first, then ``scripts/<dir>`` sorted by name, cards in file
+order) so every process, xdist workers included, sees the same list.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+from ..cards import REQUIRED, ModelCard
+from ..errors import MadError
+from .dynamic import run_dynamic
+
+REGISTRY = "models.json"
+DYNAMIC = "get_models_json.py"
+RESERVED_DIRS = frozenset({"common"})  # scripts/common holds tools and pre/post scripts
+PATH_FIELDS = ("dockerfile", "scripts")  # rewritten root-relative; dockercontext is not
+MAPPING_FIELDS = ("env_vars", "docker_build_arg")
+CARD_SHAPE = 'a JSON list of cards: [{"name": ..., "dockerfile": ..., "scripts": ...}] ([] when empty)'
+
+
+@dataclass(frozen=True)
+class Package:
+    root: Path
+    cards: tuple[ModelCard, ...]
+
+
+def load_package(root: Path, *, context: dict[str, Any] | None = None, timeout: int = 120,
+                 cache_dir: Path | None = None) -> Package:
+    """Every card of the package at ``root``; dynamic registries run once (cached in cache_dir)."""
+    root = Path(os.path.abspath(root))
+    registry = _root_registry(root)
+    cards = list(_cards(read_registry(registry, root), source=REGISTRY, dirname=None))
+    for dirname, path in family_registries(root):
+        source = path.relative_to(root).as_posix()
+        if path.name == REGISTRY:
+            entries = read_registry(path, root)
+        else:
+            entries = run_dynamic(path, dirname=dirname, root=root, context=context or {},
+                                  timeout=timeout, cache_dir=cache_dir)
+        cards.extend(_cards(entries, source=source, dirname=dirname))
+    _check_unique(cards)
+    return Package(root=root, cards=tuple(cards))
+
+
+def _root_registry(root: Path) -> Path:
+    if not root.is_dir():
+        raise MadError(f"the MAD package directory {root} does not exist", where="--mad-package",
+                       fix="pass the root of a MAD package (the directory holding models.json "
+                           "and scripts/) with --mad-package DIR, or run pytest from it")
+    registry = root / REGISTRY
+    if not registry.is_file():
+        raise MadError("the MAD package has no root models.json", where=str(registry),
+                       fix="run pytest from the package root or pass --mad-package DIR; a package "
+                           "whose cards all live in scripts/<dir>/ still needs a root models.json "
+                           "holding []")
+    return registry
+
+
+def family_registries(root: Path) -> Iterator[tuple[str, Path]]:
+    """(dir name, registry file) per first-level ``scripts/<dir>`` that has one, sorted by dir."""
+    scripts = root / "scripts"
+    if not scripts.is_dir():
+        return
+    dirnames = sorted(entry.name for entry in os.scandir(scripts)
+                      if entry.is_dir() and entry.name not in RESERVED_DIRS)
+    for dirname in dirnames:
+        static, dynamic = scripts / dirname / REGISTRY, scripts / dirname / DYNAMIC
+        if static.is_file() and dynamic.is_file():
+            raise MadError(f"scripts/{dirname} has both {REGISTRY} and {DYNAMIC}",
+                           where=str(scripts / dirname),
+                           fix=f"keep one: static cards in {REGISTRY} or generated ones in {DYNAMIC}")
+        if static.is_file():
+            yield dirname, static
+        elif dynamic.is_file():
+            yield dirname, dynamic
+
+
+def read_registry(path: Path, root: Path | None = None) -> list[Any]:
+    """The parsed JSON list of a ``models.json``; every defect raises MadError."""
+    where = path.relative_to(root).as_posix() if root else str(path)
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except OSError as error:
+        raise MadError(f"cannot read the file ({error.strerror})", where=str(path),
+                       fix="make it a readable file") from None
+    except UnicodeDecodeError as error:
+        raise MadError(f"not UTF-8 text (byte {error.start})", where=where,
+                       fix="save the file as UTF-8") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise MadError(f"invalid JSON at line {error.lineno}, column {error.colno}: {error.msg}",
+                       where=f"{where}:{error.lineno}:{error.colno}",
+                       fix="correct the JSON syntax there (a trailing comma, a missing comma or "
+                           "quote, or a comment are the usual causes)") from None
+    except RecursionError:
+        raise MadError("JSON nested too deeply to read", where=where, fix=f"make it {CARD_SHAPE}") from None
+    if not isinstance(data, list):
+        raise MadError(f"the top level is a JSON {_json_type(data)}, not a list", where=where,
+                       fix=f"make it {CARD_SHAPE}")
+    return data
+
+
+def _cards(entries: list[Any], *, source: str, dirname: str | None) -> Iterator[ModelCard]:
+    for index, raw in enumerate(entries):
+        yield _card(raw, index=index, source=source, dirname=dirname)
+
+
+def _card(raw: Any, *, index: int, source: str, dirname: str | None) -> ModelCard:
+    if not isinstance(raw, dict):
+        raise MadError(f"entry {index} is a JSON {_json_type(raw)}, not an object (a card)",
+                       where=source, fix=f"make the file {CARD_SHAPE}")
+    name = raw.get("name")
+    label = f"{source}: card {name!r}" if isinstance(name, str) else f"{source}: entry {index}"
+    _check_types(raw, label)
+    if dirname is not None:
+        raw = _rewrite_paths(raw, dirname)
+    try:
+        return ModelCard.from_dict(raw, source=source, directory=dirname)
+    except MadError:
+        raise
+    except (TypeError, ValueError, AttributeError, OverflowError) as error:
+        raise MadError(f"invalid card ({error})", where=label,
+                       fix="give each field the type MAD-FORMAT.md documents") from None
+
+
+def _check_types(raw: dict[str, Any], label: str) -> None:
+    for key in REQUIRED:
+        value = raw.get(key)
+        if value is not None and not isinstance(value, str):
+            raise MadError(f"field {key!r} is a JSON {_json_type(value)}, not a string", where=label,
+                           fix=f'write it as a string, e.g. "{key}": "..."')
+    for key in MAPPING_FIELDS:
+        value = raw.get(key)
+        if value not in (None, "") and not isinstance(value, dict):
+            raise MadError(f"field {key!r} is a JSON {_json_type(value)}, not an object", where=label,
+                           fix=f'write it as an object, e.g. "{key}": {{"NAME": "value"}}')
+
+
+def _rewrite_paths(raw: dict[str, Any], dirname: str) -> dict[str, Any]:
+    """Per-dir paths are relative to scripts/<dir>/; make them root-relative (never splitext)."""
+    rewritten = dict(raw)
+    for key in PATH_FIELDS:
+        value = raw.get(key)
+        if isinstance(value, str) and value.strip():
+            rewritten[key] = os.path.normpath(os.path.join("scripts", dirname, value))
+    return rewritten
+
+
+def _check_unique(cards: list[ModelCard]) -> None:
+    seen: dict[str, ModelCard] = {}
+    for card in cards:
+        first = seen.setdefault(card.name, card)
+        if first is not card:
+            raise MadError(f"model {card.name!r} is defined twice", where=f"{first.source} and {card.source}",
+                           fix="rename one of the cards: full model names must be unique")
+
+
+def _json_type(value: Any) -> str:
+    names = {dict: "object", list: "list", str: "string", bool: "boolean", int: "number",
+             float: "number", type(None): "null"}
+    return names.get(type(value), type(value).__name__)

@@ -1,0 +1,236 @@
+"""Judge a model run: exit code, timeout, performance, error scan → ModelResult with perf rows.
+
+Success = performance found AND exit code 0 AND no error pattern in the log (madengine's rule,
+plus the exit code). The failing phase is the first that applies: run (infrastructure error or
+non-zero exit), timeout, sanity (error pattern, no performance). Performance that was found is
+recorded in the rows even when the run failed.
+"""
+from __future__ import annotations
+
+import os
+import platform
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from ..errors import MadError
+from ..records import FAILURE, SKIPPED, SUCCESS, ImageRef, ModelResult, RunOutcome
+from .errorscan import scan_errors
+from .perfcsv import COLUMNS
+from .performance import (TRAP, count_performances, find_performance, missing_results_error,
+                          read_multiple_results)
+
+# (row model, performance, metric): one perf.csv row's measurement.
+Measurement = tuple[str, str, str]
+ParseHook = Callable[[Any, str], "tuple[str, str] | None"]
+
+TAIL_LINES = 30
+MAX_REASON_LINE = 300
+_DATA_FIELDS = ("data_provider_type", "data_size", "data_download_duration")
+
+NO_PERFORMANCE = ("no performance found in the log: the model script must print a line "
+                  "'performance: <value> <metric>' (e.g. 'performance: 812.4 tokens/s'); "
+                  f"if it writes a results CSV instead, {TRAP}")
+
+
+def judge(card: Any, outcome: RunOutcome, *, image: ImageRef | None, context: Any,
+          gpus: tuple[int, ...], nnodes: int = 1, deployment_type: str = "local", launcher: str = "",
+          parse_hook: ParseHook | None = None) -> ModelResult:
+    """Turn what a target reported into the judged result and its perf.csv rows."""
+    if outcome.skipped:
+        return skipped_result(card, outcome.skipped, context, image=image, gpus=gpus)
+    main_log = _read(outcome.log_path)
+    log_text = _join_logs(main_log, outcome)
+    measurements, perf_problem = _measure(card, outcome, log_text, parse_hook)
+    phase, reason = _verdict(outcome, perf_problem, scan_errors(log_text, _as_mapping(context)))
+    status = FAILURE if phase else SUCCESS
+    rows = build_rows(card, measurements, status=status, image=image, context=context, gpus=gpus,
+                      nnodes=nnodes, deployment_type=deployment_type, launcher=launcher,
+                      test_duration=outcome.duration, extra=outcome.extra)
+    first = next((m for m in measurements if m[1]), ("", "", ""))
+    return ModelResult(
+        model=card.name, status=status, phase=phase, reason=reason, performance=first[1],
+        metric=first[2], rows=rows, log_path=str(outcome.log_path), log_tail=tail(main_log or log_text),
+        image=image.name if image else "", gpus=tuple(gpus),
+        build_duration=image.build_duration if image else 0.0, test_duration=outcome.duration)
+
+
+def failed_result(card: Any, *, phase: str, reason: str, image: ImageRef | None = None, context: Any,
+                  gpus: tuple[int, ...] = (), nnodes: int = 1, deployment_type: str = "local",
+                  launcher: str = "", log_path: str = "", log_tail: str = "") -> ModelResult:
+    """A FAILURE result for a model that never ran to judgement (build failure, setup error)."""
+    rows = build_rows(card, [], status=FAILURE, image=image, context=context, gpus=gpus, nnodes=nnodes,
+                      deployment_type=deployment_type, launcher=launcher)
+    return ModelResult(model=card.name, status=FAILURE, phase=phase, reason=reason, rows=rows,
+                       log_path=log_path, log_tail=log_tail, image=image.name if image else "",
+                       gpus=tuple(gpus), build_duration=image.build_duration if image else 0.0)
+
+
+def skipped_result(card: Any, reason: str, context: Any, *, image: ImageRef | None = None,
+                   gpus: tuple[int, ...] = ()) -> ModelResult:
+    """A SKIPPED result (skip_gpu_arch, not enough GPUs, --mad-skip-run), recorded as madengine does."""
+    rows = build_rows(card, [], status=SKIPPED, image=image, context=context, gpus=gpus)
+    return ModelResult(model=card.name, status=SKIPPED, reason=reason, rows=rows,
+                       image=image.name if image else "", gpus=tuple(gpus),
+                       build_duration=image.build_duration if image else 0.0)
+
+
+def build_rows(card: Any, measurements: list[Measurement], *, status: str, image: ImageRef | None = None,
+               context: Any = None, gpus: tuple[int, ...] = (), nnodes: int = 1,
+               deployment_type: str = "local", launcher: str = "", test_duration: float | None = None,
+               extra: Mapping[str, Any] | None = None) -> list[dict[str, str]]:
+    """perf.csv rows (all 29 columns, in order) for one model run: one per measurement.
+
+    No measurement → one row for the card with an empty performance. When the run succeeded, a
+    multiple-results row without a performance is still marked FAILURE (as madengine does).
+    """
+    common = _common_fields(card, image=image, context=context, gpus=gpus, nnodes=nnodes,
+                            deployment_type=deployment_type, launcher=launcher,
+                            test_duration=test_duration, extra=extra or {})
+    rows = []
+    for model, performance, metric in measurements or [(card.name, "", "")]:
+        row_status = FAILURE if status == SUCCESS and not performance else status
+        row = dict(common, model=model, performance=performance, metric=metric, status=row_status)
+        rows.append({name: row.get(name, "") for name in COLUMNS})
+    return rows
+
+
+def tail(text: str, lines: int = TAIL_LINES) -> str:
+    """The last ``lines`` lines of a log (without a trailing newline)."""
+    return "\n".join(text.rstrip("\n").rsplit("\n", lines)[-lines:]) if text else ""
+
+
+# --- performance and verdict ---------------------------------------------------------------
+
+def _measure(card: Any, outcome: RunOutcome, log_text: str,
+             parse_hook: ParseHook | None) -> tuple[list[Measurement], str]:
+    """The run's measurements and, when there are none, why (one paragraph)."""
+    if card.multiple_results:
+        try:
+            rows = _best_result_file(card, outcome.result_files)
+        except MadError as error:
+            return [], error.message
+        return [(row["model"], row["performance"], row["metric"]) for row in rows], ""
+    found = parse_hook(card, log_text) if parse_hook else None
+    found = found or find_performance(log_text)
+    if not found:
+        return [], NO_PERFORMANCE
+    return [(card.name, str(found[0]), str(found[1]))], ""
+
+
+def _best_result_file(card: Any, files: list[Path]) -> list[dict[str, str]]:
+    """Multi-node runs bring one CSV per node: take the one with the most performance values."""
+    if not files:
+        raise missing_results_error(card.multiple_results, card.name)
+    parsed, errors = [], []
+    for path in files:
+        try:
+            parsed.append(read_multiple_results(Path(path), card.name))
+        except MadError as error:
+            errors.append(error)
+    if not parsed:
+        raise errors[0]
+    return max(parsed, key=count_performances)
+
+
+def _verdict(outcome: RunOutcome, perf_problem: str, error_line: str | None) -> tuple[str, str]:
+    """(phase, reason) of the first failure that applies, ('', '') on success."""
+    missing = " No performance was reported either." if perf_problem else ""
+    if outcome.error:
+        return "run", outcome.error
+    if outcome.timed_out:
+        limit = outcome.timeout if outcome.timeout else round(outcome.duration)
+        return "timeout", f"timed out after {limit} s (the model's timeout; --mad-timeout overrides it)."
+    if outcome.exit_code != 0:
+        code = "no exit code" if outcome.exit_code is None else f"exit code {outcome.exit_code}"
+        return "run", f"the model script ended with {code}.{missing}"
+    if error_line is not None:
+        return "sanity", (f"error pattern in the log: {_shorten(error_line)!r} (context "
+                          f"log_error_benign_patterns / log_error_pattern_scan: false tune the scan).")
+    if perf_problem:
+        return "sanity", perf_problem
+    return "", ""
+
+
+def _shorten(line: str) -> str:
+    return line if len(line) <= MAX_REASON_LINE else line[:MAX_REASON_LINE] + "..."
+
+
+# --- rows ----------------------------------------------------------------------------------
+
+def _common_fields(card: Any, *, image: ImageRef | None, context: Any, gpus: tuple[int, ...],
+                   nnodes: int, deployment_type: str, launcher: str, test_duration: float | None,
+                   extra: Mapping[str, Any]) -> dict[str, str]:
+    per_node = len(gpus) if gpus else card.n_gpus
+    total = per_node * nnodes if nnodes > 1 and per_node > 0 else per_node
+    return {
+        "n_gpus": str(total),
+        "nnodes": str(nnodes),
+        "gpus_per_node": str(per_node),
+        "training_precision": card.training_precision,
+        "pipeline": _ctx(context, "pipeline"),
+        "args": card.full_args,
+        "tags": ",".join(card.tags),
+        "docker_file": image.dockerfile if image else "",
+        "base_docker": image.base_docker if image else "",
+        "docker_sha": image.docker_sha if image else "",
+        "docker_image": image.name if image else "",
+        "git_commit": _ctx(context, "git_commit"),
+        "machine_name": _ctx(context, "machine_name") or platform.node(),
+        "deployment_type": deployment_type,
+        "launcher": launcher,
+        "gpu_architecture": _gpu_architecture(context),
+        "relative_change": "",
+        "build_duration": _seconds(image.build_duration) if image else "",
+        "test_duration": _seconds(test_duration) if test_duration is not None else "",
+        "dataname": card.data,
+        **{name: str(extra.get(name, "")) for name in _DATA_FIELDS},
+        "build_number": os.environ.get("BUILD_NUMBER") or "0",
+        "additional_docker_run_options": card.additional_docker_run_options,
+    }
+
+
+def _seconds(value: float) -> str:
+    return f"{value:.2f}"
+
+
+def _as_mapping(context: Any) -> Mapping[str, Any]:
+    if context is None:
+        return {}
+    if isinstance(context, Mapping):
+        return context
+    for attribute in ("as_dict", "to_dict"):
+        if callable(getattr(context, attribute, None)):
+            return getattr(context, attribute)()
+    data = getattr(context, "data", None)
+    return data if isinstance(data, Mapping) else {}
+
+
+def _ctx(context: Any, key: str) -> str:
+    value = _as_mapping(context).get(key)
+    return "" if value is None else str(value)
+
+
+def _gpu_architecture(context: Any) -> str:
+    data = _as_mapping(context)
+    env = data.get("docker_env_vars") or {}
+    return str(data.get("gpu_architecture") or env.get("MAD_SYSTEM_GPU_ARCHITECTURE") or "")
+
+
+# --- logs ----------------------------------------------------------------------------------
+
+def _read(path: Path | str | None) -> str:
+    if not path:
+        return ""
+    try:
+        return Path(path).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+
+
+def _join_logs(main_log: str, outcome: RunOutcome) -> str:
+    """The main log followed by any per-node logs (multi-node runs) not identical to it."""
+    others = [Path(p) for p in outcome.node_logs if Path(p) != Path(outcome.log_path)]
+    if not others:
+        return main_log
+    return "\n".join([main_log, *(_read(path) for path in others)])

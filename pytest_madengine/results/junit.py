@@ -1,0 +1,101 @@
+"""JUnit XML: a result's testcase properties, its one-line system-out, merging per-node files.
+
+Properties travel as pytest ``user_properties`` (they survive xdist); GitLab ignores testcase
+properties, so the one-line result also goes into ``system-out`` by post-processing the XML
+pytest wrote. junitparser is imported only inside the functions that touch XML files.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..records import ModelResult
+
+if TYPE_CHECKING:
+    from junitparser import JUnitXml
+
+
+def junit_properties(result: ModelResult) -> list[tuple[str, str]]:
+    """The testcase properties of one model run (name, value), every value a string."""
+    properties = [
+        ("performance", result.performance),
+        ("metric", result.metric),
+        ("status", result.status),
+        ("docker_image", result.image),
+        ("gpu_architecture", _first_row_value(result, "gpu_architecture")),
+        ("n_gpus", _first_row_value(result, "n_gpus")),
+        ("build_duration", f"{result.build_duration:.2f}"),
+        ("test_duration", f"{result.test_duration:.2f}"),
+        ("gpus", ",".join(str(gpu) for gpu in result.gpus)),
+    ]
+    if result.phase:
+        properties.append(("phase", result.phase))
+    if len(result.rows) > 1:
+        prefix = f"{result.model}_"
+        for row in result.rows:
+            name = row["model"][len(prefix):] if row["model"].startswith(prefix) else row["model"]
+            properties.append((f"performance.{name}", row["performance"]))
+    return properties
+
+
+def system_out_line(result: ModelResult) -> str:
+    """``performance: 812.4 tokens/s (SUCCESS)``; the phase and reason when it failed."""
+    if result.performance:
+        line = f"performance: {result.performance} {result.metric}".rstrip()
+    else:
+        line = "performance: none"
+    if len(result.rows) > 1:
+        reported = sum(1 for row in result.rows if row["performance"])
+        line += f" (+{reported - 1} more)" if reported > 1 else ""
+    line += f" ({result.status})"
+    if result.phase:
+        line += f" [{result.phase}] {result.reason}"
+    elif result.reason:
+        line += f" {result.reason}"
+    return line
+
+
+def add_system_out(xml_path: Path, lines_by_testcase: dict[tuple[str, str], str]) -> None:
+    """Append a line to the system-out of each listed testcase (classname, name), keeping its text."""
+    if not lines_by_testcase:
+        return
+    xml = _load(xml_path)
+    for suite in xml:
+        for case in suite:
+            line = lines_by_testcase.get((case.classname or "", case.name or ""))
+            if line is None:
+                continue
+            existing = case.system_out
+            case.system_out = f"{existing.rstrip()}\n{line}" if existing and existing.strip() else line
+    xml.write(str(xml_path))
+
+
+def merge_junit(paths: list[Path], out: Path) -> None:
+    """Merge the JUnit files of several nodes / sessions into one ``testsuites`` file at ``out``."""
+    from junitparser import JUnitXml
+
+    merged = JUnitXml()
+    for path in paths:
+        merged += _load(Path(path))
+    merged.update_statistics()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    merged.write(str(out))
+
+
+def _load(path: Path) -> "JUnitXml":
+    from junitparser import JUnitXml
+
+    from ..errors import MadError
+
+    try:
+        return JUnitXml.fromfile(str(path))
+    except FileNotFoundError:
+        raise MadError(f"the JUnit file {path} does not exist", where=str(path),
+                       fix="check the --junitxml paths given") from None
+    except Exception as error:  # ParseError, JUnitXmlError: a broken or foreign XML file
+        raise MadError(f"the JUnit file {path} cannot be read ({error})", where=str(path),
+                       fix="pass JUnit XML files written by pytest --junitxml") from None
+
+
+def _first_row_value(result: ModelResult, column: str) -> str:
+    return result.rows[0].get(column, "") if result.rows else ""

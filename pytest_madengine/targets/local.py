@@ -1,0 +1,359 @@
+"""The local Docker target: one short-lived container per model run, through the Docker SDK.
+
+Layout inside the container (madengine-compatible paths):
+- the package root is bind-mounted at ``/myworkspace``;
+- the card's scripts dir is copied on the host into ``<work_dir>/model`` and that dir is
+  bind-mounted at ``/myworkspace/run_directory`` (the working dir), so result files land on the
+  host directly — no ``docker cp``, no long-lived container, and ``..`` still is the package root.
+  (Docker creates an empty ``run_directory`` mount point in the package root, as madengine does.)
+The command is an argv list (``bash <script> <args...>``). With pre/post scripts or skip-run a
+fixed runner script (no user data in its text) receives each step's argv through env vars.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import socket
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from ..docker_options import assemble_options, merge_options
+from ..errors import MadError
+from ..records import RunOutcome, RunRequest
+
+SESSION_LABEL = "pytest-madengine.session"
+MODEL_LABEL = "pytest-madengine.model"
+KEEP_LABEL = "pytest-madengine.keep-alive"
+PID_LABEL = "pytest-madengine.pid"
+HOST_LABEL = "pytest-madengine.host"
+WORKSPACE = "/myworkspace"
+MODEL_DIR = f"{WORKSPACE}/run_directory"
+SKIP_REASON = "--mad-skip-run"
+
+# Runs the steps given as MAD_STEP_<i>_KIND / _ARGC / _ARG_<j>. The eval lines only expand
+# variable *names* built from integers; values are never parsed as shell code.
+# Pre scripts and the model run while everything succeeded so far; post scripts always run.
+# The exit status is the first failing step's.
+RUNNER = r'''
+mad_step() {
+  mad_i=$1; eval "mad_n=\${MAD_STEP_${mad_i}_ARGC}"; set --; mad_j=0
+  while [ "$mad_j" -lt "$mad_n" ]; do
+    eval "mad_a=\${MAD_STEP_${mad_i}_ARG_${mad_j}}"; set -- "$@" "$mad_a"; mad_j=$((mad_j+1))
+  done
+  "$@"
+}
+mad_rc=0; mad_k=0
+while [ "$mad_k" -lt "$MAD_STEP_COUNT" ]; do
+  eval "mad_kind=\${MAD_STEP_${mad_k}_KIND}"
+  if [ "$mad_kind" = post ] || [ "$mad_rc" -eq 0 ]; then
+    mad_step "$mad_k"; mad_code=$?
+    [ "$mad_rc" -eq 0 ] && mad_rc=$mad_code
+  fi
+  mad_k=$((mad_k+1))
+done
+exit $mad_rc
+'''
+
+
+def effective_timeout(card: Any, settings: Any) -> int | None:
+    """``--mad-timeout`` over the card's timeout; 0 or negative = none."""
+    override = getattr(settings, "timeout", None)
+    if override is not None:
+        return None if override <= 0 else int(override)
+    return card.timeout
+
+
+def _safe(text: str) -> str:
+    return re.sub(r"[^a-zA-Z0-9_.-]", "_", text)
+
+
+def container_name(card: Any, run_id: str) -> str:
+    return f"mad-{_safe(card.name)}-{_safe(run_id)}"[:200]
+
+
+def _script_argv(path: Path, args: str, where: str) -> list[str]:
+    interpreter = "python3" if path.name.endswith(".py") else "bash"
+    try:
+        return [interpreter, path.name, *shlex.split(args or "")]
+    except ValueError as exc:
+        raise MadError(f"args {args!r} cannot be split ({exc})", where=where, fix="balance the quotes") from None
+
+
+def model_script(card: Any, package_root: Path) -> tuple[Path, Path]:
+    """(scripts dir to copy, script) — a dir means its run.sh, as in madengine."""
+    path = package_root / card.scripts
+    script = path / "run.sh" if path.is_dir() else path
+    if not script.is_file():
+        raise MadError(f"script {script.relative_to(package_root)} does not exist",
+                       where=f"{card.source}: card {card.name!r}, field 'scripts'",
+                       fix="point 'scripts' at the model's script (or a dir with run.sh)")
+    return script.parent, script
+
+
+def _context_scripts(context: Any, key: str, package_root: Path) -> list[tuple[Path, str]]:
+    entries = (getattr(context, "data", None) or {}).get(key) or []
+    scripts = []
+    for entry in entries:
+        path = package_root / str(entry.get("path", "")) if isinstance(entry, dict) else None
+        if path is None or not path.is_file():
+            raise MadError(f"{key} entry {entry!r} does not name a file of the package",
+                           where=f"context '{key}'",
+                           fix='use {"path": "<package-relative script>", "args": "..."}')
+        scripts.append((path, str(entry.get("args") or "")))
+    return scripts
+
+
+def plan_command(request: RunRequest, package_root: Path, model_dir: Path) -> tuple[list[str], dict[str, str]]:
+    """Copy the scripts into the model dir; return the container command and the runner env."""
+    card, context = request.card, request.context
+    scripts_dir, script = model_script(card, package_root)
+    if model_dir.exists():
+        shutil.rmtree(model_dir)
+    shutil.copytree(scripts_dir, model_dir, symlinks=True)
+    where = f"{card.source}: card {card.name!r}"
+    encapsulate = str((getattr(context, "data", None) or {}).get("encapsulate_script") or "")
+    model = shlex.split(encapsulate) + _script_argv(script, card.full_args, where)
+    steps: list[tuple[str, list[str]]] = []
+    for kind in ("pre", "post"):
+        for path, args in _context_scripts(context, f"{kind}_scripts", package_root):
+            shutil.copy2(path, model_dir / path.name)
+            steps.append((kind, _script_argv(path, args, f"context '{kind}_scripts'")))
+    skip = bool(getattr(request.settings, "skip_run", False))
+    pre = [step for step in steps if step[0] == "pre"]
+    post = [step for step in steps if step[0] == "post"]
+    ordered = pre + ([] if skip else [("model", model)]) + post
+    if len(ordered) == 1 and not skip:
+        return model, {}
+    env = {"MAD_STEP_COUNT": str(len(ordered))}
+    for index, (kind, argv) in enumerate(ordered):
+        env[f"MAD_STEP_{index}_KIND"] = kind
+        env[f"MAD_STEP_{index}_ARGC"] = str(len(argv))
+        env.update({f"MAD_STEP_{index}_ARG_{j}": arg for j, arg in enumerate(argv)})
+    return ["bash", "-c", RUNNER, "mad-runner"], env
+
+
+class _LogPump(threading.Thread):
+    """Copies the container's output to the log file (and the live callback, line by line)."""
+
+    def __init__(self, container: Any, log_path: Path, live: Callable[[str], None] | None) -> None:
+        super().__init__(daemon=True)
+        self.container, self.log_path, self.live = container, log_path, live
+
+    def run(self) -> None:
+        pending = ""
+        with self.log_path.open("w", encoding="utf-8") as log:
+            try:
+                for chunk in self.container.logs(stream=True, follow=True):
+                    text = chunk.decode("utf-8", errors="replace")
+                    log.write(text)
+                    if self.live:
+                        *lines, pending = (pending + text).split("\n")
+                        for line in lines:
+                            self.live(line)
+            except Exception as exc:  # engine gone or container removed under us
+                log.write(f"\n[pytest-madengine: log stream ended: {exc}]\n")
+        if self.live and pending:
+            self.live(pending)
+
+
+class LocalTarget:
+    name = "local"
+
+    def __init__(self, *, session_id: str, package_root: Path, client: Any = None) -> None:
+        self.session_id = session_id
+        self.package_root = Path(package_root).resolve()
+        self._client = client
+        self._running: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            import docker
+
+            self._client = docker.from_env()
+        return self._client
+
+    def container_options(self, request: RunRequest, model_dir: Path) -> dict[str, Any]:
+        settings = request.settings
+        options = assemble_options(request.card, request.context, tuple(request.gpus),
+                                   no_gpus=str(getattr(settings, "gpus", "") or "").lower() == "none")
+        mounts = [f"{self.package_root}:{WORKSPACE}:rw", f"{model_dir}:{MODEL_DIR}:rw"]
+        options = merge_options(options, {"volumes": mounts})
+        labels = {SESSION_LABEL: self.session_id, MODEL_LABEL: request.card.name,
+                  PID_LABEL: str(os.getpid()), HOST_LABEL: socket.gethostname()}
+        if getattr(settings, "keep_alive", False):
+            labels[KEEP_LABEL] = "1"
+        options.update(name=container_name(request.card, request.run_id), working_dir=MODEL_DIR,
+                       image=request.image.name, labels=labels)
+        return options
+
+    def run(self, request: RunRequest) -> RunOutcome:
+        started = time.monotonic()
+        timeout = effective_timeout(request.card, request.settings)
+        outcome = RunOutcome(exit_code=None, log_path=request.log_path, duration=0.0, timeout=timeout)
+        request.log_path.parent.mkdir(parents=True, exist_ok=True)
+        request.work_dir.mkdir(parents=True, exist_ok=True)
+        model_dir = request.work_dir / "model"
+        try:
+            command, runner_env = plan_command(request, self.package_root, model_dir)
+            options = self.container_options(request, model_dir)
+        except MadError as exc:
+            outcome.error = exc.message
+            return self._finish(outcome, started)
+        options["command"] = command
+        options["environment"].update(runner_env)
+        if request.adjust_options:
+            request.adjust_options(options)
+        container = self._create(options, request, outcome)
+        if container is not None:
+            try:
+                self._execute(container, request, timeout, outcome)
+            finally:
+                self._dispose(container, request, outcome)
+        self._collect(request, model_dir, outcome)
+        if getattr(request.settings, "skip_run", False) and not outcome.error:
+            outcome.skipped = SKIP_REASON
+        return self._finish(outcome, started)
+
+    def _create(self, options: dict[str, Any], request: RunRequest, outcome: RunOutcome) -> Any:
+        from docker.errors import APIError, ImageNotFound
+
+        try:
+            container = self.client.containers.create(**options)
+        except ImageNotFound:
+            outcome.error = (f"{request.card.name}: image {options['image']} does not exist locally. "
+                             "Fix: build it (run without --mad-manifest/--mad-use-image), or pull/tag it.")
+            return None
+        except APIError as exc:
+            outcome.error = f"{request.card.name}: Docker refused to create the container: {exc.explanation or exc}"
+            return None
+        with self._lock:
+            self._running[container.id] = container
+        return container
+
+    def _execute(self, container: Any, request: RunRequest, timeout: int | None, outcome: RunOutcome) -> None:
+        from docker.errors import APIError
+        from requests.exceptions import ConnectionError as RequestsConnectionError, ReadTimeout
+
+        try:
+            container.start()
+        except APIError as exc:
+            outcome.error = f"{request.card.name}: the container did not start: {exc.explanation or exc}"
+            return
+        pump = _LogPump(container, request.log_path, request.live_output)
+        pump.start()
+        try:
+            outcome.exit_code = int(container.wait(timeout=timeout)["StatusCode"])
+        except (ReadTimeout, RequestsConnectionError):
+            outcome.timed_out = True
+            self._kill(container)
+        pump.join(timeout=30)
+
+    @staticmethod
+    def _kill(container: Any) -> None:
+        from docker.errors import APIError
+
+        try:
+            container.kill()
+        except APIError:
+            pass  # already stopped
+
+    def _dispose(self, container: Any, request: RunRequest, outcome: RunOutcome) -> None:
+        from docker.errors import APIError, NotFound
+
+        with self._lock:
+            self._running.pop(container.id, None)
+        outcome.extra["container"] = container.name
+        if getattr(request.settings, "keep_alive", False):
+            outcome.extra["kept_container"] = container.name
+            return
+        try:
+            container.remove(force=True)
+        except NotFound:
+            pass
+        except APIError as exc:
+            outcome.error = outcome.error or f"container {container.name} could not be removed: {exc}"
+
+    def _collect(self, request: RunRequest, model_dir: Path, outcome: RunOutcome) -> None:
+        """Result CSV into ``outcome.result_files``; the model dir goes unless kept."""
+        keep = bool(getattr(request.settings, "keep_model_dir", False) or getattr(request.settings, "keep_alive", False))
+        csv_name = request.card.multiple_results
+        csv = model_dir / csv_name if csv_name else None
+        if csv is not None and csv.is_file():
+            if keep:
+                outcome.result_files.append(csv)
+            else:
+                target = request.work_dir / Path(csv_name).name
+                shutil.copyfile(csv, target)
+                outcome.result_files.append(target)
+        if keep:
+            outcome.extra["model_dir"] = str(model_dir)
+        elif model_dir.exists():
+            shutil.rmtree(model_dir, ignore_errors=True)
+
+    @staticmethod
+    def _finish(outcome: RunOutcome, started: float) -> RunOutcome:
+        outcome.duration = round(time.monotonic() - started, 3)
+        return outcome
+
+    def cancel_all(self) -> None:
+        """Kill and remove the containers this target is running now (Ctrl-C). Idempotent."""
+        with self._lock:
+            running, self._running = list(self._running.values()), {}
+        for container in running:
+            try:
+                container.remove(force=True)
+            except Exception:  # already gone
+                pass
+
+
+def remove_session_containers(session_id: str, client: Any = None, *, include_kept: bool = False) -> int:
+    """Remove every container labelled with this session; kept (--mad-keep-alive) ones stay unless asked."""
+    if client is None:
+        import docker
+
+        client = docker.from_env()
+    containers = client.containers.list(all=True, filters={"label": f"{SESSION_LABEL}={session_id}"})
+    return _remove(containers, include_kept)
+
+
+def remove_stale_containers(client: Any = None) -> int:
+    """Remove containers of sessions on this host whose pytest process is gone (crash, kill -9)."""
+    if client is None:
+        import docker
+
+        client = docker.from_env()
+    host = socket.gethostname()
+    containers = client.containers.list(all=True, filters={"label": [SESSION_LABEL, f"{HOST_LABEL}={host}"]})
+    stale = [c for c in containers if not _pid_alive(c.labels.get(PID_LABEL, ""))]
+    return _remove(stale, include_kept=False)
+
+
+def _pid_alive(pid: str) -> bool:
+    try:
+        os.kill(int(pid), 0)
+    except (ValueError, ProcessLookupError):
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _remove(containers: list[Any], include_kept: bool) -> int:
+    from docker.errors import APIError
+
+    removed = 0
+    for container in containers:
+        if container.labels.get(KEEP_LABEL) and not include_kept:
+            continue
+        try:
+            container.remove(force=True)
+            removed += 1
+        except APIError:
+            pass  # removed concurrently
+    return removed

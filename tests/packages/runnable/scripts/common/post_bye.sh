@@ -1,0 +1,2 @@
+#!/bin/bash
+echo "POST ran after model"

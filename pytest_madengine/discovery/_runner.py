@@ -12,6 +12,7 @@ import importlib.util
 import json
 import os
 import sys
+import traceback
 from typing import Any
 
 MARKER = "pytest-madengine-runner: "
@@ -73,10 +74,21 @@ def main(argv: list[str]) -> int:
     except ContractError as error:
         sys.stderr.write(f"\n{MARKER}{error}\n")
         return CONTRACT_EXIT
+    except Exception as error:  # the script's own error: show its frames, not ours
+        _print_script_traceback(error)
+        return 1
     sys.stderr.flush()
     with os.fdopen(real_stdout, "w", encoding="utf-8") as out:
         out.write(text)
     return 0
+
+
+def _print_script_traceback(error: BaseException) -> None:
+    frames = [frame for frame in traceback.extract_tb(error.__traceback__)
+              if frame.filename != __file__ and not frame.filename.startswith("<frozen")]
+    sys.stderr.write("Traceback (most recent call last):\n")
+    sys.stderr.write("".join(traceback.format_list(frames)))
+    sys.stderr.write("".join(traceback.format_exception_only(type(error), error)))
 
 
 if __name__ == "__main__":

@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import MadError
-from ._runner import CONTRACT_EXIT, MARKER
 
 COMPAT_DIR = Path(__file__).with_name("compat")
 CACHE_VERSION = "1"
@@ -110,6 +109,9 @@ def _kill_group(process: subprocess.Popen[bytes]) -> None:
 
 
 def _parse(script: Path, returncode: int, stdout: bytes, stderr: str) -> list[dict[str, Any]]:
+    # Imported here: the child runs _runner as __main__ and must not have it imported already.
+    from ._runner import CONTRACT_EXIT, MARKER
+
     if returncode == CONTRACT_EXIT and MARKER in stderr:
         problem = stderr.rsplit(MARKER, 1)[1].strip()
         raise MadError(problem, where=str(script),
@@ -118,8 +120,8 @@ def _parse(script: Path, returncode: int, stdout: bytes, stderr: str) -> list[di
     if returncode != 0:
         raise MadError(f"get_models_json.py failed (exit code {returncode}); its last output:\n"
                        f"{_tail(stderr)}", where=str(script),
-                       fix="fix the error above; run `python get_models_json.py` from the package "
-                           "root to reproduce it")
+                       fix="fix the error above (the script runs with the package root as its "
+                           "working directory and MAD_CONTEXT holding the context as JSON)")
     try:
         cards = json.loads(stdout.decode("utf-8"))
     except ValueError:

@@ -34,11 +34,11 @@ def load_package(root: Path, *, context: dict[str, Any] | None = None, timeout: 
     """Every card of the package at ``root``; dynamic registries run once (cached in cache_dir)."""
     root = Path(os.path.abspath(root))
     registry = _root_registry(root)
-    cards = list(_cards(read_registry(registry, root), source=REGISTRY, dirname=None))
+    cards = list(_cards(read_registry(registry), source=REGISTRY, dirname=None))
     for dirname, path in family_registries(root):
         source = path.relative_to(root).as_posix()
         if path.name == REGISTRY:
-            entries = read_registry(path, root)
+            entries = read_registry(path)
         else:
             entries = run_dynamic(path, dirname=dirname, root=root, context=context or {},
                                   timeout=timeout, cache_dir=cache_dir)
@@ -80,9 +80,9 @@ def family_registries(root: Path) -> Iterator[tuple[str, Path]]:
             yield dirname, dynamic
 
 
-def read_registry(path: Path, root: Path | None = None) -> list[Any]:
+def read_registry(path: Path) -> list[Any]:
     """The parsed JSON list of a ``models.json``; every defect raises MadError."""
-    where = path.relative_to(root).as_posix() if root else str(path)
+    where = str(path)
     try:
         text = path.read_bytes().decode("utf-8-sig")
     except OSError as error:

@@ -98,6 +98,9 @@ def build_items(session: pytest.Session, package: Path, specs: Sequence[ItemSpec
         for tag in spec.card.tags:
             item.add_marker(tag)
         items.append(item)
+    # Tell the terminal reporter (and other listeners) what was collected, as a file would.
+    report = pytest.CollectReport(registry_id, "passed", None, list(items))
+    session.config.hook.pytest_collectreport(report=report)
     return items
 
 

@@ -9,8 +9,8 @@ def list_models():
     return [
         CustomModel(
             name=f"model3_bs{batch}",
-            dockerfile="docker/dummy",
-            scripts="scripts/dummy3/run.sh",
+            dockerfile="../../docker/dummy",
+            scripts="run.sh",
             n_gpus="1",
             owner="mad.support@example.com",
             training_precision="",

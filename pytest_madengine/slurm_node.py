@@ -1,0 +1,138 @@
+"""The per-node entry of a SLURM job: ``python -m pytest_madengine.slurm_node SPEC``.
+
+Runs once per node (one SLURM task per node). Reads the job spec written by SlurmTarget, makes
+the image available (pull / shared tar / build) behind a barrier so no node starts its model
+against a missing image, then runs the model's container with the local Docker target's code,
+the distributed variables added to the context's ``docker_env_vars``. Writes
+``node-<rank>.log`` and ``node-<rank>.json`` next to the spec; exits with the model's exit code.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from .launchers import distributed_env, get_launcher
+from .records import RunRequest
+from .slurm import spec as specfile
+from .slurm.node_image import NodeImageError, barrier, ensure_image, report_failure
+
+
+class _NodeContext:
+    """Context stand-in built from the submitted context data (attribute = key)."""
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self.data = data
+        self.host = None
+
+    def __getattr__(self, name: str) -> Any:
+        return self.__dict__["data"].get(name)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.data.get(key, default)
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.data)
+
+
+def node_identity() -> tuple[int, str]:
+    rank = int(os.environ.get("SLURM_NODEID") or os.environ.get("SLURM_PROCID") or 0)
+    return rank, os.environ.get("SLURMD_NODENAME") or socket.gethostname()
+
+
+def node_gpus(gpus_per_node: int) -> tuple[int, ...]:
+    if gpus_per_node <= 0:
+        return ()
+    for name in ("SLURM_STEP_GPUS", "SLURM_JOB_GPUS"):
+        value = os.environ.get(name, "")
+        if value and all(part.isdigit() for part in value.split(",")):
+            return tuple(int(part) for part in value.split(","))
+    return tuple(range(gpus_per_node))
+
+
+def node_context(spec: dict[str, Any], env: dict[str, str]) -> Any:
+    data = json.loads(json.dumps(spec["context"]))
+    data["docker_env_vars"] = {**(data.get("docker_env_vars") or {}), **env}
+    rebuilt = specfile.context_from_json(data)
+    return _NodeContext(data) if isinstance(rebuilt, dict) else rebuilt
+
+
+def _terminate(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def run_node(spec_path: Path) -> int:
+    spec = specfile.read_spec(spec_path)
+    run_dir = Path(spec["run_dir"])
+    rank, node = node_identity()
+    result: dict[str, Any] = {"rank": rank, "node": node, "started": time.time(), "exit_code": None,
+                              "timed_out": False, "error": "", "result_files": [], "model_started": None}
+    log_path = run_dir / f"node-{rank}.log"
+    launcher = get_launcher(spec["launcher"])
+    env = distributed_env(launcher, nnodes=spec["nnodes"], nproc_per_node=spec["nproc_per_node"],
+                          node_rank=rank, master_addr=os.environ.get("MASTER_ADDR") or node,
+                          master_port=spec["master_port"])
+    result["env"] = env
+    target = None
+    signal.signal(signal.SIGTERM, _terminate)
+    try:
+        card = specfile.card_from_json(spec["card"])
+        image = specfile.image_from_json(spec["image"])
+        try:
+            reference = ensure_image(spec, card, image, rank=rank, node=node)
+        except Exception as exc:  # the other nodes must not wait for us
+            report_failure(run_dir / "barriers" / "image", rank, str(exc))
+            raise
+        barrier(run_dir / "barriers" / "image", rank, spec["nnodes"], timeout=spec["barrier_timeout"])
+        from .targets.local import LocalTarget
+
+        package = Path(spec["package_root"])
+        target = LocalTarget(session_id=spec["session_id"], package_root=package)
+        request = RunRequest(
+            card=card, context=node_context(spec, env), image=_with_name(image, reference),
+            gpus=node_gpus(spec["gpus_per_node"]),
+            settings=specfile.settings_from_json(spec["settings"], package),
+            log_path=log_path, work_dir=run_dir / f"node-{rank}", run_id=f"{spec['run_id']}-n{rank}")
+        result["model_started"] = time.time()
+        outcome = target.run(request)
+        result.update(exit_code=outcome.exit_code, timed_out=outcome.timed_out, error=outcome.error,
+                      skipped=outcome.skipped, result_files=[str(p) for p in outcome.result_files])
+    except KeyboardInterrupt as exc:
+        result["error"] = f"node {node} (rank {rank}) was stopped ({exc})"
+        if target is not None:
+            target.cancel_all()
+    except (NodeImageError, Exception) as exc:  # reported in the test, not as a traceback
+        result["error"] = f"node {node} (rank {rank}): {exc}"
+    result["finished"] = time.time()
+    _write_result(run_dir / f"node-{rank}.json", result)
+    if result["error"] or result["exit_code"] is None:
+        return 1
+    return int(result["exit_code"])
+
+
+def _with_name(image: Any, reference: str) -> Any:
+    from dataclasses import replace
+
+    return image if reference == image.name else replace(image, name=reference)
+
+
+def _write_result(path: Path, result: dict[str, Any]) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(result, indent=2))
+    os.replace(tmp, path)
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 1:
+        print("usage: python -m pytest_madengine.slurm_node SPEC.json", file=sys.stderr)
+        return 2
+    return run_node(Path(argv[0]))
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

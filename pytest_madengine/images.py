@@ -37,7 +37,6 @@ _PREDEFINED_ARGS = {name for base in ("HTTP_PROXY", "HTTPS_PROXY", "FTP_PROXY", 
 _ARG = re.compile(r"^\s*ARG\s+([A-Za-z_][A-Za-z0-9_]*)(?:=(\S*))?", re.IGNORECASE | re.MULTILINE)
 _FROM = re.compile(r"^\s*FROM\s+(?:--platform=\S+\s+)?(\S+)", re.IGNORECASE | re.MULTILINE)
 _VAR = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?")
-_built_here: set[tuple[str, str]] = set()  # (image, hash) built by this process (clean-cache runs)
 _process_lock = threading.Lock()
 
 
@@ -170,14 +169,12 @@ def image_lock(lock_dir: Path | None, image: str) -> Iterator[None]:
 
 
 def _built_in_session(lock_dir: Path | None, spec: BuildSpec) -> bool:
-    if (spec.image, spec.content_hash) in _built_here:
-        return True
+    """Whether a clean-cache build of this exact content already ran in this session."""
     marker = Path(lock_dir) / f"{spec.image}.built" if lock_dir else None
     return bool(marker and marker.is_file() and marker.read_text().strip() == spec.content_hash)
 
 
 def _mark_built(lock_dir: Path | None, spec: BuildSpec) -> None:
-    _built_here.add((spec.image, spec.content_hash))
     if lock_dir:
         (Path(lock_dir) / f"{spec.image}.built").write_text(spec.content_hash)
 
@@ -196,8 +193,8 @@ def ensure_image(card: Any, dockerfile: Path, *, package_root: Path, context: An
                  log_dir: Path, lock_dir: Path | None, client: Any = None) -> ImageRef:
     """Reuse the card's image when its content hash matches, else build it (once across workers).
 
-    With ``clean_cache`` the image is rebuilt without the build cache, once per session: other
-    processes sharing ``lock_dir`` (xdist workers) reuse that fresh build.
+    With ``clean_cache`` the image is rebuilt without the build cache, once per session: later
+    calls sharing ``lock_dir`` (other items, xdist workers) reuse that fresh build.
     """
     if client is None:
         import docker
@@ -211,7 +208,8 @@ def ensure_image(card: Any, dockerfile: Path, *, package_root: Path, context: An
             return _ref(spec, existing.id, 0.0, reused=True, log_path=log_path)
         started = time.monotonic()
         image_id = build_image(client, spec, card=card, nocache=clean_cache, log_path=log_path)
-        _mark_built(lock_dir, spec)
+        if clean_cache:
+            _mark_built(lock_dir, spec)
         return _ref(spec, image_id, time.monotonic() - started, reused=False, log_path=log_path)
 
 

@@ -26,13 +26,24 @@ def _snippet(text: str, offset: int) -> str:
     return text[start:offset + 15].replace("\n", " ")
 
 
-def _not_a_literal(text: str, json_error: json.JSONDecodeError | None, where: str) -> MadError:
-    if json_error is not None:
-        offset = json_error.pos
-        detail = (f"{json_error.msg} at line {json_error.lineno} column {json_error.colno} "
-                  f"(near {_snippet(text, offset)!r})")
-    else:
-        detail = "it could not be read"
+def _error_detail(text: str, json_error: json.JSONDecodeError | None, py_error: Exception) -> str:
+    """Say what went wrong in the syntax the user evidently meant (quotes ' → Python, else JSON)."""
+    if isinstance(py_error, (RecursionError, MemoryError)):
+        return "it is nested too deeply"
+    if json_error is not None and "'" not in text:
+        return (f"{json_error.msg} at line {json_error.lineno} column {json_error.colno} "
+                f"(near {_snippet(text, json_error.pos)!r})")
+    if isinstance(py_error, SyntaxError) and py_error.lineno:
+        lines = text.split("\n")
+        offset = sum(len(line) + 1 for line in lines[:py_error.lineno - 1]) + (py_error.offset or 1) - 1
+        return (f"{py_error.msg} at line {py_error.lineno} column {py_error.offset} "
+                f"(near {_snippet(text, offset)!r})")
+    return "only literal values are allowed (no names, operators or calls)"
+
+
+def _not_a_literal(text: str, json_error: json.JSONDecodeError | None, py_error: Exception,
+                   where: str) -> MadError:
+    detail = _error_detail(text, json_error, py_error)
     return MadError(f"the context is neither JSON nor a Python dict literal: {detail}", where=where,
                     fix=f"give one object with quoted keys as a single shell argument, e.g. {EXAMPLE}")
 
@@ -83,8 +94,8 @@ def parse_context_string(text: str, where: str = "--mad-context") -> dict[str, A
         pass
     try:
         value = ast.literal_eval(text)
-    except _PARSE_FAILURES:
-        raise _not_a_literal(text, json_error, where) from None
+    except _PARSE_FAILURES as error:
+        raise _not_a_literal(text, json_error, error, where) from None
     return _as_dict(value, where)
 
 

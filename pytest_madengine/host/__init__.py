@@ -7,6 +7,7 @@ vendor", never an error. Importing this module runs nothing.
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import re
 import shutil
@@ -18,6 +19,7 @@ from pathlib import Path
 from ..errors import MadError
 from .system import OS_RELEASE, host_os, machine_name, rocm_path
 
+_log = logging.getLogger(__name__)
 VENDORS = ("AMD", "NVIDIA", "NONE")
 TOOL_TIMEOUT_S = 10
 VISIBILITY_VARS = ("ROCR_VISIBLE_DEVICES", "HIP_VISIBLE_DEVICES", "CUDA_VISIBLE_DEVICES")
@@ -112,7 +114,7 @@ def _detect_gpus(run: Runner, sysfs_root: Path) -> tuple[str, list[GpuInfo], tup
         if gpus:
             return "NVIDIA", gpus, ()
     except Exception:  # noqa: BLE001 - a vendor tool's odd output must never break a session
-        pass
+        _log.debug("GPU detection failed; treating this machine as having no GPU", exc_info=True)
     return "NONE", [], ()
 
 
@@ -198,6 +200,14 @@ def visible_gpu_ids(env: Mapping[str, str] | None = None) -> tuple[int, ...] | N
 
 
 __all__ = [
-    "GpuInfo", "HostFacts", "Runner", "VENDORS", "clear_detection_cache", "default_runner",
-    "detect_host", "normalise_product", "parse_gpu_list", "visible_gpu_ids",
+    "VENDORS",
+    "GpuInfo",
+    "HostFacts",
+    "Runner",
+    "clear_detection_cache",
+    "default_runner",
+    "detect_host",
+    "normalise_product",
+    "parse_gpu_list",
+    "visible_gpu_ids",
 ]

@@ -121,7 +121,7 @@ def _bdfid_to_bus(bdfid: int) -> str:
 
 def parse_rocminfo(text: str | None) -> list[GpuInfo]:
     """``rocminfo``: the GPU agents in order, with gfx name, marketing name, node and bus."""
-    gpus = []
+    gpus: list[GpuInfo] = []
     for chunk in _AGENT_SPLIT.split(text or "")[1:]:
         fields: dict[str, str] = {}
         for key, value in _TOP_FIELD.findall(chunk):

@@ -37,7 +37,7 @@ def parse_nvidia_smi_csv(text: str | None, fields: tuple[str, ...] = QUERY_FIELD
                            skipinitialspace=True))
     if rows and (named := _header(rows[0])):
         fields, rows = named, rows[1:]
-    gpus = []
+    gpus: list[GpuInfo] = []
     for row in rows:
         if len(row) != len(fields):
             continue  # an error line such as 'Field "compute_cap" is not a valid field to query.'
@@ -56,7 +56,7 @@ _LIST_LINE = re.compile(r"^GPU (\d+): (.+?) \(UUID: ([^)]+)\)\s*$")
 
 def parse_nvidia_smi_list(text: str | None) -> list[GpuInfo]:
     """``nvidia-smi -L``: one ``GPU i: name (UUID: ...)`` line per GPU; MIG lines are not GPUs."""
-    gpus = []
+    gpus: list[GpuInfo] = []
     for line in (text or "").splitlines():
         match = _LIST_LINE.match(line)
         if match:

@@ -1,0 +1,110 @@
+"""Rendered job scripts (golden files, bash -n), settings merging and launcher command lines."""
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from pytest_madengine.errors import MadError
+from pytest_madengine.launchers import distributed_env, families, get_launcher, runner_command
+from pytest_madengine.slurm.collect import best_first
+from pytest_madengine.slurm.config import resolve
+from pytest_madengine.slurm.render import ScriptInputs, render_job_script
+
+from .helpers import make_card
+
+GOLDEN = Path(__file__).parent / "golden"
+TEMPLATE_FAMILIES = [f for f in families() if f != "slurm_multi"]
+
+
+def render_fixed(family: str) -> str:
+    card = make_card("golden_model", "run.sh", distributed={"launcher": family, "nnodes": 2},
+                     slurm={"partition": "gpu", "gpus_per_node": 8, "time": "01:00:00"})
+    context = {"slurm": {"exclusive": True, "account": "perf", "qos": "high", "reservation": "bench",
+                         "nodelist": "node[1-2]", "extra_sbatch_options": ["--mem=0"]},
+               "distributed": {"master_port": 29600}}
+    config = resolve(card, context, timeout=3600)
+    inputs = ScriptInputs(model=card.name, job_name="mad-golden_model",
+                          spec_path="/shared/mad/session/run 1/spec.json", rc_path="/shared/mad/session/run 1/job.rc",
+                          python="/usr/bin/python3", pythonpath="/opt/pytest-madengine")
+    return render_job_script(config, inputs)
+
+
+@pytest.mark.parametrize("family", TEMPLATE_FAMILIES)
+def test_rendered_script_matches_golden_file(family: str) -> None:
+    text = render_fixed(family)
+    golden = GOLDEN / f"{family}.sh"
+    if os.environ.get("MAD_UPDATE_GOLDEN"):
+        golden.write_text(text)
+    assert text == golden.read_text()
+
+
+@pytest.mark.parametrize("family", TEMPLATE_FAMILIES)
+def test_golden_script_is_valid_bash(family: str) -> None:
+    done = subprocess.run(["bash", "-n", str(GOLDEN / f"{family}.sh")], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
+def test_script_carries_the_merged_settings() -> None:
+    text = render_fixed("torchrun")
+    for line in ("#SBATCH --nodes=2", "#SBATCH --partition=gpu", "#SBATCH --gpus-per-node=8",
+                 "#SBATCH --time=01:00:00", "#SBATCH --exclusive", "#SBATCH --account=perf",
+                 "#SBATCH --qos=high", "#SBATCH --reservation=bench", "#SBATCH --nodelist=node[1-2]",
+                 "#SBATCH --mem=0", "export MASTER_PORT=29600", "export NPROC_PER_NODE=8"):
+        assert line in text.splitlines(), line
+    assert "'/shared/mad/session/run 1/spec.json'" in text  # paths are shell-quoted
+
+
+def test_context_wins_over_card_and_preset_fills_the_rest() -> None:
+    card = make_card("m", "run.sh", slurm={"partition": "card", "nodes": 2, "time": "10"},
+                     distributed={"launcher": "deepspeed", "nnodes": 2})
+    config = resolve(card, {"slurm": {"partition": "ctx"}, "distributed": {"nnodes": 1}}, timeout=None)
+    assert (config.partition, config.time, config.nnodes) == ("ctx", "10", 1)
+    assert config.launcher.family == "deepspeed"
+    assert config.master_port == 29500 and config.exclusive is False  # preset values
+
+
+def test_time_limit_defaults_from_the_model_timeout() -> None:
+    config = resolve(make_card("m", "run.sh"), {}, timeout=600)
+    assert config.time == "20" and config.launcher.family == "native" and config.nnodes == 1
+
+
+@pytest.mark.parametrize("context, field", [
+    ({"slurm": {"partition": "gpu\n#SBATCH --x"}}, "slurm.partition"),
+    ({"slurm": {"time": "one hour"}}, "slurm.time"),
+    ({"slurm": {"extra_sbatch_options": ["mem=0"]}}, "slurm.extra_sbatch_options"),
+    ({"distributed": {"launcher": "mpirun-ish"}}, "distributed.launcher"),
+    ({"slurm": "gpu"}, "context"),
+])
+def test_bad_settings_raise_one_clear_error(context: dict, field: str) -> None:
+    with pytest.raises(MadError) as info:
+        resolve(make_card("m", "run.sh"), context, timeout=None)
+    assert field in info.value.message and "Fix:" in info.value.message
+
+
+def test_runner_lines_per_family() -> None:
+    args = dict(nnodes=2, nproc_per_node=8, node_rank=1, master_addr="node1", master_port=29500)
+    assert runner_command("torchrun", **args) == (
+        "torchrun --nnodes=2 --nproc_per_node=8 --node_rank=1 --master_addr=node1 --master_port=29500")
+    assert "--no_ssh" in runner_command("deepspeed", **args)
+    assert "--dist-init-addr node1:29500" in runner_command("sglang", **args)
+    assert runner_command("vllm", **args).endswith("--headless")
+    assert runner_command("native", **args) == ""
+
+
+def test_distributed_env_names_match_madengine() -> None:
+    env = distributed_env(get_launcher("megatron"), nnodes=2, nproc_per_node=4, node_rank=1,
+                          master_addr="node1", master_port=1234)
+    assert {k: env[k] for k in ("MASTER_ADDR", "MASTER_PORT", "NNODES", "NODE_RANK", "NPROC_PER_NODE",
+                                "WORLD_SIZE")} == {"MASTER_ADDR": "node1", "MASTER_PORT": "1234", "NNODES": "2",
+                                                   "NODE_RANK": "1", "NPROC_PER_NODE": "4", "WORLD_SIZE": "8"}
+    assert env["MAD_MULTI_NODE_RUNNER"].startswith("torchrun ")
+
+
+def test_node_file_with_most_performance_rows_comes_first(tmp_path: Path) -> None:
+    few, many = tmp_path / "a.csv", tmp_path / "b.csv"
+    few.write_text("model,performance,metric\nx,1,m\ny,,m\n")
+    many.write_text("model, performance ,metric\nx,1,m\ny,2,m\n")
+    assert best_first([few, many]) == [many, few]

@@ -252,6 +252,8 @@ class LocalTarget:
         except (ReadTimeout, RequestsConnectionError):
             outcome.timed_out = True
             self._kill(container)
+        except APIError as exc:  # removed under us: cancel_all (Ctrl-C) or someone else
+            outcome.error = f"{request.card.name}: the container went away while running ({exc.explanation or exc})"
         pump.join(timeout=30)
 
     @staticmethod

@@ -17,8 +17,13 @@ from ..errors import MadError
 from ..records import FAILURE, SKIPPED, SUCCESS, ImageRef, ModelResult, RunOutcome
 from .errorscan import scan_errors
 from .perfcsv import COLUMNS
-from .performance import (TRAP, count_performances, find_performance, missing_results_error,
-                          read_multiple_results)
+from .performance import (
+    TRAP,
+    count_performances,
+    find_performance,
+    missing_results_error,
+    read_multiple_results,
+)
 
 # (row model, performance, metric): one perf.csv row's measurement.
 Measurement = tuple[str, str, str]
@@ -97,7 +102,8 @@ def build_rows(card: Any, measurements: list[Measurement], *, status: str, image
 
 def tail(text: str, lines: int = TAIL_LINES) -> str:
     """The last ``lines`` lines of a log (without a trailing newline)."""
-    return "\n".join(text.rstrip("\n").rsplit("\n", lines)[-lines:]) if text else ""
+    end = text[-(1 << 20):]  # the last MiB holds the tail of any sane log; no copy of it all
+    return "\n".join(end.rstrip("\n").rsplit("\n", lines)[-lines:]) if text else ""
 
 
 # --- performance and verdict ---------------------------------------------------------------

@@ -33,7 +33,7 @@ def junit_properties(result: ModelResult) -> list[tuple[str, str]]:
     if len(result.rows) > 1:
         prefix = f"{result.model}_"
         for row in result.rows:
-            name = row["model"][len(prefix):] if row["model"].startswith(prefix) else row["model"]
+            name = row["model"].removeprefix(prefix)
             properties.append((f"performance.{name}", row["performance"]))
     return properties
 
@@ -82,8 +82,8 @@ def merge_junit(paths: list[Path], out: Path) -> None:
     merged.write(str(out))
 
 
-def _load(path: Path) -> "JUnitXml":
-    from junitparser import JUnitXml
+def _load(path: Path) -> JUnitXml:
+    from junitparser import JUnitXml, JUnitXmlError
 
     from ..errors import MadError
 
@@ -92,7 +92,7 @@ def _load(path: Path) -> "JUnitXml":
     except FileNotFoundError:
         raise MadError(f"the JUnit file {path} does not exist", where=str(path),
                        fix="check the --junitxml paths given") from None
-    except Exception as error:  # ParseError, JUnitXmlError: a broken or foreign XML file
+    except (SyntaxError, JUnitXmlError, OSError) as error:  # ParseError is a SyntaxError (lxml's too)
         raise MadError(f"the JUnit file {path} cannot be read ({error})", where=str(path),
                        fix="pass JUnit XML files written by pytest --junitxml") from None
 

@@ -13,9 +13,10 @@ from pytest_madengine.results.junit import add_system_out, junit_properties, mer
 
 
 def make_result(**fields: object) -> ModelResult:
-    base = dict(model="dummy", status=SUCCESS, performance="812.4", metric="tokens/s",
-                rows=[{"model": "dummy", "performance": "812.4", "gpu_architecture": "gfx942", "n_gpus": "2"}],
-                image="ci-dummy_dummy.ubuntu.amd", gpus=(0, 5), build_duration=12.345, test_duration=3.0)
+    base: dict[str, object] = {
+        "model": "dummy", "status": SUCCESS, "performance": "812.4", "metric": "tokens/s",
+        "rows": [{"model": "dummy", "performance": "812.4", "gpu_architecture": "gfx942", "n_gpus": "2"}],
+        "image": "ci-dummy_dummy.ubuntu.amd", "gpus": (0, 5), "build_duration": 12.345, "test_duration": 3.0}
     base.update(fields)
     return ModelResult(**base)  # type: ignore[arg-type]
 

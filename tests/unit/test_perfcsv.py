@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_madengine.results.perfcsv import (COLUMNS, PerfCsvWarning, append_rows, read_rows,
-                                              write_entry)
+from pytest_madengine.results.perfcsv import COLUMNS, PerfCsvWarning, append_rows, read_rows, write_entry
 
 
 def row(model: str, **values: str) -> dict[str, str]:

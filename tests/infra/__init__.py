@@ -1,0 +1,1 @@
+"""Real test infrastructure: scripts that start Docker, base images, a registry and SLURM."""

@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Build the local test base images (no registry is reachable, so nothing is pulled):
+#   mad-test/busybox:latest   static busybox, every applet linked, /bin/bash runs its sh  (~1 s)
+#   mad-test/python:bookworm  debootstrap minbase + python3                              (~40 s, cached)
+# Usage: base-images.sh [busybox|python]...   (default: both). Idempotent and flock-protected.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+BUSYBOX_IMAGE=mad-test/busybox:latest
+PYTHON_IMAGE=mad-test/python:bookworm
+CACHE_DIR=${MAD_TEST_CACHE:-/var/cache/mad-test}
+DEFAULT_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+
+have_image() { docker image inspect "$1" >/dev/null 2>&1; }
+
+build_busybox() {
+    have_image "$BUSYBOX_IMAGE" && return 0
+    local rootfs
+    rootfs=$(mktemp -d /tmp/mad-busybox.XXXXXX)
+    mkdir -p "$rootfs"/{bin,sbin,usr/bin,usr/sbin,etc,root,tmp}
+    chmod 1777 "$rootfs/tmp"
+    install -m 0755 /bin/busybox "$rootfs/bin/busybox"
+    local applet
+    for applet in $(/bin/busybox --list-full); do
+        [ -e "$rootfs/$applet" ] || ln -s /bin/busybox "$rootfs/$applet"
+    done
+    # Real MAD scripts say `bash script.sh`; busybox's ash runs simple bash scripts. A symlink
+    # would not do: Debian's busybox has no applet called "bash" and rejects that argv[0].
+    rm -f "$rootfs/bin/bash"
+    printf '#!/bin/sh\nexec /bin/sh "$@"\n' >"$rootfs/bin/bash"
+    chmod 0755 "$rootfs/bin/bash"
+    printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' >"$rootfs/etc/passwd"
+    printf 'root:x:0:\nnogroup:x:65534:\n' >"$rootfs/etc/group"
+    tar -C "$rootfs" -c . | docker import -c "ENV PATH=$DEFAULT_PATH" -c 'CMD ["sh"]' - "$BUSYBOX_IMAGE" >/dev/null
+    rm -rf "$rootfs"
+}
+
+python_rootfs_tar() {
+    local tarball=$CACHE_DIR/python-bookworm.tar
+    if [ ! -s "$tarball" ]; then
+        command -v debootstrap >/dev/null || { echo "debootstrap is not installed" >&2; return 3; }
+        mkdir -p "$CACHE_DIR"
+        local rootfs
+        rootfs=$(mktemp -d /var/tmp/mad-python-rootfs.XXXXXX)
+        debootstrap --variant=minbase --include=python3 bookworm "$rootfs" http://deb.debian.org/debian \
+            >"$CACHE_DIR/debootstrap.log" 2>&1 \
+            || { echo "debootstrap failed; see $CACHE_DIR/debootstrap.log" >&2; rm -rf "$rootfs"; return 1; }
+        rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
+        tar -C "$rootfs" -c . >"$tarball.tmp" && mv "$tarball.tmp" "$tarball"
+        rm -rf "$rootfs"
+    fi
+    echo "$tarball"
+}
+
+build_python() {
+    have_image "$PYTHON_IMAGE" && return 0
+    local tarball
+    tarball=$(python_rootfs_tar)
+    docker import -c "ENV PATH=$DEFAULT_PATH" -c 'CMD ["python3"]' "$tarball" "$PYTHON_IMAGE" >/dev/null
+}
+
+bash "$here/start-docker.sh"
+exec 9>/tmp/mad-test-images.lock
+flock 9
+[ $# -gt 0 ] || set -- busybox python
+for which in "$@"; do
+    case $which in
+        busybox) build_busybox ;;
+        python) build_python ;;
+        *) echo "unknown image '$which' (busybox|python)" >&2; exit 2 ;;
+    esac
+done

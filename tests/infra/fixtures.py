@@ -1,0 +1,179 @@
+"""Session fixtures that give tests the real parts: Docker engine, base images, registry, SLURM.
+
+Each part is started by the shell scripts beside this file (the same ones `.ci/setup` uses), lazily,
+the first time a test asks for it. A part whose software is not installed at all skips its tests
+with the reason; under CI (`CI` set) that is a failure instead, so CI can never pass by skipping.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterator
+
+import pytest
+
+if TYPE_CHECKING:
+    import docker
+
+INFRA_DIR = Path(__file__).resolve().parent
+BUSYBOX_IMAGE = "mad-test/busybox:latest"
+PYTHON_IMAGE = "mad-test/python:bookworm"
+SESSION_LABEL = "pytest-madengine.session"
+REGISTRY_DEFAULT_PORT = 5000
+SLURM_PARTITION = "debug"
+SLURM_NODES = ("node1", "node2")
+
+_EXIT_NOT_INSTALLED = 3
+_EXIT_ADDRESS_TAKEN = 4
+
+
+@dataclass(frozen=True)
+class Registry:
+    """A running private registry with htpasswd auth; `password` is a per-session canary."""
+
+    host: str
+    user: str
+    password: str
+    data_dir: Path
+
+    @property
+    def auth_config(self) -> dict[str, str]:
+        """Credentials in the form the Docker SDK's push/pull `auth_config` takes."""
+        return {"username": self.user, "password": self.password}
+
+
+@dataclass(frozen=True)
+class SlurmCluster:
+    """The two-node SLURM cluster on this host; `shared_dir` is seen by every node."""
+
+    partition: str
+    nodes: tuple[str, ...]
+    shared_dir: Path
+    conf: Path = Path("/etc/slurm/slurm.conf")
+
+
+class InfraScriptError(RuntimeError):
+    """A tests/infra script failed for another reason than missing software."""
+
+
+def run_infra_script(name: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """Run tests/infra/<name>; skip (or fail under CI) when its software is not installed."""
+    proc = subprocess.run(
+        ["bash", str(INFRA_DIR / name), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
+    if proc.returncode == _EXIT_NOT_INSTALLED:
+        reason = f"tests/infra/{name}: {proc.stderr.strip()}"
+        if os.environ.get("CI"):
+            pytest.fail(f"{reason} — CI must install it (.ci/setup)", pytrace=False)
+        pytest.skip(reason)
+    return proc
+
+
+def _check(proc: subprocess.CompletedProcess[str], name: str) -> None:
+    if proc.returncode != 0:
+        raise InfraScriptError(f"tests/infra/{name} exited {proc.returncode}:\n{proc.stderr.strip()}")
+
+
+@pytest.fixture(scope="session")
+def docker_engine() -> Iterator["docker.DockerClient"]:
+    """A Docker SDK client to the running engine (started if it was not)."""
+    _check(run_infra_script("start-docker.sh", timeout=60), "start-docker.sh")
+    import docker
+
+    client = docker.from_env(timeout=300)
+    client.ping()
+    yield client
+    client.close()
+
+
+def _base_image(which: str, name: str, timeout: float) -> str:
+    _check(run_infra_script("base-images.sh", which, timeout=timeout), "base-images.sh")
+    return name
+
+
+@pytest.fixture(scope="session")
+def busybox_image(docker_engine: "docker.DockerClient") -> str:
+    """`mad-test/busybox:latest`: static busybox; `bash script.sh` runs the script with its sh."""
+    return _base_image("busybox", BUSYBOX_IMAGE, timeout=120)
+
+
+@pytest.fixture(scope="session")
+def python_image(docker_engine: "docker.DockerClient") -> str:
+    """`mad-test/python:bookworm`: Debian bookworm minbase with python3 (built once, ~40 s)."""
+    return _base_image("python", PYTHON_IMAGE, timeout=600)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def registry(
+    docker_engine: "docker.DockerClient", tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Registry]:
+    """A private registry on localhost (port 5000 unless taken) for this session only."""
+    data_dir = tmp_path_factory.mktemp("registry")
+    user, password = "mad-test", f"canary-{uuid.uuid4().hex}"
+    for port in (REGISTRY_DEFAULT_PORT, _free_port(), _free_port()):
+        proc = run_infra_script("start-registry.sh", str(data_dir), user, password, f"127.0.0.1:{port}")
+        if proc.returncode != _EXIT_ADDRESS_TAKEN:
+            break
+    _check(proc, "start-registry.sh")
+    try:
+        yield Registry(host=f"localhost:{port}", user=user, password=password, data_dir=data_dir)
+    finally:
+        run_infra_script("stop-registry.sh", str(data_dir))
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster(tmp_path_factory: pytest.TempPathFactory) -> SlurmCluster:
+    """The two-node cluster (left running after the session: other sessions may share it)."""
+    _check(run_infra_script("start-slurm.sh", timeout=120), "start-slurm.sh")
+    shared_dir = tmp_path_factory.mktemp("slurm-shared")
+    shared_dir.chmod(0o1777)
+    return SlurmCluster(partition=SLURM_PARTITION, nodes=SLURM_NODES, shared_dir=shared_dir)
+
+
+@dataclass
+class ContainerLeakCheck:
+    """What `clean_containers` checks: containers with `label` (narrowed to `label=value` if set)."""
+
+    label: str = SESSION_LABEL
+    value: str | None = None
+
+    @property
+    def filter(self) -> str:
+        return self.label if self.value is None else f"{self.label}={self.value}"
+
+
+def _labelled_containers(client: "docker.DockerClient", label_filter: str) -> dict[str, str]:
+    # sparse: no per-container inspect, which races with containers removed meanwhile.
+    found = client.containers.list(all=True, sparse=True, filters={"label": label_filter})
+    return {c.id: (c.attrs.get("Names") or [c.id])[0].lstrip("/") for c in found}
+
+
+@pytest.fixture
+def clean_containers(docker_engine: "docker.DockerClient") -> Iterator[ContainerLeakCheck]:
+    """Fail the test if it leaves a container labelled `pytest-madengine.session` behind.
+
+    Only containers that appeared during the test count, so one leak does not fail later tests,
+    and nothing is removed. On a shared machine another session's containers may appear
+    meanwhile: a test that knows its session id sets `.value` to look at its own only.
+    """
+    check = ContainerLeakCheck()
+    before = _labelled_containers(docker_engine, check.label)
+    yield check
+    after = _labelled_containers(docker_engine, check.filter)
+    leftovers = sorted(name for cid, name in after.items() if cid not in before)
+    assert not leftovers, f"containers labelled {check.filter} survived the test: {leftovers}"

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 DOCKERFILE = """# CONTEXT {'gpu_vendor': 'AMD', 'guest_os': 'UBUNTU'}
 ARG BASE_DOCKER=mad-test/busybox:latest
@@ -69,7 +70,10 @@ def best_of(repeat: int, action: Callable[[], object]) -> float:
 
 
 def pytest_run(argv: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "pytest", *argv], cwd=cwd, text=True,
+    # Bytecode caching on, as on a user's machine: without it pytest re-rewrites the asserts of
+    # every plugin module (pytest_madengine's included) on each start.
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    return subprocess.run([sys.executable, "-m", "pytest", *argv], cwd=cwd, text=True, env=env,
                           capture_output=True, check=False)
 
 

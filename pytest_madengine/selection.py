@@ -10,7 +10,7 @@ Callers split comma-separated option values before calling ``select``.
 from __future__ import annotations
 
 import difflib
-from typing import Sequence
+from collections.abc import Sequence
 
 from .cards import ModelCard
 from .errors import MadError

@@ -74,7 +74,7 @@ def main(argv: list[str]) -> int:
     except ContractError as error:
         sys.stderr.write(f"\n{MARKER}{error}\n")
         return CONTRACT_EXIT
-    except Exception as error:  # the script's own error: show its frames, not ours
+    except Exception as error:  # noqa: BLE001 - the script's own error: show its frames, not ours
         _print_script_traceback(error)
         return 1
     sys.stderr.flush()

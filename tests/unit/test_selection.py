@@ -1,8 +1,9 @@
 """Tag selection: madengine's semantics, de-duplicated, with clear errors."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import pytest
 

@@ -74,12 +74,12 @@ class MadItem(pytest.Function):
     def reportinfo(self) -> tuple[Any, int | None, str]:
         return Path(self.spec.card.source), None, f"MAD model {self.spec.card.name}"
 
-    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException]) -> Any:  # type: ignore[override]
         from .errors import MadError
 
         if isinstance(excinfo.value, MadError):
             return excinfo.value.message
-        return super().repr_failure(excinfo, style=style)
+        return super().repr_failure(excinfo)
 
 
 def build_items(session: pytest.Session, package: Path, specs: Sequence[ItemSpec],

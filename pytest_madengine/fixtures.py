@@ -8,7 +8,8 @@ import pytest
 from .cards import ModelCard
 from .errors import MadError, MadSkip
 from .records import FAILURE, SKIPPED, ImageRef, ModelResult
-from .session import RESULT_KEY, get_session
+from .keys import RESULT_KEY
+from .session import get_session
 from .settings import Settings
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pytest
 
+from . import keys as _keys  # noqa: F401  (stash keys must outlive module reloads)
 from . import settings as _settings
 
 

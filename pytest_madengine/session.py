@@ -1,6 +1,7 @@
 """The active MAD session: loads the package, creates items, records every result."""
 from __future__ import annotations
 
+import importlib
 import os
 import shutil
 import tempfile
@@ -15,12 +16,10 @@ from . import settings as _settings
 from .cards import ModelCard
 from .collect import MadItem, build_items, package_nodeids, plan_items, register_markers
 from .errors import MadError
+from .keys import RECORDED_KEY, RESULT_KEY, SESSION_KEY
 from .records import ModelResult
 from .recorder import Recorder
 
-SESSION_KEY = pytest.StashKey["MadSession"]()
-RESULT_KEY = pytest.StashKey[ModelResult]()
-RECORDED_KEY = pytest.StashKey[bool]()
 
 
 def start_session(config: pytest.Config) -> "MadSession":
@@ -31,9 +30,7 @@ def start_session(config: pytest.Config) -> "MadSession":
     session = MadSession(config, settings)
     config.stash[SESSION_KEY] = session
     config.pluginmanager.register(session, "madengine-session")
-    from . import fixtures
-
-    config.pluginmanager.register(fixtures, "madengine-fixtures")
+    config.pluginmanager.register(importlib.import_module("pytest_madengine.fixtures"), "madengine-fixtures")
     if not session.is_worker and config.pluginmanager.hasplugin("xdist"):
         from .xdist import XdistHooks
 

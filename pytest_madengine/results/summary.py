@@ -34,23 +34,30 @@ def totals_line(results: list[ModelResult]) -> str:
             f"{counts[SKIPPED]} skipped; build + test time {seconds:.1f} s")
 
 
+_COLUMNS = ("model", "status", "performance", "metric", "duration", "gpus", "reason")
+_CAPS = {"model": 60, "metric": 28, "gpus": 16}  # widest a column may insist on
+
+
 def _table(results: list[ModelResult]) -> Any:
     from rich.table import Table
 
-    table = Table(title="pytest-madengine results", title_justify="left", show_lines=False)
-    table.add_column("model", overflow="fold")
-    table.add_column("status")
-    table.add_column("performance", justify="right")
-    table.add_column("metric")
-    table.add_column("duration", justify="right")
-    table.add_column("gpus")
-    table.add_column("reason", overflow="fold")
+    rows: list[list[Any]] = []
     for result in results:
-        table.add_row(*_cells(result.model, result.status, result.performance, result.metric,
-                              f"{result.test_duration:.1f} s", ",".join(str(g) for g in result.gpus),
-                              _reason(result)))
-        for row in _extra_rows(result):
-            table.add_row(*_cells(f"  {row['model']}", row["status"], row["performance"], row["metric"]))
+        rows.append(_cells(result.model, result.status, result.performance, result.metric,
+                           f"{result.test_duration:.1f} s", ",".join(str(g) for g in result.gpus),
+                           _reason(result)))
+        rows += [_cells(f"  {row['model']}", row["status"], row["performance"], row["metric"])
+                 for row in _extra_rows(result)]
+    table = Table(title="pytest-madengine results", title_justify="left", show_lines=False)
+    # Every column but the reason keeps its content whole on one line; the reason absorbs a
+    # narrow terminal (cut with an ellipsis: the failure report above has the full text).
+    for index, name in enumerate(_COLUMNS[:-1]):
+        widest = max([len(name)] + [row[index].cell_len for row in rows])
+        table.add_column(name, no_wrap=True, min_width=min(widest, _CAPS.get(name, widest)),
+                         justify="right" if name in ("performance", "duration") else "left")
+    table.add_column("reason", no_wrap=True, overflow="ellipsis", ratio=1)
+    for row in rows:
+        table.add_row(*row)
     return table
 
 
@@ -65,7 +72,8 @@ def _cells(model: str, status: str, *rest: str) -> list[Any]:
 def _reason(result: ModelResult) -> str:
     if result.status == SUCCESS:
         return ""
-    text = f"[{result.phase}] {result.reason}" if result.phase else result.reason
+    reason = " ".join(result.reason.split())
+    text = f"[{result.phase}] {reason}" if result.phase else reason
     return text if len(text) <= MAX_REASON else text[:MAX_REASON] + "..."
 
 

@@ -38,10 +38,19 @@ def parse_timeout(value: Any, where: str) -> int | None:
         return DEFAULT_TIMEOUT
     try:
         seconds = int(float(str(value).strip()))
-    except ValueError:
+    except (ValueError, OverflowError):
         raise MadError(f"timeout {value!r} is not a number of seconds", where=where,
                        fix="use an integer such as 3600, or -1 for no timeout") from None
     return None if seconds <= 0 else seconds
+
+
+def _string_map(value: Any, key: str, where: str) -> dict[str, str]:
+    if value in (None, ""):
+        return {}
+    if not isinstance(value, dict):
+        raise MadError(f"{key} is a {type(value).__name__}, not an object", where=where,
+                       fix=f'write {key} as a JSON object, e.g. {{"NAME": "value"}}')
+    return {str(k): str(v) for k, v in value.items()}
 
 
 @dataclass(frozen=True)
@@ -73,10 +82,10 @@ class ModelCard:
     @classmethod
     def from_dict(cls, raw: dict[str, Any], *, source: str, directory: str | None = None) -> "ModelCard":
         """Build a card from a registry entry. Paths must already be root-relative."""
-        label = f"{source}: card {raw.get('name', '?')!r}"
         if not isinstance(raw, dict):
             raise MadError(f"a card is a {type(raw).__name__}, not an object", where=source,
                            fix="make every entry of the list a JSON object with name, dockerfile and scripts")
+        label = f"{source}: card {raw.get('name', '?')!r}"
         missing = [key for key in REQUIRED if not str(raw.get(key) or "").strip()]
         if missing:
             raise MadError(f"missing required field(s) {', '.join(missing)}", where=label,
@@ -97,12 +106,12 @@ class ModelCard:
             owner=str(raw.get("owner") or ""),
             url=str(raw.get("url") or ""),
             data=str(raw.get("data") or ""),
-            env_vars={str(k): str(v) for k, v in (raw.get("env_vars") or {}).items()},
+            env_vars=_string_map(raw.get("env_vars"), "env_vars", label),
             distributed=raw.get("distributed") or None,
             slurm=raw.get("slurm") or None,
             additional_docker_run_options=str(raw.get("additional_docker_run_options") or ""),
             dockercontext=str(raw.get("dockercontext") or ""),
-            docker_build_arg={str(k): str(v) for k, v in (raw.get("docker_build_arg") or {}).items()},
+            docker_build_arg=_string_map(raw.get("docker_build_arg"), "docker_build_arg", label),
             raw=dict(raw),
         )
 

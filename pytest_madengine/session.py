@@ -248,7 +248,8 @@ class MadSession:
         self.recorder.finish(getattr(self.config.option, "xmlpath", None))
 
     def _remove_leftover_containers(self) -> None:
-        if self.target_name != "local" or self.settings.keep_alive:
+        # A backstop for workers that died mid-run; listing alone never talks to Docker.
+        if self.config.option.collectonly or self.settings.keep_alive or self.target_name != "local":
             return
         from .targets.local import remove_session_containers
 

@@ -22,6 +22,7 @@ Secrets: context values under keys that look secret (password, token, secret, ..
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
 import re
@@ -79,7 +80,9 @@ def scrub_secrets(value: Any) -> Any:
 
 @contextmanager
 def _locked(path: Path) -> Iterator[None]:
-    lock_path = path.with_name(path.name + ".lock")
+    """An exclusive lock per manifest path, kept in the temp dir so no lock file litters the output."""
+    digest = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:16]
+    lock_path = Path(tempfile.gettempdir()) / f"pytest-madengine-manifest-{digest}.lock"
     with open(lock_path, "a+") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:

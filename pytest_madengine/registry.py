@@ -299,5 +299,5 @@ def ensure_local_image(client: Any, image_ref: str, registry: str | None, packag
     if _AUTH_FAILURE.search(error):
         raise _auth_error(f"pull of {image_ref}", source, error, creds)
     raise MadError(f"image {image_ref!r} is not local and not pullable from {source or 'docker.io'}: "
-                   f"{scrub(error, creds)}", where=f"image {image_ref}",
+                   f"{scrub(error, creds)}",
                    fix="build it here, push it to the registry first, or fix the image name")

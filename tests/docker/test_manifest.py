@@ -5,9 +5,15 @@ another directory) uses the real engine and the real htpasswd registry.
 """
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import multiprocessing
+import sys
+import uuid
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Iterator
 
 import pytest
 
@@ -232,3 +238,220 @@ def test_use_image_given_and_auto() -> None:
     assert "'dummy'" in info.value.message and "env_vars.DOCKER_IMAGE_NAME" in info.value.message
     with pytest.raises(MadError, match="not a valid image reference"):
         use_image_for(card(), "bad image; rm -rf /")
+
+
+# ---- end to end: build-only + push, then run from the manifest elsewhere --------------------------
+
+AMD_CPU = "--mad-context={'gpu_vendor': 'AMD', 'guest_os': 'UBUNTU'}"
+RUN_SCRIPT = "#!/bin/bash\necho \"running $MAD_MODEL_NAME\"\necho 'performance: 3.5 samples_per_second'\n"
+
+
+@pytest.fixture
+def hermetic_docker(docker_engine: Any, busybox_image: str, tmp_path: Path,
+                    monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """No credentials from the environment or the machine's `docker login`; a fresh SDK client."""
+    import docker
+
+    for name in ("MAD_DOCKERHUB_USER", "MAD_DOCKERHUB_PASSWORD", "MAD_DOCKERHUB_REPO"):
+        monkeypatch.delenv(name, raising=False)
+    config = tmp_path / "docker-config"
+    config.mkdir()
+    monkeypatch.setenv("DOCKER_CONFIG", str(config))
+    client = docker.from_env(timeout=120)
+    yield client
+    client.close()
+
+
+@dataclass
+class E2EPackage:
+    root: Path
+    names: list[str]  # unique model names: image names never collide with other tests
+
+    def tags(self, client: Any) -> set[str]:
+        """Every local tag naming one of this package's models (local names and registry copies)."""
+        return {tag for image in client.images.list() for tag in image.tags
+                if any(name in tag for name in self.names)}
+
+    def remove_images(self, client: Any) -> None:
+        import docker
+
+        for tag in self.tags(client):  # by tag, never by id: a tag may point at a shared base image
+            try:
+                client.images.remove(tag)
+            except docker.errors.ImageNotFound:
+                pass
+
+
+@pytest.fixture
+def e2e_package(pytester: pytest.Pytester, hermetic_docker: Any, busybox_image: str) -> Iterator[E2EPackage]:
+    tag = uuid.uuid4().hex[:8]
+    names = [f"h4a{tag}", f"h4b{tag}", f"h4c{tag}"]
+    root = pytester.path / "pkg"
+    (root / "docker").mkdir(parents=True)
+    (root / "docker" / "tiny.ubuntu.amd.Dockerfile").write_text(
+        "# CONTEXT {'gpu_vendor': 'AMD', 'guest_os': 'UBUNTU'}\n"
+        f"ARG BASE_DOCKER={busybox_image}\nFROM $BASE_DOCKER\nRUN echo {tag} > /marker\n")
+    (root / "scripts").mkdir()
+    (root / "scripts" / "run.sh").write_text(RUN_SCRIPT)
+    cards = [{"name": n, "dockerfile": "docker/tiny", "scripts": "scripts/run.sh", "n_gpus": "1", "owner": "",
+              "training_precision": "", "tags": ["tiny"], "args": "", "extra_field": n} for n in names]
+    (root / "models.json").write_text(json.dumps(cards))
+    package = E2EPackage(root, names)
+    yield package
+    package.remove_images(hermetic_docker)
+
+
+def credentials(package: E2EPackage, registry: Any, password: str | None = None) -> None:
+    (package.root / "credential.json").write_text(json.dumps(
+        {registry.host: {"username": registry.user, "password": password or registry.password}}))
+
+
+def in_dir(pytester: pytest.Pytester, name: str) -> Path:
+    path = pytester.path / name
+    path.mkdir(exist_ok=True)
+    return path
+
+
+def run_in(pytester: pytest.Pytester, directory: Path, *args: str) -> pytest.RunResult:
+    """A real pytest process (no SDK client or login cache shared with earlier runs) in ``directory``."""
+    with contextlib.chdir(directory):
+        return pytester.run(sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--rootdir", str(directory),
+                            *args, timeout=300)
+
+
+def all_text(pytester: pytest.Pytester, *results: pytest.RunResult) -> dict[str, str]:
+    """Every file the sessions wrote (not the package's credential.json) and their output."""
+    texts = {str(p): p.read_text(errors="replace") for p in pytester.path.rglob("*")
+             if p.is_file() and p.name != "credential.json"}
+    for index, result in enumerate(results):
+        texts[f"output {index}"] = result.stdout.str() + result.stderr.str()
+    return texts
+
+
+def test_build_push_then_run_pulled_images_from_another_directory(
+        pytester: pytest.Pytester, e2e_package: E2EPackage, registry: Any, hermetic_docker: Any) -> None:
+    client, (a, b, c) = hermetic_docker, e2e_package.names
+    credentials(e2e_package, registry)
+    build_dir = in_dir(pytester, "build")
+    built = run_in(pytester, build_dir, "--mad-package", str(e2e_package.root), "--mad-tags", f"{a},{b}",
+                   "--mad-build-only", "--mad-registry", registry.host, AMD_CPU, "--mad-gpus", "none",
+                   "--junitxml", str(build_dir / "build.xml"), "--mad-log-dir", str(build_dir / "logs"))
+    assert built.ret == 0, built.stdout.str() + built.stderr.str()
+    built.assert_outcomes(passed=2)
+    junit = (build_dir / "build.xml").read_text()
+    assert f'name="{a}"' in junit and f'name="{b}"' in junit and c not in junit
+
+    manifest_path = build_dir / "build_manifest.json"
+    data = json.loads(manifest_path.read_text())
+    assert sorted(data["built_images"]) == [f"ci-{a}_tiny.ubuntu.amd", f"ci-{b}_tiny.ubuntu.amd"]
+    for name in (a, b):
+        local = f"ci-{name}_tiny.ubuntu.amd"
+        entry = data["built_images"][local]
+        assert entry["registry_image"] == f"{registry.host}/{local}:latest"
+        assert entry["docker_sha"] == client.images.get(local).id
+        assert entry["dockerfile"] == "docker/tiny.ubuntu.amd.Dockerfile"
+        assert entry["base_docker"] == "mad-test/busybox:latest" and entry["build_duration"] >= 0
+        assert entry["registry"] == registry.host and entry["model"] == name
+        card_entry = data["built_models"][local]
+        assert card_entry["name"] == name and card_entry["extra_field"] == name  # unknown keys kept
+        assert card_entry["scripts"] == "scripts/run.sh"
+    assert data["registry"] == registry.host and data["context"]["gpu_vendor"] == "AMD"
+    assert data["summary"]["successful_builds"] == sorted([a, b])
+    assert data["credentials_required"] == []
+
+    e2e_package.remove_images(client)  # neither the local name nor the registry tag is left
+    assert not e2e_package.tags(client)
+
+    run_dir = in_dir(pytester, "elsewhere")
+    narrowed = run_in(pytester, run_dir, "--mad-package", str(e2e_package.root), "--mad-manifest",
+                      str(manifest_path), "--mad-tags", a, "--collect-only", "-q")
+    assert narrowed.ret == 0 and f"::{a}" in narrowed.stdout.str() and f"::{b}" not in narrowed.stdout.str()
+    ran = run_in(pytester, run_dir, "--mad-package", str(e2e_package.root), "--mad-manifest", str(manifest_path),
+                 "--mad-gpus", "none", "--junitxml", str(run_dir / "run.xml"), "--mad-log-dir", str(run_dir / "logs"))
+    assert ran.ret == 0, ran.stdout.str() + ran.stderr.str()
+    ran.assert_outcomes(passed=2)
+    for name in (a, b):
+        assert client.images.get(f"{registry.host}/ci-{name}_tiny.ubuntu.amd:latest")  # pulled
+    scanned = all_text(pytester, built, narrowed, ran)
+    for must_exist in (manifest_path, build_dir / "build.xml", run_dir / "run.xml", run_dir / "perf.csv"):
+        assert str(must_exist) in scanned  # the scan below covers every output, not an empty set
+    assert any("/logs/" in where for where in scanned)
+    leaks = [where for where, text in scanned.items() if registry.password in text]
+    assert not leaks, f"the canary password leaked into {leaks}"
+
+
+def test_image_neither_local_nor_pullable_fails_clearly(
+        pytester: pytest.Pytester, e2e_package: E2EPackage, registry: Any) -> None:
+    a = e2e_package.names[0]
+    credentials(e2e_package, registry)
+    missing = f"{registry.host}/missing-{a}:latest"
+    path = pytester.path / "manifest.json"
+    writer = ManifestWriter(path, {"gpu_vendor": "AMD"}, registry.host)
+    writer.add(ModelCard.from_dict({"name": a, "dockerfile": "docker/tiny", "scripts": "scripts/run.sh"},
+                                   source="models.json"),
+               ImageRef(name=f"ci-{a}_gone", registry_image=missing))
+    writer.write()
+    result = run_in(pytester, pytester.path, "--mad-package", str(e2e_package.root), "--mad-manifest", str(path),
+                    "--mad-gpus", "none")
+    outcomes = result.parseoutcomes()
+    assert outcomes.get("failed", 0) + outcomes.get("errors", 0) == 1, outcomes  # the lead reports a setup error
+    output = result.stdout.str()
+    assert f"not local and not pullable from {registry.host}" in output and missing in output
+    assert "Traceback" not in output
+
+
+@pytest.mark.parametrize("problem", ["wrong password", "missing credentials"])
+def test_registry_auth_problems_fail_the_build_items_clearly(
+        pytester: pytest.Pytester, e2e_package: E2EPackage, registry: Any, problem: str) -> None:
+    a = e2e_package.names[0]
+    wrong = f"canary-wrong-{uuid.uuid4().hex}"
+    if problem == "wrong password":
+        credentials(e2e_package, registry, password=wrong)
+    result = run_in(pytester, pytester.path, "--mad-package", str(e2e_package.root), "--mad-tags", a,
+                    "--mad-build-only", "--mad-registry", registry.host, AMD_CPU, "--mad-gpus", "none",
+                    "--junitxml", str(pytester.path / "junit.xml"))
+    result.assert_outcomes(failed=1)
+    output = result.stdout.str()
+    if problem == "wrong password":
+        assert "refused for user" in output and f"credential.json key '{registry.host}'" in output
+    else:
+        assert "none were found" in output and f'"{registry.host}"' in output and "MAD_DOCKERHUB_USER" in output
+    assert "Traceback" not in output
+    leaks = [where for where, text in all_text(pytester, result).items() if wrong in text or registry.password in text]
+    assert not leaks, f"a password leaked into {leaks}"
+
+
+def test_batch_manifest_builds_only_build_new_and_references_the_rest(
+        pytester: pytest.Pytester, e2e_package: E2EPackage, registry: Any, hermetic_docker: Any,
+        busybox_image: str) -> None:
+    from pytest_madengine.registry import push_image
+
+    client, (a, b, c) = hermetic_docker, e2e_package.names
+    credentials(e2e_package, registry)
+    old_image, _ = client.images.build(fileobj=io.BytesIO(f"FROM {busybox_image}\nRUN echo old > /old\n".encode()),
+                                       tag=f"old-{b}:v1", rm=True)
+    existing = push_image(client, f"old-{b}:v1", registry.host, e2e_package.root, target=f"{registry.host}/old/{b}:v1")
+    batch = pytester.path / "batch.json"
+    batch.write_text(json.dumps([{"model_name": a, "build_new": True},
+                                 {"model_name": b, "build_new": False, "registry": registry.host,
+                                  "registry_image": existing}]))
+    built = run_in(pytester, pytester.path, "--mad-package", str(e2e_package.root), "--mad-batch-manifest", str(batch),
+                   "--mad-build-only", "--mad-registry", registry.host, AMD_CPU, "--mad-gpus", "none")
+    assert built.ret == 0, built.stdout.str() + built.stderr.str()
+    built.assert_outcomes(passed=2)  # c is not in the batch: not selected
+    data = json.loads((pytester.path / "build_manifest.json").read_text())
+    assert data["built_images"][f"ci-{a}_tiny.ubuntu.amd"]["registry_image"] == \
+        f"{registry.host}/ci-{a}_tiny.ubuntu.amd:latest"
+    assert data["built_images"][existing]["registry_image"] == existing
+    assert {m["name"] for m in data["built_models"].values()} == {a, b}
+    assert client.images.list(filters={"reference": f"ci-{a}_tiny.ubuntu.amd"})
+    assert not client.images.list(filters={"reference": f"ci-{b}_*"})  # b was not built
+
+    e2e_package.remove_images(client)  # also the old image's tags: they name model b
+    assert not e2e_package.tags(client)
+    run_dir = in_dir(pytester, "run")
+    ran = run_in(pytester, run_dir, "--mad-package", str(e2e_package.root), "--mad-manifest",
+                 str(pytester.path / "build_manifest.json"), "--mad-gpus", "none")
+    assert ran.ret == 0, ran.stdout.str() + ran.stderr.str()
+    ran.assert_outcomes(passed=2)
+    assert client.images.get(existing)  # pulled from the batch's registry_image

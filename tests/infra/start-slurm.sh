@@ -44,6 +44,8 @@ TaskPlugin=task/none
 SelectType=select/cons_tres
 SelectTypeParameters=CR_CPU
 SchedulerType=sched/backfill
+# Start jobs at once instead of batching submissions for up to 3 s.
+SchedulerParameters=batch_sched_delay=0
 ReturnToService=2
 SlurmdParameters=config_overrides
 AccountingStorageType=accounting_storage/none

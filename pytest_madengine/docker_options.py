@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import os
 import shlex
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from .errors import MadError
 
@@ -139,7 +140,7 @@ def parse_run_options(text: str, *, where: str) -> dict[str, Any]:
 
 def merge_options(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
     """``extra`` over ``base``: lists extend (no duplicates), dicts update, scalars replace."""
-    merged = {key: (list(value) if isinstance(value, list) else dict(value) if isinstance(value, dict)
+    merged: dict[str, Any] = {key: (list(value) if isinstance(value, list) else dict(value) if isinstance(value, dict)
                     else value) for key, value in base.items()}
     for key, value in extra.items():
         if isinstance(value, list):

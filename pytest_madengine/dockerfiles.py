@@ -118,5 +118,5 @@ def resolve_dockerfiles(card: Any, package_root: Path, context: dict[str, Any]) 
 def image_name(card: Any, dockerfile: Path) -> str:
     """madengine's image name: ``ci-<name>_<dockerfile basename without .Dockerfile>``."""
     base = Path(dockerfile).name
-    base = base[: -len(_SUFFIX)] if base.endswith(_SUFFIX) else base
+    base = base.removesuffix(_SUFFIX)
     return f"ci-{card.name}_{base}".lower().replace("/", "_")

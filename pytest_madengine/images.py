@@ -15,10 +15,11 @@ import re
 import threading
 import time
 from collections import deque
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from .dockerfiles import image_name
 from .errors import MadError

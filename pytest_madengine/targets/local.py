@@ -18,8 +18,9 @@ import shutil
 import socket
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from ..docker_options import assemble_options, merge_options
 from ..errors import MadError
@@ -154,7 +155,7 @@ class _LogPump(threading.Thread):
                         *lines, pending = (pending + text).split("\n")
                         for line in lines:
                             self.live(line)
-            except Exception as exc:  # engine gone or container removed under us
+            except Exception as exc:  # noqa: BLE001 - engine gone or container removed under us: keep the log
                 log.write(f"\n[pytest-madengine: log stream ended: {exc}]\n")
         if self.live and pending:
             self.live(pending)
@@ -238,7 +239,8 @@ class LocalTarget:
 
     def _execute(self, container: Any, request: RunRequest, timeout: int | None, outcome: RunOutcome) -> None:
         from docker.errors import APIError
-        from requests.exceptions import ConnectionError as RequestsConnectionError, ReadTimeout
+        from requests.exceptions import ConnectionError as RequestsConnectionError
+        from requests.exceptions import ReadTimeout
 
         try:
             container.start()
@@ -305,13 +307,15 @@ class LocalTarget:
 
     def cancel_all(self) -> None:
         """Kill and remove the containers this target is running now (Ctrl-C). Idempotent."""
+        from docker.errors import APIError
+
         with self._lock:
             running, self._running = list(self._running.values()), {}
         for container in running:
             try:
                 container.remove(force=True)
-            except Exception:  # already gone
-                pass
+            except APIError:
+                continue  # already gone
 
 
 def remove_session_containers(session_id: str, client: Any = None, *, include_kept: bool = False) -> int:

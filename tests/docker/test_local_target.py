@@ -15,9 +15,15 @@ from pytest_madengine.dockerfiles import resolve_dockerfiles
 from pytest_madengine.images import ensure_image
 from pytest_madengine.records import ImageRef, RunRequest
 from pytest_madengine.settings import Settings
-from pytest_madengine.targets.local import (KEEP_LABEL, MODEL_LABEL, SESSION_LABEL, LocalTarget,
-                                            effective_timeout, remove_session_containers,
-                                            remove_stale_containers)
+from pytest_madengine.targets.local import (
+    KEEP_LABEL,
+    MODEL_LABEL,
+    SESSION_LABEL,
+    LocalTarget,
+    effective_timeout,
+    remove_session_containers,
+    remove_stale_containers,
+)
 from tests.docker.fakes import RUNNABLE, amd_context, load_cards
 
 pytestmark = pytest.mark.docker

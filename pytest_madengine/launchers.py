@@ -65,8 +65,8 @@ def runner_command(family: str, *, nnodes: int, nproc_per_node: int, node_rank: 
                    master_addr: str, master_port: int) -> str:
     """The launcher command line for one node ('' for the native family: no launcher)."""
     world = nnodes * nproc_per_node
-    common = dict(nnodes=nnodes, nproc=nproc_per_node, rank=node_rank, addr=master_addr,
-                  port=master_port, world=world)
+    common = {"nnodes": nnodes, "nproc": nproc_per_node, "rank": node_rank, "addr": master_addr,
+                  "port": master_port, "world": world}
     lines = {
         "native": "",
         "slurm_multi": "",

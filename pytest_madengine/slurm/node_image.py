@@ -82,8 +82,7 @@ def _save(client: Any, image: ImageRef, tar: Path) -> None:
     tar.parent.mkdir(parents=True, exist_ok=True)
     partial = tar.with_name(f"{tar.name}.{os.getpid()}.partial")
     with open(partial, "wb") as handle:
-        for chunk in client.images.get(image.name).save(named=True):
-            handle.write(chunk)
+        handle.writelines(client.images.get(image.name).save(named=True))
     os.replace(partial, tar)  # other nodes never see a half-written tar
 
 

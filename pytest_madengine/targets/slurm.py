@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import MadError
 from ..records import RunOutcome, RunRequest
 from ..slurm import spec as specfile
 from ..slurm.collect import collect_outcome

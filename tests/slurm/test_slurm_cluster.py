@@ -42,7 +42,7 @@ def package(tmp_path):
 
 
 def squeue_ids() -> set[str]:
-    out = subprocess.run(["squeue", "-h", "-o", "%i"], capture_output=True, text=True).stdout
+    out = subprocess.run(["squeue", "-h", "-o", "%i"], capture_output=True, text=True, check=False).stdout
     return set(out.split())
 
 
@@ -107,7 +107,7 @@ def test_timeout_cancels_the_job(target, package, tmp_path, docker_engine):
 def test_jobs_of_one_session_wait_in_the_queue_together(target, package, tmp_path):
     jobs = [target.submit(make_request(package, make_card(f"c{i}", "env.sh"), tmp_path)) for i in range(2)]
     known = subprocess.run(["squeue", "-h", "-t", "all", "-j", ",".join(j.job_id for j in jobs), "-o", "%i"],
-                           capture_output=True, text=True).stdout.split()
+                           capture_output=True, text=True, check=False).stdout.split()
     assert sorted(known) == sorted(job.job_id for job in jobs)  # both submitted before either was awaited
     queued = target.poller.tracked
     assert sorted(queued) == sorted(job.job_id for job in jobs)  # one squeue call follows both
@@ -162,8 +162,37 @@ def _wait_for_running(job_name: str, timeout: float) -> str:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         out = subprocess.run(["squeue", "-h", "-n", job_name, "-t", "RUNNING", "-o", "%i"],
-                             capture_output=True, text=True).stdout.split()
+                             capture_output=True, text=True, check=False).stdout.split()
         if out:
             return out[0]
         time.sleep(0.3)
     raise AssertionError(f"{job_name} never ran")
+
+
+ALLOCATION_DRIVER = """
+import json, os, sys
+from pathlib import Path
+sys.path.insert(0, {root!r})
+from tests.slurm.helpers import make_card, make_request
+from pytest_madengine.targets.slurm import SlurmTarget
+package, shared, tmp = map(Path, sys.argv[1:4])
+target = SlurmTarget(session_id="alloc", package_root=package, shared_dir=shared)
+card = make_card("inside", "env.sh", distributed={{"launcher": "torchrun", "nnodes": 2}})
+outcome = target.run(make_request(package, card, tmp))
+print(json.dumps({{"exit": outcome.exit_code, "job": outcome.extra["job_id"], "nodes": outcome.extra["nodes"],
+                  "allocation": os.environ["SLURM_JOB_ID"], "log": outcome.log_path.read_text()}}))
+"""
+
+
+def test_inside_an_allocation_steps_run_with_srun(slurm_cluster, busybox_image, package, tmp_path):
+    driver = tmp_path / "alloc.py"
+    driver.write_text(ALLOCATION_DRIVER.format(root=str(Path(__file__).resolve().parents[2])))
+    done = subprocess.run(["salloc", "-N", "2", "--job-name=mad-alloc-test", sys.executable, str(driver),
+                           str(package), str(slurm_cluster.shared_dir), str(tmp_path)],
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["exit"] == 0
+    assert report["job"].startswith(report["allocation"] + "+")  # steps of the allocation, no new job
+    assert sorted(report["nodes"]) == ["node1", "node2"]
+    assert "rank=1 master=node1" in report["log"] and "rank=0 master=node1" in report["log"]

@@ -1,0 +1,84 @@
+"""`pytest --mad-target slurm` end to end: real pytest sessions on a tiny package, real cluster."""
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from .test_slurm_cluster import _wait_for_running, squeue_ids
+
+pytestmark = [pytest.mark.slurm, pytest.mark.docker]
+
+CARDS = [
+    {"name": "single", "scripts": "scripts/m/ok.sh", "tags": ["pyt"]},
+    {"name": "pair", "scripts": "scripts/m/ok.sh", "tags": ["pyt"],
+     "distributed": {"launcher": "torchrun", "nnodes": 2}},
+    {"name": "broken", "scripts": "scripts/m/fail.sh", "tags": ["bad"]},
+    {"name": "sleepy_session", "scripts": "scripts/m/sleep.sh", "tags": ["sleepy"]},
+]
+
+
+def write_package(root: Path) -> Path:
+    (root / "scripts" / "m").mkdir(parents=True)
+    (root / "docker").mkdir()
+    (root / "docker" / "bb.Dockerfile").write_text(
+        "# CONTEXT {'gpu_vendor': 'NONE'}\nFROM mad-test/busybox:latest\n")
+    cards = [{"dockerfile": "docker/bb", "n_gpus": "1", "args": "", "owner": "t",
+              "training_precision": "", **card} for card in CARDS]
+    (root / "models.json").write_text(json.dumps(cards))
+    scripts = root / "scripts" / "m"
+    (scripts / "ok.sh").write_text('echo "rank=$NODE_RANK of $NNODES"\necho "performance: 42.5 samples_per_second"\n')
+    (scripts / "fail.sh").write_text('echo "boom: broken model"\nexit 5\n')
+    (scripts / "sleep.sh").write_text("sleep 300\n")
+    return root
+
+
+def run_session(pytester: pytest.Pytester, tags: str) -> pytest.RunResult:
+    write_package(pytester.path)
+    return pytester.runpytest("--mad-tags", tags, "--mad-target", "slurm", "--mad-gpus", "none",
+                              "--junitxml=junit.xml", "-p", "no:cacheprovider")
+
+
+def perf_rows(pytester: pytest.Pytester) -> dict[str, str]:
+    rows = (pytester.path / "perf.csv").read_text().splitlines()
+    return {row.split(",")[0]: row for row in rows[1:]}
+
+
+def test_session_runs_models_as_slurm_jobs(pytester: pytest.Pytester, slurm_cluster, busybox_image):
+    result = run_session(pytester, "pyt")
+    result.assert_outcomes(passed=2)
+    by_model = perf_rows(pytester)
+    assert set(by_model) == {"single", "pair"}
+    assert ",slurm,torchrun," in by_model["pair"] and by_model["pair"].split(",")[2] == "2"  # nnodes
+    assert ",42.5,samples_per_second," in by_model["single"] and "SUCCESS" in by_model["single"]
+    cases = ET.parse(pytester.path / "junit.xml").getroot().iter("testcase")
+    props = {case.get("name"): {p.get("name"): p.get("value") for p in case.iter("property")} for case in cases}
+    assert props["pair"]["performance"] == "42.5"
+
+
+def test_session_fails_a_failing_model_with_its_log(pytester: pytest.Pytester, slurm_cluster, busybox_image):
+    result = run_session(pytester, "bad")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*boom: broken model*"])
+    assert "FAILURE" in perf_rows(pytester)["broken"]
+
+
+def test_ctrl_c_of_pytest_cancels_its_job(tmp_path: Path, slurm_cluster, busybox_image):
+    package = write_package(tmp_path / "pkg")
+    proc = subprocess.Popen([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--mad-tags", "sleepy",
+                             "--mad-target", "slurm", "--mad-gpus", "none"], cwd=package,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    job_id = _wait_for_running("mad-sleepy_session", timeout=90)
+    proc.send_signal(signal.SIGINT)
+    output = proc.communicate(timeout=90)[0].decode()
+    deadline = time.monotonic() + 30
+    while job_id in squeue_ids() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert job_id not in squeue_ids(), output
+    assert proc.returncode == 2, output  # pytest: interrupted

@@ -132,15 +132,17 @@ class ManifestWriter:
     """Collects built images and writes build_manifest.json.
 
     Several processes (xdist workers) may write the same file: :meth:`write` merges under a file
-    lock with what other processes of the same ``session_id`` wrote. A file from another session
-    (or any file when ``session_id`` is empty) is replaced, never merged.
+    lock with what other processes of the same ``session_id`` wrote (default: xdist's
+    PYTEST_XDIST_TESTRUNUID). A file from another session (or any file when the id is empty) is
+    replaced, never merged.
     """
 
-    def __init__(self, path: Path, context: dict, registry: str | None, *, session_id: str = "") -> None:
+    def __init__(self, path: Path, context: dict, registry: str | None, *, session_id: str | None = None) -> None:
         self.path = Path(path)
         self.context = scrub_secrets(dict(context or {}))
         self.registry = registry or ""
-        self.session_id = session_id
+        # xdist gives every worker of one run the same id, so workers merge without extra wiring.
+        self.session_id = os.environ.get("PYTEST_XDIST_TESTRUNUID", "") if session_id is None else session_id
         self.images: dict[str, dict[str, Any]] = {}
         self.models: dict[str, dict[str, Any]] = {}
         self.failures: dict[str, str] = {}

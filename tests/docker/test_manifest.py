@@ -172,13 +172,28 @@ def test_concurrent_writers_of_one_session_merge(tmp_path: Path) -> None:
 
 def test_without_session_id_a_write_replaces_the_file(tmp_path: Path) -> None:
     path = tmp_path / "m.json"
-    first = ManifestWriter(path, {}, None)
+    first = ManifestWriter(path, {}, None, session_id="")
     first.add(card("a"), image("ia"))
     first.write()
-    second = ManifestWriter(path, {}, None)
+    second = ManifestWriter(path, {}, None, session_id="")
     second.add(card("b"), image("ib"))
     second.write()
     assert [c.name for c in load_manifest(path).cards()] == ["b"]
+
+
+def test_xdist_workers_of_one_run_merge_by_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "m.json"
+    monkeypatch.setenv("PYTEST_XDIST_TESTRUNUID", "run-1")
+    for name in ("a", "b"):
+        writer = ManifestWriter(path, {}, None)
+        writer.add(card(name), image(f"i{name}"))
+        writer.write()
+    assert [c.name for c in load_manifest(path).cards()] == ["a", "b"]
+    monkeypatch.setenv("PYTEST_XDIST_TESTRUNUID", "run-2")
+    writer = ManifestWriter(path, {}, None)
+    writer.add(card("c"), image("ic"))
+    writer.write()
+    assert [c.name for c in load_manifest(path).cards()] == ["c"]
 
 
 def test_failures_are_summarised_until_the_model_builds(tmp_path: Path) -> None:
@@ -455,3 +470,40 @@ def test_batch_manifest_builds_only_build_new_and_references_the_rest(
     assert ran.ret == 0, ran.stdout.str() + ran.stderr.str()
     ran.assert_outcomes(passed=2)
     assert client.images.get(existing)  # pulled from the batch's registry_image
+
+
+def test_build_only_under_xdist_writes_every_model(
+        pytester: pytest.Pytester, e2e_package: E2EPackage, registry: Any) -> None:
+    credentials(e2e_package, registry)
+    result = run_in(pytester, pytester.path, "-n", "2", "--mad-package", str(e2e_package.root), "--mad-tags", "tiny",
+                    "--mad-build-only", "--mad-registry", registry.host, AMD_CPU, "--mad-gpus", "none")
+    assert result.ret == 0, result.stdout.str() + result.stderr.str()
+    result.assert_outcomes(passed=3)
+    manifest = load_manifest(pytester.path / "build_manifest.json")
+    assert sorted(c.name for c in manifest.cards()) == sorted(e2e_package.names)
+    assert all(manifest.image_for(n).registry_image.startswith(registry.host) for n in e2e_package.names)
+
+
+def test_use_image_given_auto_and_missing(pytester: pytest.Pytester, e2e_package: E2EPackage, registry: Any,
+                                          hermetic_docker: Any, busybox_image: str) -> None:
+    from pytest_madengine.registry import push_image
+
+    a, b, c = e2e_package.names
+    credentials(e2e_package, registry)
+    hermetic_docker.images.get(busybox_image).tag(f"base-{a}", "v1")
+    pushed = push_image(hermetic_docker, f"base-{a}:v1", registry.host, e2e_package.root)
+    hermetic_docker.images.remove(pushed)
+    hermetic_docker.images.remove(f"base-{a}:v1")
+    cards = json.loads((e2e_package.root / "models.json").read_text())
+    cards[1]["env_vars"] = {"DOCKER_IMAGE_NAME": busybox_image}
+    (e2e_package.root / "models.json").write_text(json.dumps(cards))
+    common = ("--mad-package", str(e2e_package.root), "--mad-gpus", "none", AMD_CPU)
+
+    given = run_in(pytester, pytester.path, *common, "--mad-tags", a, "--mad-use-image", pushed)
+    assert given.ret == 0, given.stdout.str() + given.stderr.str()
+    assert hermetic_docker.images.get(pushed)  # pulled with the package's credentials
+    auto = run_in(pytester, pytester.path, *common, "--mad-tags", f"{b},{c}", "--mad-use-image", "auto")
+    outcomes = auto.parseoutcomes()
+    assert outcomes.get("passed") == 1 and outcomes.get("failed", 0) + outcomes.get("errors", 0) == 1, outcomes
+    assert f"card {c!r}" in auto.stdout.str() and "env_vars.DOCKER_IMAGE_NAME" in auto.stdout.str()
+    assert not list(hermetic_docker.images.list(filters={"reference": f"ci-{b}_*"}))  # nothing was built

@@ -39,6 +39,8 @@ _ARG = re.compile(r"^\s*ARG\s+([A-Za-z_][A-Za-z0-9_]*)(?:=(\S*))?", re.IGNORECAS
 _FROM = re.compile(r"^\s*FROM\s+(?:--platform=\S+\s+)?(\S+)", re.IGNORECASE | re.MULTILINE)
 _VAR = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?")
 _process_lock = threading.Lock()
+# Per-process cache of file digests: every item of a session re-checks its image's context.
+_file_digests: dict[tuple[str, int, int, int, int], bytes] = {}
 
 
 @dataclass(frozen=True)
@@ -64,8 +66,9 @@ def build_args_for(text: str, card: Any, context: Any) -> dict[str, str]:
     arch = getattr(context, "gpu_architecture", "") or ""
     if arch:
         offered["MAD_SYSTEM_GPU_ARCHITECTURE"] = str(arch)
-    offered.update({str(k): str(v) for k, v in (getattr(context, "docker_build_args", None) or {}).items()})
     offered.update(card.docker_build_arg)
+    # The run context (the user's command line) wins over the card, as for env vars.
+    offered.update({str(k): str(v) for k, v in (getattr(context, "docker_build_args", None) or {}).items()})
     declared = dockerfile_args(text)
     return {k: v for k, v in sorted(offered.items()) if k in declared or k in _PREDEFINED_ARGS}
 
@@ -116,10 +119,15 @@ def _hash_file(digest: Any, path: Path, stat: os.stat_result) -> None:
     if stat.st_size > LARGE_FILE:
         digest.update(f"large {stat.st_size} {stat.st_mtime_ns}\0".encode())
         return
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    digest.update(b"\0")
+    key = (str(path), stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
+    file_digest = _file_digests.get(key)
+    if file_digest is None:
+        one = hashlib.sha256()
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                one.update(block)
+        file_digest = _file_digests[key] = one.digest()
+    digest.update(file_digest)
 
 
 def build_spec(card: Any, dockerfile: Path, *, package_root: Path, context: Any,

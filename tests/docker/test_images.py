@@ -155,3 +155,20 @@ def test_three_processes_build_the_image_once(package, tmp_path):
         results.append(json.loads(out.strip().splitlines()[-1]))
     assert sorted(r["reused"] for r in results) == [False, True, True]
     assert len({r["id"] for r in results}) == 1
+
+
+def test_dockerfile_outside_the_context_dir(package):
+    (package.root / "ctx").mkdir()
+    (package.root / "ctx" / "payload.txt").write_text("payload")
+    card = make_card(name=package.name, dockerfile="docker/m", dockercontext="ctx")
+    ref = package.ensure(card=card)
+    out = package.client.containers.run(ref.name, ["cat", "/ctx/payload.txt"], remove=True)
+    assert out == b"payload"
+    assert package.ensure(card=card).reused
+
+
+def test_context_build_args_win_over_the_card(package):
+    card = make_card(name=package.name, dockerfile="docker/m",
+                     docker_build_arg={"BASE_DOCKER": "mad-test/no-such-base:2"})
+    ref = package.ensure(amd_context(docker_build_arg={"BASE_DOCKER": "mad-test/busybox:latest"}), card=card)
+    assert ref.base_docker == "mad-test/busybox:latest"

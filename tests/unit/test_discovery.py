@@ -179,7 +179,7 @@ def test_missing_required_field_names_file_and_card(tmp_path: Path) -> None:
     ("name", ["a"], "'name' is a JSON list, not a string"),
     ("env_vars", ["A=1"], "'env_vars' is a JSON list, not an object"),
     ("n_gpus", "eight", "n_gpus 'eight' is not a number"),
-    ("timeout", 1e999, "invalid card"),
+    ("timeout", 1e999, "timeout inf is not a number of seconds"),
 ])
 def test_field_types_are_checked(tmp_path: Path, field: str, value: Any, expected: str) -> None:
     with pytest.raises(MadError, match=expected):

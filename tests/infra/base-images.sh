@@ -34,16 +34,29 @@ build_busybox() {
     rm -rf "$rootfs"
 }
 
+# One retry: a dropped connection to the Debian mirror should not fail a CI run.
+debootstrap_with_retry() {
+    local rootfs attempt
+    for attempt in 1 2; do
+        rootfs=$(mktemp -d /var/tmp/mad-python-rootfs.XXXXXX)
+        if debootstrap --variant=minbase --include=python3 bookworm "$rootfs" http://deb.debian.org/debian \
+            >"$CACHE_DIR/debootstrap.log" 2>&1; then
+            echo "$rootfs"
+            return 0
+        fi
+        rm -rf "$rootfs"
+    done
+    echo "debootstrap failed twice; see $CACHE_DIR/debootstrap.log" >&2
+    return 1
+}
+
 python_rootfs_tar() {
     local tarball=$CACHE_DIR/python-bookworm.tar
     if [ ! -s "$tarball" ]; then
         command -v debootstrap >/dev/null || { echo "debootstrap is not installed" >&2; return 3; }
         mkdir -p "$CACHE_DIR"
         local rootfs
-        rootfs=$(mktemp -d /var/tmp/mad-python-rootfs.XXXXXX)
-        debootstrap --variant=minbase --include=python3 bookworm "$rootfs" http://deb.debian.org/debian \
-            >"$CACHE_DIR/debootstrap.log" 2>&1 \
-            || { echo "debootstrap failed; see $CACHE_DIR/debootstrap.log" >&2; rm -rf "$rootfs"; return 1; }
+        rootfs=$(debootstrap_with_retry) || return 1
         rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
         tar -C "$rootfs" -c . >"$tarball.tmp" && mv "$tarball.tmp" "$tarball"
         rm -rf "$rootfs"

@@ -27,10 +27,11 @@ import json
 import os
 import re
 import tempfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from .cards import ModelCard
 from .errors import MadError
@@ -38,7 +39,7 @@ from .records import ImageRef
 
 META_KEY = "pytest_madengine"
 IMAGE_FIELDS = ("dockerfile", "base_docker", "docker_sha", "build_duration", "registry_image")
-_SECRET_KEY = re.compile(r"pass(word|wd)?|token|secret|credential|api[_-]?key|private[_-]?key", re.I)
+_SECRET_KEY = re.compile(r"pass(word|wd)?|token|secret|credential|api[_-]?key|private[_-]?key", re.IGNORECASE)
 REDACTED = "<redacted>"
 
 
@@ -54,7 +55,7 @@ class BuiltImage:
     registry_image: str = ""
 
     @classmethod
-    def from_ref(cls, image: ImageRef) -> "BuiltImage":
+    def from_ref(cls, image: ImageRef) -> BuiltImage:
         return cls(name=image.name, **{key: getattr(image, key) for key in IMAGE_FIELDS})
 
     def to_ref(self) -> ImageRef:
@@ -264,7 +265,7 @@ def _card_from_entry(entry: Any, key: str, path: Path) -> ModelCard:
         raise MadError(f"the entry is a {type(entry).__name__}, not an object", where=where,
                        fix="rewrite the manifest with --mad-build-only")
     raw = {k: v for k, v in entry.items() if k not in (META_KEY, "docker_image")}
-    meta = entry.get(META_KEY) if isinstance(entry.get(META_KEY), dict) else {}
+    meta: dict[str, Any] = entry[META_KEY] if isinstance(entry.get(META_KEY), dict) else {}
     full_name = str(raw.get("name") or "")
     if META_KEY in entry:
         directory = meta.get("directory") or None
@@ -306,7 +307,7 @@ def load_manifest(path: Path | str) -> Manifest:
         card = _card_from_entry(entry, key, path)
         image_name = str(entry.get("docker_image") or key)
         entries.append(ManifestEntry(card, _image_from(images, image_name, path, key)))
-    context = data.get("context") if isinstance(data.get("context"), dict) else {}
+    context: dict[str, Any] = data["context"] if isinstance(data.get("context"), dict) else {}
     return Manifest(path=path, context=context, registry=str(data.get("registry") or ""),
                     entries=sorted(entries, key=lambda e: e.card.test_id), data=data)
 

@@ -18,9 +18,10 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from .errors import MadError
 
@@ -28,7 +29,7 @@ CREDENTIAL_FILE = "credential.json"
 DOCKERHUB = "dockerhub"
 DOCKERHUB_HOSTS = ("", "docker.io", "dockerhub", "index.docker.io", "registry-1.docker.io")
 ENV_USER, ENV_PASSWORD, ENV_REPO = "MAD_DOCKERHUB_USER", "MAD_DOCKERHUB_PASSWORD", "MAD_DOCKERHUB_REPO"
-_AUTH_FAILURE = re.compile(r"unauthori[sz]ed|authentication required|no basic auth|denied|401", re.I)
+_AUTH_FAILURE = re.compile(r"unauthori[sz]ed|authentication required|no basic auth|denied|401", re.IGNORECASE)
 
 
 @dataclass(frozen=True)

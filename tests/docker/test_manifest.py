@@ -11,9 +11,10 @@ import json
 import multiprocessing
 import sys
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
@@ -38,9 +39,10 @@ def card(name: str = "dummy", directory: str | None = None, **extra: object) -> 
 
 
 def image(name: str, **fields: object) -> ImageRef:
-    values = dict(dockerfile="docker/dummy.ubuntu.amd.Dockerfile", base_docker="mad-test/busybox:latest",
-                  docker_sha="sha256:" + "ab" * 32, build_duration=1.5,
-                  registry_image=f"localhost:5000/{name}:latest", build_log="/x/y.log", reused=False)
+    values: dict[str, object] = {
+        "dockerfile": "docker/dummy.ubuntu.amd.Dockerfile", "base_docker": "mad-test/busybox:latest",
+        "docker_sha": "sha256:" + "ab" * 32, "build_duration": 1.5,
+        "registry_image": f"localhost:5000/{name}:latest", "build_log": "/x/y.log", "reused": False}
     values.update(fields)
     return ImageRef(name=name, **values)  # type: ignore[arg-type]
 
@@ -441,9 +443,9 @@ def test_batch_manifest_builds_only_build_new_and_references_the_rest(
         busybox_image: str) -> None:
     from pytest_madengine.registry import push_image
 
-    client, (a, b, c) = hermetic_docker, e2e_package.names
+    client, (a, b, _) = hermetic_docker, e2e_package.names
     credentials(e2e_package, registry)
-    old_image, _ = client.images.build(fileobj=io.BytesIO(f"FROM {busybox_image}\nRUN echo old > /old\n".encode()),
+    client.images.build(fileobj=io.BytesIO(f"FROM {busybox_image}\nRUN echo old > /old\n".encode()),
                                        tag=f"old-{b}:v1", rm=True)
     existing = push_image(client, f"old-{b}:v1", registry.host, e2e_package.root, target=f"{registry.host}/old/{b}:v1")
     batch = pytester.path / "batch.json"

@@ -8,13 +8,14 @@ from __future__ import annotations
 import io
 import json
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
 from pytest_madengine.errors import MadError
-from pytest_madengine.registry import ensure_local_image, image_exists, login, push_image, Credentials
+from pytest_madengine.registry import Credentials, ensure_local_image, image_exists, login, push_image
 
 pytestmark = [pytest.mark.docker, pytest.mark.registry]
 
@@ -37,7 +38,7 @@ def tiny_image(client: Any, busybox_image: str) -> Iterator[str]:
     """A unique one-layer image on top of the busybox base; removed (all its tags) afterwards."""
     name = f"mad-h4-{uuid.uuid4().hex[:10]}"
     dockerfile = f"FROM {busybox_image}\nRUN echo {name} > /marker\n"
-    image, _ = client.images.build(fileobj=io.BytesIO(dockerfile.encode()), tag=f"{name}:latest", rm=True)
+    client.images.build(fileobj=io.BytesIO(dockerfile.encode()), tag=f"{name}:latest", rm=True)
     yield f"{name}:latest"
     import docker
 

@@ -108,7 +108,7 @@ def test_entry_without_password_names_key_and_field(tmp_path: Path) -> None:
 
 
 def test_malformed_file_names_the_file_and_hides_its_content(tmp_path: Path) -> None:
-    path = write_creds(tmp_path, '{"localhost:5000": {"username": "alice", "password": "%s"' % SECRET)
+    path = write_creds(tmp_path, '{"localhost:5000": {"username": "alice", "password": "' + SECRET + '"')
     with pytest.raises(MadError) as info:
         find_credentials("localhost:5000", tmp_path, {})
     assert str(path) in info.value.message and "not valid JSON" in info.value.message

@@ -11,9 +11,10 @@ import os
 import socket
 import subprocess
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -65,6 +66,7 @@ def run_infra_script(name: str, *args: str, timeout: float = 120) -> subprocess.
     """Run tests/infra/<name>; skip (or fail under CI) when its software is not installed."""
     proc = subprocess.run(
         ["bash", str(INFRA_DIR / name), *args],
+        check=False,
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -84,7 +86,7 @@ def _check(proc: subprocess.CompletedProcess[str], name: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def docker_engine() -> Iterator["docker.DockerClient"]:
+def docker_engine() -> Iterator[docker.DockerClient]:
     """A Docker SDK client to the running engine (started if it was not)."""
     _check(run_infra_script("start-docker.sh", timeout=60), "start-docker.sh")
     import docker
@@ -101,13 +103,13 @@ def _base_image(which: str, name: str, timeout: float) -> str:
 
 
 @pytest.fixture(scope="session")
-def busybox_image(docker_engine: "docker.DockerClient") -> str:
+def busybox_image(docker_engine: docker.DockerClient) -> str:
     """`mad-test/busybox:latest`: static busybox; `bash script.sh` runs the script with its sh."""
     return _base_image("busybox", BUSYBOX_IMAGE, timeout=120)
 
 
 @pytest.fixture(scope="session")
-def python_image(docker_engine: "docker.DockerClient") -> str:
+def python_image(docker_engine: docker.DockerClient) -> str:
     """`mad-test/python:bookworm`: Debian bookworm minbase with python3 (built once, ~40 s)."""
     return _base_image("python", PYTHON_IMAGE, timeout=600)
 
@@ -120,7 +122,7 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="session")
 def registry(
-    docker_engine: "docker.DockerClient", tmp_path_factory: pytest.TempPathFactory
+    docker_engine: docker.DockerClient, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Registry]:
     """A private registry on localhost (port 5000 unless taken) for this session only."""
     data_dir = tmp_path_factory.mktemp("registry")
@@ -157,14 +159,14 @@ class ContainerLeakCheck:
         return self.label if self.value is None else f"{self.label}={self.value}"
 
 
-def _labelled_containers(client: "docker.DockerClient", label_filter: str) -> dict[str, str]:
+def _labelled_containers(client: docker.DockerClient, label_filter: str) -> dict[str, str]:
     # sparse: no per-container inspect, which races with containers removed meanwhile.
     found = client.containers.list(all=True, sparse=True, filters={"label": label_filter})
     return {c.id: (c.attrs.get("Names") or [c.id])[0].lstrip("/") for c in found}
 
 
 @pytest.fixture
-def clean_containers(docker_engine: "docker.DockerClient") -> Iterator[ContainerLeakCheck]:
+def clean_containers(docker_engine: docker.DockerClient) -> Iterator[ContainerLeakCheck]:
     """Fail the test if it leaves a container labelled `pytest-madengine.session` behind.
 
     Only containers that appeared during the test count, so one leak does not fail later tests,

@@ -148,7 +148,9 @@ def sbatch(cluster: SlurmCluster, *args: str) -> str:
 
 
 def job_state(job_id: str) -> str:
-    shown = subprocess.run(["scontrol", "-o", "show", "job", job_id], capture_output=True, text=True, timeout=30)
+    shown = subprocess.run(
+        ["scontrol", "-o", "show", "job", job_id], check=False, capture_output=True, text=True, timeout=30
+    )
     fields = dict(f.split("=", 1) for f in shown.stdout.split() if "=" in f)
     return fields.get("JobState", "UNKNOWN")
 

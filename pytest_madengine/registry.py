@@ -84,7 +84,7 @@ def split_image(image_ref: str) -> tuple[str, str]:
 def registry_image_name(local_name: str, registry: str, repository: str = "") -> str:
     """Where a local image goes in ``registry``, following madengine's naming.
 
-    With a repository (``--`` ``repo``, credential.json ``repository`` or MAD_DOCKERHUB_REPO) the image
+    With a repository (the ``repo`` argument, credential.json ``repository`` or MAD_DOCKERHUB_REPO) the image
     becomes a tag of it: ``<registry>/<repository>:<local name>``; otherwise
     ``<registry>[/<namespace>]/<local name>:<tag>``.
     """

@@ -11,6 +11,7 @@ fixed runner script (no user data in its text) receives each step's argv through
 """
 from __future__ import annotations
 
+import codecs
 import os
 import re
 import shlex
@@ -146,10 +147,11 @@ class _LogPump(threading.Thread):
 
     def run(self) -> None:
         pending = ""
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")  # chunks may split characters
         with self.log_path.open("w", encoding="utf-8") as log:
             try:
                 for chunk in self.container.logs(stream=True, follow=True):
-                    text = chunk.decode("utf-8", errors="replace")
+                    text = decoder.decode(chunk)
                     log.write(text)
                     if self.live:
                         *lines, pending = (pending + text).split("\n")

@@ -27,10 +27,11 @@ import os
 import re
 import socket
 import time
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 from .errors import MadError, MadSkip
 
@@ -83,7 +84,7 @@ class GpuPool:
 
     @classmethod
     def resolve(cls, *, gpus_option: str | None, context_gpus: str | None,
-                env: Mapping[str, str], detected_count: int) -> "GpuPool":
+                env: Mapping[str, str], detected_count: int) -> GpuPool:
         """Pick the pool: --mad-gpus, else context docker_gpus, else *_VISIBLE_DEVICES, else all
         detected GPUs. A declared list on a host where nothing is detected is taken as is."""
         detected = tuple(range(max(detected_count, 0)))
@@ -134,13 +135,13 @@ class Allocation:
     owner: str
     ticket: int
     acquired_at: float
-    _allocator: "GpuAllocator | None" = field(default=None, repr=False, compare=False)
+    _allocator: GpuAllocator | None = field(default=None, repr=False, compare=False)
 
     def release(self) -> None:
         if self._allocator is not None:
             self._allocator.release(self)
 
-    def __enter__(self) -> "Allocation":
+    def __enter__(self) -> Allocation:  # noqa: PYI034
         return self
 
     def __exit__(self, *exc: object) -> None:

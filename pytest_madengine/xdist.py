@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 
@@ -38,9 +39,12 @@ def demand_order(nodeids: list[str], demand: Demand) -> list[int]:
 
 def make_scheduler_class() -> type:
     """xdist's LoadScheduling with a GPU-aware order (imported lazily: xdist is optional)."""
-    from xdist.scheduler import LoadScheduling
+    from xdist.scheduler import LoadScheduling  # type: ignore[import-untyped]
 
     class GpuLoadScheduling(LoadScheduling):  # type: ignore[misc]
+        collection: list[str] | None
+        maxschedchunk: int | None
+
         def __init__(self, config: pytest.Config, log: Any, demand: Demand) -> None:
             super().__init__(config, log)
             self.demand = demand
@@ -54,10 +58,11 @@ def make_scheduler_class() -> type:
             if not self._check_nodes_have_same_collection():
                 self.log("**Different tests collected, aborting run**")
                 return
-            self.collection = next(iter(self.node2collection.values()))
-            self.pending[:] = demand_order(self.collection, self.demand)
+            collection = list(next(iter(self.node2collection.values())))
+            self.collection = collection
+            self.pending[:] = demand_order(collection, self.demand)
             if self.maxschedchunk is None:
-                self.maxschedchunk = len(self.collection)
+                self.maxschedchunk = len(collection)
             for node in self.nodes:  # round-robin, so the biggest cards start on every worker
                 self._send_tests(node, 1)
             for node in self.nodes:

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import multiprocessing
-import os
 import random
 import signal
 import subprocess
@@ -15,8 +14,15 @@ from pathlib import Path
 import pytest
 
 from pytest_madengine.errors import MadError, MadSkip
-from pytest_madengine.gpus import (GpuAllocator, GpuPool, format_gpu_list, overlap_conflicts,
-                                   parse_gpu_list, read_intervals, visible_devices_env)
+from pytest_madengine.gpus import (
+    GpuAllocator,
+    GpuPool,
+    format_gpu_list,
+    overlap_conflicts,
+    parse_gpu_list,
+    read_intervals,
+    visible_devices_env,
+)
 
 EIGHT = GpuPool(tuple(range(8)), "declared")
 

@@ -1,0 +1,154 @@
+"""GPU packing benchmark: N one-GPU cards sleeping S seconds in containers on a declared pool.
+
+    python bench/parallel.py                   # 16 cards x 2 s, --mad-gpus 0-7, -n 8 and -n 0
+    python bench/parallel.py --cards 32 --workers 8 --no-serial
+
+Runs real pytest sessions (real xdist workers, real containers from mad-test/busybox:latest,
+gpu_vendor NONE so no device flags) and reads the allocator's record of every grant/release:
+
+- makespan: first GPU grant to last release (the models' phase; the ideal is
+  ceil(cards / gpus) x sleep); the pytest wall clock (worker start-up, collection) is reported too;
+- GPU utilisation: GPU-seconds held / (pool size x makespan); "busy" counts only the sleep.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from pytest_madengine.gpus import overlap_conflicts, read_intervals
+
+# A conftest that copies the controller's allocation record out of the session dir before the
+# session removes it (used by this bench and tests/acceptance/test_parallel.py).
+RECORD_CONFTEST = '''
+import shutil
+from pathlib import Path
+
+import pytest
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_unconfigure(config):
+    from pytest_madengine.session import SESSION_KEY
+
+    session = config.stash.get(SESSION_KEY, None)
+    if session is None or hasattr(config, "workerinput"):
+        return
+    out = Path(str(config.rootpath)) / "gpu-record"
+    out.mkdir(exist_ok=True)
+    (out / "session_id").write_text(session.session_id)
+    for name in ("gpu-allocations.jsonl", "gpus.json"):
+        if (session.session_dir / name).exists():
+            shutil.copy(session.session_dir / name, out / name)
+'''
+
+DOCKERFILE = ("# CONTEXT {'gpu_vendor': 'NONE'}\n"
+              "ARG BASE_DOCKER=mad-test/busybox:latest\nFROM $BASE_DOCKER\n")
+
+
+def write_package(root: Path, n_gpus: list[int], script: str) -> Path:
+    """A MAD package of one card per entry of ``n_gpus`` (m00, m01, ...) sharing one script,
+    plus the record conftest at ``root`` (the pytest rootdir); returns the package dir."""
+    package = root / "pkg"
+    (package / "docker").mkdir(parents=True)
+    (package / "scripts" / "m").mkdir(parents=True)
+    (package / "docker" / "tiny.none.Dockerfile").write_text(DOCKERFILE)
+    (package / "scripts" / "m" / "run.sh").write_text(script)
+    cards = [{"name": f"m{i:02d}", "dockerfile": "docker/tiny", "scripts": "scripts/m/run.sh",
+              "n_gpus": str(n), "owner": "", "training_precision": "", "tags": ["bench"], "args": ""}
+             for i, n in enumerate(n_gpus)]
+    (package / "models.json").write_text(json.dumps(cards, indent=1))
+    (root / "conftest.py").write_text(RECORD_CONFTEST)
+    return package
+
+
+@dataclass
+class Measurement:
+    workers: int
+    cards: int
+    wall_s: float
+    makespan_s: float
+    ideal_s: float
+    ratio: float
+    gpu_utilisation: float
+    busy_utilisation: float
+    peak_concurrency: int
+    conflicts: int
+    exit_code: int
+
+
+def run_session(root: Path, package: Path, workers: int, pool: int, sleep: float) -> Measurement:
+    args = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--mad-package", str(package),
+            "--mad-tags", "all", "--mad-gpus", f"0-{pool - 1}", "--mad-context={'gpu_vendor': 'NONE'}",
+            "-n", str(workers)]
+    record = root / "gpu-record"
+    if record.exists():
+        for path in record.iterdir():
+            path.unlink()
+    started = time.monotonic()
+    proc = subprocess.run(args, check=False, cwd=root, capture_output=True, text=True)
+    wall = time.monotonic() - started
+    if proc.returncode != 0:
+        sys.stderr.write(proc.stdout[-4000:] + proc.stderr[-2000:])
+    intervals = read_intervals(record / "gpu-allocations.jsonl")
+    first, last = min(i.start for i in intervals), max(i.end for i in intervals)
+    makespan = last - first
+    held = sum((i.end - i.start) * len(i.ids) for i in intervals)
+    ideal = math.ceil(len(intervals) / pool) * sleep
+    return Measurement(
+        workers=workers, cards=len(intervals), wall_s=round(wall, 2), makespan_s=round(makespan, 2),
+        ideal_s=ideal, ratio=round(makespan / ideal, 3),
+        gpu_utilisation=round(held / (pool * makespan), 3),
+        busy_utilisation=round(len(intervals) * sleep / (pool * makespan), 3),
+        peak_concurrency=peak_concurrency(intervals), conflicts=len(overlap_conflicts(intervals, pool)),
+        exit_code=proc.returncode)
+
+
+def peak_concurrency(intervals: list) -> int:
+    points = sorted([(i.start, 1) for i in intervals] + [(i.end, -1) for i in intervals])
+    level = peak = 0
+    for _, step in points:
+        level += step
+        peak = max(peak, level)
+    return peak
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cards", type=int, default=16)
+    parser.add_argument("--sleep", type=float, default=2.0)
+    parser.add_argument("--gpus", type=int, default=8)
+    parser.add_argument("--workers", type=int, default=8)
+    parser.add_argument("--no-serial", action="store_true", help="skip the -n 0 comparison")
+    parser.add_argument("--json", type=Path, help="also write the measurements here")
+    options = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="bench-parallel-") as tmp:
+        root = Path(tmp)
+        script = f'sleep {options.sleep}\necho "performance: 1 ops"\n'
+        package = write_package(root, [1] * options.cards, script)
+        runs = [options.workers] + ([] if options.no_serial else [0])
+        results = [run_session(root, package, workers, options.gpus, options.sleep) for workers in runs]
+    print(f"{options.cards} one-GPU cards x {options.sleep:g} s on {options.gpus} declared GPUs "
+          f"(cpus here: {os.cpu_count()})")
+    print(f"{'-n':>4} {'wall s':>7} {'makespan s':>11} {'ideal s':>8} {'ratio':>6} {'GPU util':>9} "
+          f"{'busy util':>10} {'peak':>5} {'conflicts':>10}")
+    for m in results:
+        print(f"{m.workers:>4} {m.wall_s:>7} {m.makespan_s:>11} {m.ideal_s:>8} {m.ratio:>6} "
+              f"{m.gpu_utilisation:>9} {m.busy_utilisation:>10} {m.peak_concurrency:>5} {m.conflicts:>10}")
+    if options.json:
+        options.json.write_text(json.dumps([asdict(m) for m in results], indent=2))
+    return 0 if all(m.exit_code == 0 and m.conflicts == 0 for m in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -237,11 +237,15 @@ def assemble_options(card: Any, context: Any, gpus: tuple[int, ...], *, no_gpus:
                      host_env: Mapping[str, str] | None = None) -> dict[str, Any]:
     """All SDK kwargs that come from the card, the context and the GPU allocation.
 
-    ``no_gpus`` (``--mad-gpus none``) drops every device flag whatever the vendor.
+    ``no_gpus`` (``--mad-gpus none``) drops every device flag whatever the vendor. Device flags
+    follow the GPUs the host really has: a context that says AMD on a host where detection found
+    none (a declared pool on CPU CI) chooses Dockerfiles and env, never ``/dev/kfd``.
     """
-    vendor = "NONE" if no_gpus else str(getattr(context, "gpu_vendor", "") or "NONE")
     gpus = () if no_gpus else tuple(gpus)
     host = getattr(context, "host", None)
+    vendor = "NONE" if no_gpus else str(getattr(context, "gpu_vendor", "") or "NONE")
+    if getattr(host, "gpu_vendor", None) == "NONE":
+        vendor = "NONE"
     devices = gpu_options(vendor, gpus, render_devices=getattr(host, "render_devices", None))
     options = merge_options(COMMON_OPTIONS, devices)
     volumes = mount_volumes(getattr(context, "docker_mounts", None))

@@ -54,11 +54,12 @@ def mad_image(request: pytest.FixtureRequest, mad_card: ModelCard, mad_context: 
     try:
         return provide_image(get_session(request.config), mad_card, request.node.spec.dockerfile)
     except MadError as exc:
-        from .results.judge import failed_result
+        error = exc  # fail outside the except block: no chained traceback in the report
+    from .results.judge import failed_result
 
-        result = failed_result(mad_card, phase="build", reason=exc.message, context=mad_context.data)
-        _fail(request.node, result, f"{mad_card.name}: image not available (phase build). {exc.message}")
-        raise  # unreachable: pytest.fail raises
+    result = failed_result(mad_card, phase="build", reason=error.message, context=mad_context.data)
+    _fail(request.node, result, f"{mad_card.name}: image not available (phase build). {error.message}")
+    raise AssertionError("unreachable")  # pytest.fail raised
 
 
 @pytest.fixture
@@ -116,9 +117,14 @@ def build_model(request: pytest.FixtureRequest, mad_card: ModelCard, mad_context
     try:
         result = build_for_manifest(session, mad_card, request.node.spec.dockerfile)
     except MadError as exc:
-        from .results.judge import failed_result
+        error = exc
+    else:
+        request.node.stash[RESULT_KEY] = result
+        return
+    from .results.judge import failed_result
 
-        result = failed_result(mad_card, phase="build", reason=exc.message, context=mad_context.data)
-        result.rows = []  # build-only sessions write the manifest, not perf.csv
-        _fail(request.node, result, f"{mad_card.name}: build failed. {exc.message}")
-    request.node.stash[RESULT_KEY] = result
+    session.manifest_writer.add_failure(mad_card, error.message)
+    session.manifest_writer.write()  # never leave an older session's manifest in place
+    result = failed_result(mad_card, phase="build", reason=error.message, context=mad_context.data)
+    result.rows = []  # build-only sessions write the manifest, not perf.csv
+    _fail(request.node, result, f"{mad_card.name}: build failed. {error.message}")

@@ -86,7 +86,7 @@ def build_for_manifest(session: Any, card: ModelCard, dockerfile: str | None) ->
             from .registry import push_image
 
             pushed = push_image(docker_client(), image.name, registry, settings.package,
-                                repo=(batch.registry_image if batch and batch.registry_image else None))
+                                target=(batch.registry_image if batch and batch.registry_image else None))
             image = dataclasses.replace(image, registry_image=pushed)
     session.manifest_writer.add(card, image)
     session.manifest_writer.write()

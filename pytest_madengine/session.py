@@ -89,8 +89,13 @@ class MadSession:
         if self._target is None:
             from .targets.base import get_target
 
+            extra: dict[str, Any] = {}
+            if self.target_name == "local":
+                from .provision import docker_client
+
+                extra["client"] = docker_client()  # one connection pool per process
             self._target = get_target(self.target_name, session_id=self.session_id,
-                                      package_root=self.settings.package)
+                                      package_root=self.settings.package, **extra)
         return self._target
 
     @cached_property
@@ -184,6 +189,7 @@ class MadSession:
     def pytest_sessionstart(self, session: pytest.Session) -> None:
         if not self.is_worker:
             self.specs  # load (and run dynamic scripts) once, before xdist workers start
+            self._remove_stale_containers()
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_collection_modifyitems(self, session: pytest.Session, config: pytest.Config,
@@ -246,6 +252,17 @@ class MadSession:
             return
         self._remove_leftover_containers()
         self.recorder.finish(getattr(self.config.option, "xmlpath", None))
+
+    def _remove_stale_containers(self) -> None:
+        """Containers of earlier sessions whose pytest process died (SIGKILL, power loss)."""
+        if self.config.option.collectonly or self.target_name != "local":
+            return
+        from .targets.local import remove_stale_containers
+
+        try:
+            remove_stale_containers()
+        except Exception:  # no daemon yet: each model reports that clearly when it runs
+            pass
 
     def _remove_leftover_containers(self) -> None:
         # A backstop for workers that died mid-run; listing alone never talks to Docker.

@@ -118,10 +118,9 @@ def _raw(config: pytest.Config, opt: Option) -> tuple[Any, bool]:
         value = config.getini(opt.ini)
         return value, bool(value)
     value = config.getini(opt.ini)
-    given = opt.ini in config.inicfg if hasattr(config, "inicfg") else False
-    if value in ("", None):
-        return opt.default, given
-    return value, given
+    if value in ("", None) or value == opt.default:
+        return opt.default, False
+    return value, True
 
 
 def is_active(config: pytest.Config) -> bool:

@@ -111,3 +111,16 @@ def test_mounts_cpus_and_card_options_are_merged_without_duplicates():
     assert options["cap_add"] == ["SYS_PTRACE", "SYS_ADMIN"]
     assert options["volumes"] == ["/mnt/data:/data:rw", "/a:/b"]
     assert options["cpuset_cpus"] == "0-7"
+
+
+def test_amd_context_on_a_host_without_gpus_gets_env_but_no_devices():
+    """--mad-context gpu_vendor AMD + a declared pool on CPU CI: no /dev/kfd, visibility env set."""
+    from pytest_madengine.context import build_context
+    from pytest_madengine.host import HostFacts
+
+    context = build_context(context_file=None, context_text="{'gpu_vendor': 'AMD'}",
+                            host=HostFacts(gpu_vendor="NONE"), gpus_option="0-7")
+    options = assemble_options(make_card(), context, (2, 5))
+    assert "devices" not in options and "device_requests" not in options
+    assert options["environment"]["HIP_VISIBLE_DEVICES"] == "2,5"
+    assert options["environment"]["MAD_GPU_VENDOR"] == "AMD"

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import MadError
+from .jsonfile import read_json
 from .host import VENDORS, HostFacts, detect_host, normalise_product, parse_gpu_list
 
 MAX_CONTEXT_CHARS = 64 * 1024
@@ -102,21 +103,7 @@ def parse_context_string(text: str, where: str = "--mad-context") -> dict[str, A
 def load_context_file(path: str | Path) -> dict[str, Any]:
     """A context file: one JSON object."""
     where = f"--mad-context-file {path}"
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise MadError("the file does not exist", where=where,
-                       fix="check the path (relative paths start at the current directory)") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise MadError(f"the file cannot be read ({error})", where=where,
-                       fix="give a readable UTF-8 JSON file") from None
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise MadError(f"invalid JSON at line {error.lineno} column {error.colno}: {error.msg}",
-                       where=where, fix='write one JSON object, e.g. {"gpu_vendor": "AMD"}') from None
-    except (ValueError, RecursionError) as error:
-        raise MadError(f"invalid JSON: {error}", where=where, fix="write one JSON object") from None
+    value = read_json(path, where=where, fix='write one JSON object, e.g. {"gpu_vendor": "AMD"}')
     return _as_dict(value, where)
 
 

@@ -35,6 +35,7 @@ from typing import Any
 
 from .cards import ModelCard
 from .errors import MadError
+from .jsonfile import read_json
 from .records import ImageRef
 
 META_KEY = "pytest_madengine"
@@ -241,14 +242,7 @@ class Manifest:
 def _read_json(path: Path, what: str, fix: str) -> Any:
     if not path.is_file():
         raise MadError(f"{what} does not exist", where=str(path), fix=fix)
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise MadError(f"{what} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})",
-                       where=str(path), fix="repair or rewrite the file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise MadError(f"cannot read the {what} ({exc.__class__.__name__})", where=str(path),
-                       fix="check the path and its permissions") from None
+    return read_json(path, fix="repair the file or write it again with --mad-build-only")
 
 
 def _section(data: dict[str, Any], key: str, path: Path) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import MadError
+from .jsonfile import read_json
 
 CREDENTIAL_FILE = "credential.json"
 DOCKERHUB = "dockerhub"
@@ -112,16 +113,8 @@ def registry_image_name(local_name: str, registry: str, repository: str = "") ->
 def _read_credential_file(path: Path) -> dict[str, Any]:
     if not path.is_file():
         return {}
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise MadError(f"cannot read it: {exc.__class__.__name__}", where=str(path),
-                       fix="make the file readable or remove it") from None
-    except json.JSONDecodeError as exc:
-        # The message of JSONDecodeError holds no file content, so no secret leaks here.
-        raise MadError(f"not valid JSON (line {exc.lineno}, column {exc.colno})", where=str(path),
-                       fix="fix the JSON syntax; entries look like "
-                           '{"localhost:5000": {"username": "...", "password": "..."}}') from None
+    data = read_json(path, fix="fix the JSON syntax; entries look like "
+                               '{"localhost:5000": {"username": "...", "password": "..."}}')
     if not isinstance(data, dict):
         raise MadError(f"the file holds a {type(data).__name__}, not an object", where=str(path),
                        fix='use {"<registry host or dockerhub>": {"username": "...", "password": "..."}}')

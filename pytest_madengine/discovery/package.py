@@ -14,6 +14,7 @@ from typing import Any
 
 from ..cards import REQUIRED, ModelCard
 from ..errors import MadError
+from ..jsonfile import read_json
 from .dynamic import run_dynamic
 
 REGISTRY = "models.json"
@@ -84,23 +85,8 @@ def family_registries(root: Path) -> Iterator[tuple[str, Path]]:
 def read_registry(path: Path) -> list[Any]:
     """The parsed JSON list of a ``models.json``; every defect raises MadError."""
     where = str(path)
-    try:
-        text = path.read_bytes().decode("utf-8-sig")
-    except OSError as error:
-        raise MadError(f"cannot read the file ({error.strerror})", where=str(path),
-                       fix="make it a readable file") from None
-    except UnicodeDecodeError as error:
-        raise MadError(f"not UTF-8 text (byte {error.start})", where=where,
-                       fix="save the file as UTF-8") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise MadError(f"invalid JSON at line {error.lineno}, column {error.colno}: {error.msg}",
-                       where=f"{where}:{error.lineno}:{error.colno}",
-                       fix="correct the JSON syntax there (a trailing comma, a missing comma or "
-                           "quote, or a comment are the usual causes)") from None
-    except RecursionError:
-        raise MadError("JSON nested too deeply to read", where=where, fix=f"make it {CARD_SHAPE}") from None
+    data = read_json(path, fix="correct the JSON syntax there (a trailing comma, a missing comma or "
+                               "quote, or a comment are the usual causes)")
     if not isinstance(data, list):
         raise MadError(f"the top level is a JSON {_json_type(data)}, not a list", where=where,
                        fix=f"make it {CARD_SHAPE}")

@@ -144,7 +144,7 @@ def test_missing_context_file_says_which(tmp_path):
 def test_bad_json_file_gives_line_and_column(tmp_path):
     path = tmp_path / "ctx.json"
     path.write_text('{\n  "gpu_vendor": "AMD",\n  "guest_os": UBUNTU\n}\n')
-    with pytest.raises(MadError, match="invalid JSON at line 3 column 15"):
+    with pytest.raises(MadError, match="invalid JSON at line 3, column 15"):
         load_context_file(path)
 
 

@@ -111,7 +111,7 @@ def test_malformed_file_names_the_file_and_hides_its_content(tmp_path: Path) -> 
     path = write_creds(tmp_path, '{"localhost:5000": {"username": "alice", "password": "' + SECRET + '"')
     with pytest.raises(MadError) as info:
         find_credentials("localhost:5000", tmp_path, {})
-    assert str(path) in info.value.message and "not valid JSON" in info.value.message
+    assert str(path) in info.value.message and "invalid JSON at line 1" in info.value.message
     assert SECRET not in info.value.message
     write_creds(tmp_path, "[1, 2]")
     with pytest.raises(MadError, match="not an object"):

@@ -133,7 +133,7 @@ def test_reads_a_madengine_written_manifest(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("content, expected", [
     (None, "does not exist"),
-    ("{not json", "not valid JSON (line 1"),
+    ("{not json", "invalid JSON at line 1"),
     ("[]", "holds a list"),
     ('{"built_images": {}}', "no 'built_models' object"),
     ('{"built_images": {}, "built_models": {"x": {"name": "a", "dockerfile": "d", "scripts": "s"}}}',

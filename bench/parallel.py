@@ -13,9 +13,11 @@ gpu_vendor NONE so no device flags) and reads the allocator's record of every gr
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -26,7 +28,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from pytest_madengine.gpus import overlap_conflicts, read_intervals
+from pytest_madengine.gpulog import overlap_conflicts, peak_concurrency, read_intervals
 
 # A conftest that copies the controller's allocation record out of the session dir before the
 # session removes it (used by this bench and tests/acceptance/test_parallel.py).
@@ -44,7 +46,7 @@ def pytest_unconfigure(config):
     session = config.stash.get(SESSION_KEY, None)
     if session is None or hasattr(config, "workerinput"):
         return
-    out = Path(str(config.rootpath)) / "gpu-record"
+    out = Path(__file__).parent / "gpu-record"
     out.mkdir(exist_ok=True)
     (out / "session_id").write_text(session.session_id)
     for name in ("gpu-allocations.jsonl", "gpus.json"):
@@ -85,6 +87,9 @@ class Measurement:
     peak_concurrency: int
     conflicts: int
     exit_code: int
+    median_hold_s: float  # sleep + container start/stop while the GPU is held
+    start_spread_s: float  # first to last grant of the first wave (worker start-up skew)
+    median_gap_s: float  # a worker's release to its next grant (teardown + setup)
 
 
 def run_session(root: Path, package: Path, workers: int, pool: int, sleep: float) -> Measurement:
@@ -111,16 +116,21 @@ def run_session(root: Path, package: Path, workers: int, pool: int, sleep: float
         gpu_utilisation=round(held / (pool * makespan), 3),
         busy_utilisation=round(len(intervals) * sleep / (pool * makespan), 3),
         peak_concurrency=peak_concurrency(intervals), conflicts=len(overlap_conflicts(intervals, pool)),
-        exit_code=proc.returncode)
+        exit_code=proc.returncode, **_breakdown(record / "gpu-allocations.jsonl", pool))
 
 
-def peak_concurrency(intervals: list) -> int:
-    points = sorted([(i.start, 1) for i in intervals] + [(i.end, -1) for i in intervals])
-    level = peak = 0
-    for _, step in points:
-        level += step
-        peak = max(peak, level)
-    return peak
+def _breakdown(events_path: Path, pool: int) -> dict[str, float]:
+    events = [json.loads(line) for line in events_path.read_text().splitlines()]
+    grants = sorted(e["t"] for e in events if e["event"] == "acquire")
+    holds = [e["held_for"] for e in events if e["event"] == "release"]
+    gaps = []
+    for worker in {e["worker"] for e in events}:
+        mine = sorted((e["t"], e["event"]) for e in events if e["worker"] == worker)
+        gaps += [b[0] - a[0] for a, b in itertools.pairwise(mine) if (a[1], b[1]) == ("release", "acquire")]
+    first_wave = grants[:pool]
+    return {"median_hold_s": round(statistics.median(holds), 2),
+            "start_spread_s": round(first_wave[-1] - first_wave[0], 2),
+            "median_gap_s": round(statistics.median(gaps), 2) if gaps else 0.0}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -145,6 +155,11 @@ def main(argv: list[str] | None = None) -> int:
     for m in results:
         print(f"{m.workers:>4} {m.wall_s:>7} {m.makespan_s:>11} {m.ideal_s:>8} {m.ratio:>6} "
               f"{m.gpu_utilisation:>9} {m.busy_utilisation:>10} {m.peak_concurrency:>5} {m.conflicts:>10}")
+    for m in results:
+        if m.workers == 0:
+            continue  # one at a time: no waves to compare
+        print(f"-n {m.workers}: median hold {m.median_hold_s} s (sleep {options.sleep:g} s + container), "
+              f"first-wave start spread {m.start_spread_s} s, median release->next grant {m.median_gap_s} s")
     if options.json:
         options.json.write_text(json.dumps([asdict(m) for m in results], indent=2))
     return 0 if all(m.exit_code == 0 and m.conflicts == 0 for m in results) else 1

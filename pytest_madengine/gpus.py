@@ -25,9 +25,11 @@ import fcntl
 import json
 import os
 import re
+import signal
 import socket
+import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,7 +40,6 @@ from .errors import MadError, MadSkip
 LOCK_NAME = "gpus.lock"
 STATE_NAME = "gpus.json"
 EVENTS_NAME = "gpu-allocations.jsonl"
-VISIBLE_ENV = ("ROCR_VISIBLE_DEVICES", "HIP_VISIBLE_DEVICES", "CUDA_VISIBLE_DEVICES")
 POLL_MIN_S, POLL_MAX_S = 0.01, 0.05
 HEARTBEAT_S = 1.0  # how often a waiter refreshes its ticket
 STALE_TICKET_S = 30.0  # a live process whose waiter stopped polling this long loses its place
@@ -101,9 +102,11 @@ class GpuPool:
         if context:
             where = "context docker_gpus"
             return cls(_checked(parse_gpu_list(context, where), detected, where), "context")
-        for name in VISIBLE_ENV:
-            if name in env:
-                return cls(_checked(_env_ids(name, env[name]), detected, name), "visible-env")
+        from .host import VISIBILITY_VARS, visible_gpu_ids
+
+        visible = visible_gpu_ids(env)
+        if visible is not None:
+            return cls(_checked(visible, detected, "/".join(VISIBILITY_VARS)), "visible-env")
         return cls(detected, "detected")
 
 
@@ -114,17 +117,6 @@ def _checked(ids: tuple[int, ...], detected: tuple[int, ...], where: str) -> tup
                        f"(detected {format_gpu_list(detected)})", where=where,
                        fix=f"choose ids within {format_gpu_list(detected)}")
     return ids
-
-
-def _env_ids(name: str, value: str) -> tuple[int, ...]:
-    if not value.strip():
-        return ()
-    try:
-        return parse_gpu_list(value, name)
-    except MadError:
-        raise MadError(f"{name}={value!r} narrows the GPUs to devices that are not numeric ids",
-                       where=name, fix="declare the pool with numeric ids, e.g. --mad-gpus 0-3"
-                       ) from None
 
 
 @dataclass
@@ -151,9 +143,14 @@ class Allocation:
 class GpuAllocator:
     """Blocking, FIFO-fair allocation of GPU sets shared by every process of one session."""
 
-    def __init__(self, session_dir: Path, pool: GpuPool) -> None:
+    def __init__(self, session_dir: Path, pool: GpuPool, *,
+                 on_reclaim: Callable[[dict[str, Any]], None] | None = None) -> None:
+        """``on_reclaim(hold)`` runs (under the lock) before a dead process's GPUs are given
+        out again: stop what it left running there (its containers), or the next model would
+        share a GPU with an orphan."""
         self.session_dir = Path(session_dir)
         self.pool = pool
+        self.on_reclaim = on_reclaim
         self.session_dir.mkdir(parents=True, exist_ok=True)
         self.lock_path = self.session_dir / LOCK_NAME
         self.state_path = self.session_dir / STATE_NAME
@@ -170,13 +167,16 @@ class GpuAllocator:
             raise MadSkip(f"needs {need} GPUs, the pool has {len(self.pool)} "
                           f"({format_gpu_list(self.pool.ids)})")
         started = time.monotonic()
-        ticket = self._enqueue(need, owner)
+        ticket = -1
         try:
+            with _interrupts_deferred():
+                ticket = self._enqueue(need, owner)
             allocation = self._wait(ticket, need, owner, started, timeout)
+            self._mine[ticket] = allocation
         except BaseException:
-            self._dequeue(ticket, owner, "abandon")  # timeout, Ctrl-C, anything: leave the queue
+            if ticket >= 0:
+                self._abandon(ticket)  # timeout, Ctrl-C, anything: leave no ticket and no hold
             raise
-        self._mine[ticket] = allocation
         return allocation
 
     def release(self, allocation: Allocation) -> None:
@@ -214,12 +214,13 @@ class GpuAllocator:
             state["queue"].append(self._entry(ticket, need, owner))
             return int(ticket)
 
-    def _dequeue(self, ticket: int, owner: str, event: str) -> None:
+    def _abandon(self, ticket: int) -> None:
+        self._mine.pop(ticket, None)
         with self._locked() as state:
-            gone = [e for e in state["queue"] if e["ticket"] == ticket]
-            state["queue"] = [e for e in state["queue"] if e["ticket"] != ticket]
-            if gone:
-                self._log(event, gone[0])
+            for key, event in (("queue", "abandon"), ("holds", "release")):
+                for entry in [e for e in state[key] if e["ticket"] == ticket]:
+                    state[key].remove(entry)
+                    self._log(event, entry)
 
     def _wait(self, ticket: int, need: int, owner: str, started: float,
               timeout: float | None) -> Allocation:
@@ -268,18 +269,28 @@ class GpuAllocator:
         dead_tickets = [e for e in state["queue"]
                         if not _alive(e) or now - e["seen"] > STALE_TICKET_S]
         for hold in dead_holds:
-            self._log("reclaim", hold, held_for=now - hold["since"])
+            self._log("reclaim", hold, held_for=now - hold["since"], **self._cleanup(hold))
         for entry in dead_tickets:
             self._log("drop-ticket", entry)
         state["holds"] = [h for h in state["holds"] if h not in dead_holds]
         state["queue"] = [e for e in state["queue"] if e not in dead_tickets]
         return len(dead_holds) + len(dead_tickets)
 
+    def _cleanup(self, hold: dict[str, Any]) -> dict[str, Any]:
+        if self.on_reclaim is None:
+            return {}
+        try:
+            self.on_reclaim(hold)
+        except Exception as exc:  # noqa: BLE001 - a failed cleanup must not wedge the pool
+            return {"cleanup_error": f"{type(exc).__name__}: {exc}"}
+        return {"cleaned": True}
+
     # -- files --------------------------------------------------------------------------------
     @contextmanager
     def _locked(self) -> Iterator[dict[str, Any]]:
-        """The state under the session lock; written back (atomically) unless unchanged."""
-        with open(self.lock_path, "a+b") as lock:
+        """The state under the session lock; written back (atomically) unless unchanged. A
+        Ctrl-C arriving meanwhile is raised after the write, so no transition is half done."""
+        with _interrupts_deferred(), open(self.lock_path, "a+b") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             state = self._load()
             snapshot = json.dumps(state, sort_keys=True)
@@ -303,13 +314,32 @@ class GpuAllocator:
         tmp.write_text(json.dumps(state))
         os.replace(tmp, self.state_path)
 
-    def _log(self, event: str, entry: dict[str, Any], **extra: float) -> None:
+    def _log(self, event: str, entry: dict[str, Any], **extra: Any) -> None:
         record = {"event": event, "t": time.time(), "ticket": entry["ticket"],
                   "owner": entry["owner"], "ids": entry.get("ids", []), "n": entry["n"],
                   "pid": entry["pid"], "worker": entry.get("worker", ""),
-                  **{key: round(value, 4) for key, value in extra.items()}}
+                  **{key: round(value, 4) if isinstance(value, float) else value
+                     for key, value in extra.items()}}
         with open(self.events_path, "a", encoding="utf-8") as events:
             events.write(json.dumps(record) + "\n")
+
+
+@contextmanager
+def _interrupts_deferred() -> Iterator[None]:
+    """Hold back SIGINT (main thread only: Python runs handlers there) until the block ends."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[Any] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(frame))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if received and callable(previous):
+            previous(signal.SIGINT, received[0])
+        elif received and previous == signal.SIG_DFL:
+            os.kill(os.getpid(), signal.SIGINT)
 
 
 def _held_ids(state: dict[str, Any]) -> set[int]:
@@ -364,57 +394,3 @@ def _alive(entry: dict[str, Any]) -> bool:
     started = entry.get("pstart") or ""
     return not started or _start_time(pid) in ("", started)
 
-
-def visible_devices_env(ids: tuple[int, ...], *, passthrough: bool) -> dict[str, str]:
-    """The visible-devices environment for a model holding ``ids``.
-
-    With device passthrough (AMD/NVIDIA) the container sees only its GPUs, renumbered from 0;
-    without it (vendor NONE, declared pool) it gets the host ids, so allocation stays visible
-    and testable on CPU-only machines. ``MAD_GPU_IDS`` always names the host ids.
-    """
-    inside = range(len(ids)) if passthrough else ids
-    listed = ",".join(str(gpu) for gpu in inside)
-    env = {"MAD_GPU_IDS": ",".join(str(gpu) for gpu in ids)}
-    if ids:
-        env.update({name: listed for name in VISIBLE_ENV})
-    return env
-
-
-@dataclass(frozen=True)
-class Interval:
-    """One allocation as recorded: GPU ids held from ``start`` to ``end`` (wall clock)."""
-
-    ticket: int
-    owner: str
-    ids: tuple[int, ...]
-    start: float
-    end: float
-
-
-def read_intervals(events_path: Path) -> list[Interval]:
-    """Allocation intervals from ``gpu-allocations.jsonl``; a reclaimed hold ends at reclaim
-    time (an upper bound), one never released ends at infinity."""
-    starts: dict[int, dict[str, Any]] = {}
-    ends: dict[int, float] = {}
-    for line in Path(events_path).read_text().splitlines():
-        event = json.loads(line)
-        if event["event"] == "acquire":
-            starts[event["ticket"]] = event
-        elif event["event"] in ("release", "reclaim"):
-            ends[event["ticket"]] = event["t"]
-    return [Interval(ticket, e["owner"], tuple(e["ids"]), e["t"], ends.get(ticket, float("inf")))
-            for ticket, e in sorted(starts.items())]
-
-
-def overlap_conflicts(intervals: list[Interval], pool_size: int) -> list[str]:
-    """Pairs of overlapping intervals that share a GPU, or overlap a whole-node allocation."""
-    problems = []
-    for i, a in enumerate(intervals):
-        for b in intervals[i + 1:]:
-            if a.start >= b.end or b.start >= a.end:
-                continue
-            shared = set(a.ids) & set(b.ids)
-            if shared or pool_size in (len(a.ids), len(b.ids)):
-                problems.append(f"{a.owner} {a.ids} and {b.owner} {b.ids} overlap "
-                                f"(shared {sorted(shared)})")
-    return problems

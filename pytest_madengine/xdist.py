@@ -14,7 +14,6 @@ Registered only when pytest-xdist is present (the hooks do not exist without it)
 """
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -22,7 +21,8 @@ from typing import Any
 
 import pytest
 
-from .gpus import EVENTS_NAME, GpuAllocator, GpuPool, format_gpu_list
+from .gpulog import AllocationFeed
+from .gpus import EVENTS_NAME, GpuAllocator, GpuPool
 
 Demand = Callable[[str], int]
 MAX_AUTO_WORKERS = 64
@@ -100,38 +100,6 @@ def auto_workers(pool: GpuPool, cpu_count: int | None) -> int:
     return max(1, min(cpu_count or 1, MAX_AUTO_WORKERS))
 
 
-class AllocationFeed:
-    """Lines for allocation events appended to ``gpu-allocations.jsonl`` since the last read."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.offset = 0
-
-    def new_lines(self) -> list[str]:
-        try:
-            with open(self.path, "rb") as events:
-                events.seek(self.offset)
-                data = events.read()
-        except FileNotFoundError:
-            return []
-        complete = data[: data.rfind(b"\n") + 1]
-        self.offset += len(complete)
-        return [describe_event(json.loads(line)) for line in complete.splitlines() if line.strip()]
-
-
-def describe_event(event: dict[str, Any]) -> str:
-    ids = format_gpu_list(event.get("ids") or []) or "-"
-    where = f"[{event.get('worker') or '?'}]"
-    name = event.get("owner", "?").rsplit("::", 1)[-1]
-    if event["event"] == "acquire":
-        return f"{where} GPUs {ids} -> {name} (waited {event.get('waited', 0):.1f}s)"
-    if event["event"] == "release":
-        return f"{where} GPUs {ids} <- {name} (held {event.get('held_for', 0):.1f}s)"
-    if event["event"] == "reclaim":
-        return f"{where} GPUs {ids} reclaimed from dead worker (pid {event.get('pid')}, {name})"
-    return f"{where} {event['event']} ticket {event.get('ticket')} ({name})"
-
-
 class XdistHooks:
     """Controller-side xdist hooks; the session is read lazily from ``config.stash``."""
 
@@ -168,9 +136,7 @@ class XdistHooks:
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_xdist_auto_num_workers(self, config: pytest.Config) -> int | None:
-        if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
-            return None  # the user's explicit choice (xdist's own hook honours it)
-        return auto_workers(self._pool(), os.cpu_count())
+        return auto_num_workers(config)  # only reached if registered before cmdline_main
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node: Any, error: object | None) -> None:
@@ -201,29 +167,27 @@ class XdistHooks:
             return 0
 
 
-class AutoWorkers:
-    """``-n auto`` sizing, registered before pytest_configure (xdist asks in cmdline_main,
-    before the MAD session exists), so the pool is resolved from the options here."""
+def auto_num_workers(config: pytest.Config) -> int | None:
+    """``-n auto``: the size of the GPU pool the session will use (CPU count without one).
 
-    def __init__(self, detected_count: Callable[[], int] = lambda: 0,
-                 context_gpus: Callable[[pytest.Config], str | None] = lambda config: None) -> None:
-        self.detected_count = detected_count
-        self.context_gpus = context_gpus
+    xdist asks in its ``pytest_cmdline_main``, before ``pytest_configure`` creates the MAD
+    session, so plugin.py must answer through a module-level
+    ``@pytest.hookimpl(optionalhook=True) pytest_xdist_auto_num_workers`` calling this; the
+    pool is resolved here exactly as the session will (options, context, environment, host).
+    """
+    from . import settings as _settings
+    from .errors import MadError
 
-    @pytest.hookimpl(optionalhook=True)
-    def pytest_xdist_auto_num_workers(self, config: pytest.Config) -> int | None:
-        from . import settings as _settings
+    if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS") or not _settings.is_active(config):
+        return None  # the user's explicit choice, or not a MAD run: xdist's own answer
+    try:
+        from .context import build_context
 
-        if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS") or not _settings.is_active(config):
-            return None
-        try:
-            pool = GpuPool.resolve(gpus_option=_settings.from_config(config).gpus,
-                                   context_gpus=self.context_gpus(config), env=os.environ,
-                                   detected_count=self.detected_count())
-        except Exception as exc:  # the session reports a bad pool properly; size by CPUs here
-            from .errors import MadError
-
-            if not isinstance(exc, (MadError, pytest.UsageError)):
-                raise
-            pool = GpuPool((), "none")
-        return auto_workers(pool, os.cpu_count())
+        settings = _settings.from_config(config)
+        context = build_context(context_file=settings.context_file, context_text=settings.context,
+                                gpus_option=settings.gpus)
+        pool = GpuPool.resolve(gpus_option=settings.gpus, context_gpus=context.get("docker_gpus"),
+                               env=os.environ, detected_count=context.host.gpu_count)
+    except (MadError, pytest.UsageError):
+        return None  # the session reports the bad option properly; size like xdist meanwhile
+    return auto_workers(pool, os.cpu_count())

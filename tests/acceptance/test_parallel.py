@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.parallel import peak_concurrency, write_package
-from pytest_madengine.gpus import Interval, overlap_conflicts, read_intervals
+from bench.parallel import write_package
+from pytest_madengine.gpulog import Interval, overlap_conflicts, peak_concurrency, read_intervals
 
 pytestmark = pytest.mark.docker
 

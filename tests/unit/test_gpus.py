@@ -14,14 +14,12 @@ from pathlib import Path
 import pytest
 
 from pytest_madengine.errors import MadError, MadSkip
+from pytest_madengine.gpulog import Interval, overlap_conflicts, read_intervals
 from pytest_madengine.gpus import (
     GpuAllocator,
     GpuPool,
     format_gpu_list,
-    overlap_conflicts,
     parse_gpu_list,
-    read_intervals,
-    visible_devices_env,
 )
 
 EIGHT = GpuPool(tuple(range(8)), "declared")
@@ -88,6 +86,9 @@ def test_rocr_wins_over_hip_and_cuda_and_narrowing_is_respected() -> None:
     assert resolve(env=env, detected=8).ids == (4,)
     assert resolve(env={"HIP_VISIBLE_DEVICES": "1,3"}, detected=8).ids == (1, 3)
     assert resolve(env={"CUDA_VISIBLE_DEVICES": ""}, detected=8) == GpuPool((), "visible-env")
+    assert resolve(env={"HIP_VISIBLE_DEVICES": "-1"}, detected=8) == GpuPool((), "visible-env")
+    with pytest.raises(MadError, match="do not exist"):
+        resolve(env={"ROCR_VISIBLE_DEVICES": "9"}, detected=8)
 
 
 def test_non_numeric_visible_devices_is_a_clear_error() -> None:
@@ -99,13 +100,6 @@ def test_non_numeric_visible_devices_is_a_clear_error() -> None:
 def test_bad_context_list_names_the_context_key() -> None:
     with pytest.raises(MadError, match="docker_gpus"):
         resolve(context="zero")
-
-
-def test_visible_devices_env() -> None:
-    assert visible_devices_env((4, 5), passthrough=False)["CUDA_VISIBLE_DEVICES"] == "4,5"
-    inside = visible_devices_env((4, 5), passthrough=True)
-    assert inside["HIP_VISIBLE_DEVICES"] == "0,1" and inside["MAD_GPU_IDS"] == "4,5"
-    assert "ROCR_VISIBLE_DEVICES" not in visible_devices_env((), passthrough=False)
 
 
 # -- allocator, one process --------------------------------------------------------------------
@@ -218,6 +212,25 @@ def test_killed_holder_is_reclaimed(tmp_path: Path) -> None:
     assert overlap_conflicts(read_intervals(tmp_path / "gpu-allocations.jsonl"), 8) == []
 
 
+def test_reclaim_runs_the_cleanup_before_giving_the_gpus_out(tmp_path: Path) -> None:
+    child = _spawn(tmp_path, 3, "hold")
+    assert json.loads(child.stdout.readline()) == [0, 1, 2]  # type: ignore[union-attr]
+    child.kill()
+    child.wait()
+    cleaned: list[tuple[int, list[int]]] = []
+
+    def cleanup(hold: dict) -> None:
+        cleaned.append((hold["pid"], hold["ids"]))
+        raise RuntimeError("docker daemon gone")  # a failing cleanup must not wedge the pool
+
+    allocator = GpuAllocator(tmp_path, EIGHT, on_reclaim=cleanup)
+    assert allocator.acquire(8, owner="after", timeout=2).ids == tuple(range(8))
+    assert cleaned == [(child.pid, [0, 1, 2])]
+    reclaim = [json.loads(line) for line in (tmp_path / "gpu-allocations.jsonl").open()
+               if '"reclaim"' in line]
+    assert reclaim[0]["cleanup_error"] == "RuntimeError: docker daemon gone"
+
+
 def test_killed_waiter_does_not_block_the_queue(tmp_path: Path) -> None:
     allocator = GpuAllocator(tmp_path, EIGHT)
     hog = allocator.acquire(4, owner="hog")
@@ -276,8 +289,6 @@ def test_processes_and_threads_hammering_never_share_a_gpu(tmp_path: Path) -> No
 
 
 def test_overlap_conflicts_detects_sharing_and_whole_node(tmp_path: Path) -> None:
-    from pytest_madengine.gpus import Interval
-
     a = Interval(0, "a", (0, 1), 0.0, 2.0)
     assert overlap_conflicts([a, Interval(1, "b", (1,), 1.0, 3.0)], 8)
     assert overlap_conflicts([a, Interval(1, "b", (2,), 2.0, 3.0)], 8) == []

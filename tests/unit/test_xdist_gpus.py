@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
+from pytest_madengine.gpulog import AllocationFeed
 from pytest_madengine.gpus import GpuAllocator, GpuPool
-from pytest_madengine.xdist import AllocationFeed, auto_workers, demand_order, make_scheduler_class
+from pytest_madengine.xdist import auto_workers, demand_order, make_scheduler_class
 
 DEMAND = {"a": 1, "b": -1, "c": 4, "d": 2, "e": 4, "f": 1, "g": 8, "h": 0}
 
@@ -97,3 +98,21 @@ def test_allocation_feed_reads_only_new_complete_lines(tmp_path: Path) -> None:
     released = feed.new_lines()
     assert len(released) == 1 and "GPUs 0-1 <- dummy2/model1 (held" in released[0]
     assert feed.new_lines() == []
+
+
+def test_auto_num_workers_sizes_by_the_declared_pool(pytester: pytest.Pytester,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    from pytest_madengine.xdist import auto_num_workers
+
+    monkeypatch.delenv("PYTEST_XDIST_AUTO_NUM_WORKERS", raising=False)
+    for name in ("ROCR_VISIBLE_DEVICES", "HIP_VISIBLE_DEVICES", "CUDA_VISIBLE_DEVICES"):
+        monkeypatch.delenv(name, raising=False)
+    package = ["--mad-package", str(pytester.path), "--mad-context={'gpu_vendor': 'NONE'}"]
+    assert auto_num_workers(pytester.parseconfig(*package, "--mad-gpus", "0-5")) == 6
+    assert auto_num_workers(pytester.parseconfig(*package, "--mad-context={'docker_gpus': '2,3'}")) == 2
+    assert auto_num_workers(pytester.parseconfig()) is None  # not a MAD run: xdist decides
+    assert auto_num_workers(pytester.parseconfig(*package, "--mad-gpus", "x")) is None
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "1,4,7")
+    assert auto_num_workers(pytester.parseconfig(*package)) == 3
+    monkeypatch.setenv("PYTEST_XDIST_AUTO_NUM_WORKERS", "5")
+    assert auto_num_workers(pytester.parseconfig(*package, "--mad-gpus", "0-5")) is None

@@ -71,8 +71,8 @@ class MadItem(pytest.Function):
 
     spec: ItemSpec
 
-    def reportinfo(self) -> tuple[Any, int | None, str]:
-        return Path(self.spec.card.source), None, f"MAD model {self.spec.card.name}"
+    def reportinfo(self) -> tuple[Any, int, str]:
+        return Path(self.spec.card.source), 0, f"MAD model {self.spec.card.name}"
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException]) -> Any:  # type: ignore[override]
         from .errors import MadError

@@ -24,7 +24,6 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import re
 import signal
 import socket
 import threading
@@ -36,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import MadError, MadSkip
+from .host import parse_gpu_list  # noqa: F401  (part of this module's API)
 
 LOCK_NAME = "gpus.lock"
 STATE_NAME = "gpus.json"
@@ -43,22 +43,6 @@ EVENTS_NAME = "gpu-allocations.jsonl"
 POLL_MIN_S, POLL_MAX_S = 0.01, 0.05
 HEARTBEAT_S = 1.0  # how often a waiter refreshes its ticket
 STALE_TICKET_S = 30.0  # a live process whose waiter stopped polling this long loses its place
-_RANGE = re.compile(r"^(\d+)(?:-(\d+))?$")
-
-
-def parse_gpu_list(text: str, where: str = "--mad-gpus") -> tuple[int, ...]:
-    """``"0-3,6"`` → ``(0, 1, 2, 3, 6)`` (sorted, duplicates dropped)."""
-    ids: set[int] = set()
-    parts = [part.strip() for part in str(text).split(",")]
-    for part in parts:
-        match = _RANGE.match(part)
-        if not match or (match.group(2) and int(match.group(2)) < int(match.group(1))):
-            raise MadError(f"{text!r} is not a GPU list ({part!r} is not an id or a range a-b)",
-                           where=where, fix="give ids and ranges separated by commas, e.g. 0-3,6, "
-                           "or 'all' / 'none'")
-        first, last = int(match.group(1)), int(match.group(2) or match.group(1))
-        ids.update(range(first, last + 1))
-    return tuple(sorted(ids))
 
 
 def format_gpu_list(ids: tuple[int, ...] | list[int]) -> str:

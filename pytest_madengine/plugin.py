@@ -28,3 +28,13 @@ def pytest_configure(config: pytest.Config) -> None:
     from .session import start_session
 
     start_session(config)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
+    """``-n auto``: one worker per GPU of the pool (asked before pytest_configure runs)."""
+    if not _settings.is_active(config):
+        return None
+    from .xdist import auto_num_workers
+
+    return auto_num_workers(config)

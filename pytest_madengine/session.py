@@ -113,7 +113,9 @@ class MadSession:
         pool = GpuPool.resolve(gpus_option=self.settings.gpus,
                                context_gpus=self.context.get("docker_gpus"),
                                env=os.environ, detected_count=self.context.host.gpu_count)
-        return GpuAllocator(self.session_dir, pool)
+        # A killed worker's GPUs go to the next model only after its container is gone.
+        on_reclaim = self._remove_stale_containers if self.target_name == "local" else None
+        return GpuAllocator(self.session_dir, pool, on_reclaim=on_reclaim and (lambda hold: on_reclaim()))
 
     @cached_property
     def cards(self) -> list[ModelCard]:

@@ -157,22 +157,21 @@ _RANGE = re.compile(r"^(\d+)\s*-\s*(\d+)$")
 def parse_gpu_list(text: str, where: str = "--mad-gpus") -> tuple[int, ...]:
     """ "0-3,6" → (0, 1, 2, 3, 6): sorted, de-duplicated GPU indices."""
     ids: set[int] = set()
+    fix = 'give indices and ranges separated by commas, e.g. "0-3,6", or "all" or "none"'
     for part in str(text).split(","):
         part = part.strip()
-        if not part:
-            continue
         match = _RANGE.match(part)
         if match:
             low, high = int(match.group(1)), int(match.group(2))
             if low > high:
                 raise MadError(f"GPU range {part!r} runs backwards", where=where,
-                               fix=f"write it low-high, e.g. {high}-{low}")
+                               fix=f"write it low-high ({high}-{low}); {fix}")
             ids.update(range(low, high + 1))
         elif part.isdigit():
             ids.add(int(part))
         else:
-            raise MadError(f"{part!r} is not a GPU index or range", where=where,
-                           fix='give indices and ranges such as "0-3,6", or "all" or "none"')
+            raise MadError(f"{text!r} is not a GPU list ({part!r} is not an index or a range a-b)",
+                           where=where, fix=fix)
     return tuple(sorted(ids))
 
 

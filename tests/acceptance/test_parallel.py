@@ -64,8 +64,6 @@ def test_forty_cards_on_eight_gpus_never_share_a_gpu(pytester: pytest.Pytester, 
     assert _running_containers((pytester.path / "gpu-record" / "session_id").read_text()) == []
 
 
-@pytest.mark.xfail(strict=True, reason="MadItem.reportinfo() returns line None: pytest's skip report "
-                   "asserts a line number (INTERNALERROR); remove this mark once collect.py returns 0")
 def test_card_larger_than_pool_is_skipped_with_reason(pytester: pytest.Pytester, busybox_image: str) -> None:
     package = make_package(pytester, [16, 1], 'echo "performance: 1 ops"\n')
     result = pytester.runpytest_subprocess(*mad_args(package, "-n", "2", "-rs"), timeout=300)

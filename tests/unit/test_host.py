@@ -296,5 +296,5 @@ def test_parse_gpu_list():
     assert parse_gpu_list("0-3,6") == (0, 1, 2, 3, 6)
     with pytest.raises(MadError, match="runs backwards"):
         parse_gpu_list("3-1")
-    with pytest.raises(MadError, match="not a GPU index"):
+    with pytest.raises(MadError, match="is not a GPU list"):
         parse_gpu_list("0,x")

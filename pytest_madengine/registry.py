@@ -15,7 +15,6 @@ No password ever appears in an error text: every message is scrubbed before it i
 """
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections.abc import Iterable, Mapping

@@ -186,7 +186,23 @@ class MadSession:
             self._demand = {f"{registry_id}::{spec.name}": spec.card.n_gpus for spec in self.specs}
         return self._demand.get(nodeid, 0)
 
+    @cached_property
+    def collect_test_files(self) -> bool:
+        """Only paths the user named are collected besides the models: `pytest --mad-tags x`
+        in a repository with testpaths runs the models, not the repository's test suite."""
+        workerinput = getattr(self.config, "workerinput", None)
+        if workerinput is not None and "mad_collect_files" in workerinput:
+            return bool(workerinput["mad_collect_files"])
+        return self.config.args_source == pytest.Config.ArgsSource.ARGS
+
     # --- pytest hooks ---------------------------------------------------------------------
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_configure_node(self, node: Any) -> None:
+        node.workerinput["mad_collect_files"] = self.collect_test_files
+
+    def pytest_ignore_collect(self, collection_path: Path, config: pytest.Config) -> bool | None:
+        return None if self.collect_test_files else True
+
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionstart(self, session: pytest.Session) -> None:
         if not self.is_worker:

@@ -5,7 +5,6 @@ order) so every process, xdist workers included, sees the same list.
 """
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass

@@ -31,7 +31,8 @@ def result_candidates(card: Any, run_dir: Path, package_root: Path) -> list[Path
 def job_environment(card: Any, context: dict[str, Any], config: JobConfig, run_dir: Path) -> dict[str, str]:
     env = {str(k): str(v) for k, v in card.env_vars.items()}
     env.update({str(k): str(v) for k, v in (context.get("docker_env_vars") or {}).items()})
-    env.update(MAD_MODEL_NAME=card.name, MAD_OUTPUT_CSV=str(run_dir / Path(card.multiple_results or "results.csv").name),
+    results_csv = run_dir / Path(card.multiple_results or "results.csv").name
+    env.update(MAD_MODEL_NAME=card.name, MAD_OUTPUT_CSV=str(results_csv),
                MAD_RUN_DIR=str(run_dir), NNODES=str(config.nnodes), NPROC_PER_NODE=str(config.nproc_per_node),
                MASTER_PORT=str(config.master_port))
     return env

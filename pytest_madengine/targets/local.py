@@ -287,7 +287,8 @@ class LocalTarget:
 
     def _collect(self, request: RunRequest, model_dir: Path, outcome: RunOutcome) -> None:
         """Result CSV into ``outcome.result_files``; the model dir goes unless kept."""
-        keep = bool(getattr(request.settings, "keep_model_dir", False) or getattr(request.settings, "keep_alive", False))
+        settings = request.settings
+        keep = bool(getattr(settings, "keep_model_dir", False) or getattr(settings, "keep_alive", False))
         csv_name = request.card.multiple_results
         csv = model_dir / csv_name if csv_name else None
         if csv is not None and csv.is_file():

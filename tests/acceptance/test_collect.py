@@ -106,3 +106,15 @@ def test_real_corpus_counts(pytester: pytest.Pytester) -> None:
         result = pytester.runpytest("--mad-package", str(corpus), "--mad-tags", tag, "--collect-only", "-q")
         counts[tag] = len(collected_names(result))
     assert counts == {"all": 156, "pyt": 125, "vllm": 66, "vllm/all": 40}
+
+
+def test_only_named_paths_are_collected_beside_the_models(pytester: pytest.Pytester,
+                                                          example_package: Path) -> None:
+    pytester.makeini("[pytest]\ntestpaths = suite\n")
+    pytester.mkdir("suite")
+    (pytester.path / "suite" / "test_other.py").write_text("def test_other():\n    pass\n")
+    base = ["--mad-package", str(example_package), "--mad-tags", "dummy", "--collect-only", "-q"]
+    assert collected_names(pytester.runpytest(*base)) == ["dummy"]
+    named = pytester.runpytest("suite", *base)
+    assert "suite/test_other.py::test_other" in named.outlines
+    assert "hub/models.json::dummy" in named.outlines

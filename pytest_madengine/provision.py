@@ -53,24 +53,14 @@ def provide_image(session: Any, card: ModelCard, dockerfile: str | None) -> Imag
 
 def _local(session: Any, image: ImageRef, registry: str | None) -> ImageRef:
     """Make sure the image exists in the local engine, pulling it when needed."""
-    from .registry import ensure_local_image
+    from .registry import ensure_local_image, image_exists
 
     client = docker_client()
     reference = image.name
-    if image.registry_image and not _exists(client, image.name):
+    if image.registry_image and not image_exists(client, image.name):
         reference = image.registry_image
     name = ensure_local_image(client, reference, registry, session.settings.package)
     return dataclasses.replace(image, name=name)
-
-
-def _exists(client: Any, name: str) -> bool:
-    import docker.errors
-
-    try:
-        client.images.get(name)
-        return True
-    except docker.errors.ImageNotFound:
-        return False
 
 
 def build_for_manifest(session: Any, card: ModelCard, dockerfile: str | None) -> ModelResult:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..records import ImageRef
+from ..registry import image_exists
 
 
 class NodeImageError(RuntimeError):
@@ -50,16 +51,6 @@ def choose(strategy: str, image: ImageRef, nnodes: int) -> str:
     if image.registry_image:
         return "registry"
     return "tar" if nnodes > 1 else "build"
-
-
-def _present(client: Any, name: str) -> bool:
-    import docker
-
-    try:
-        client.images.get(name)
-        return True
-    except docker.errors.ImageNotFound:
-        return False
 
 
 def _build(client: Any, image: ImageRef, package: Path, card: Any) -> None:
@@ -121,7 +112,7 @@ def ensure_image(spec: dict[str, Any], card: Any, image: ImageRef, *, rank: int,
     elif strategy == "tar":
         pointer = run_dir / "image-tar"
         if rank == 0:
-            if not _present(client, image.name):
+            if not image_exists(client, image.name):
                 _build(client, image, Path(spec["package_root"]), card)
             tar = _tar_path(client, Path(spec["image_cache_dir"]), image)
             action = "reused-tar" if tar.exists() else "saved"
@@ -135,9 +126,9 @@ def ensure_image(spec: dict[str, Any], card: Any, image: ImageRef, *, rank: int,
             _load(client, tar)
             action, detail = "loaded", str(tar)
     elif strategy == "local":
-        if not _present(client, image.name):
+        if not image_exists(client, image.name):
             raise NodeImageError(f"image {image.name} is not on node {node}")
-    elif not _present(client, image.name):  # build
+    elif not image_exists(client, image.name):  # build
         _build(client, image, Path(spec["package_root"]), card)
         action = "built"
     record = {"rank": rank, "node": node, "strategy": strategy, "action": action, "image": reference, "tar": detail,

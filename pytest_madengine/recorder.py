@@ -18,9 +18,8 @@ def _junit_key(nodeid: str) -> tuple[str, str]:
 class Recorder:
     """Controller-side sink for results; workers only attach results to their reports."""
 
-    def __init__(self, settings: Settings, *, is_worker: bool) -> None:
+    def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.is_worker = is_worker
         self.results: list[tuple[str, ModelResult]] = []
 
     @property

@@ -19,12 +19,9 @@ def safe_name(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.=-]+", "_", text).strip("_")
 
 
-def _live_output(config: pytest.Config) -> Any:
-    def write(line: str) -> None:
-        sys.stdout.write(line if line.endswith("\n") else line + "\n")
-        sys.stdout.flush()
-
-    return write
+def _write_live_line(line: str) -> None:
+    sys.stdout.write(line if line.endswith("\n") else line + "\n")
+    sys.stdout.flush()
 
 
 def run_card(session: Any, item: pytest.Item, card: ModelCard, context: Any, image: ImageRef,
@@ -41,7 +38,7 @@ def run_card(session: Any, item: pytest.Item, card: ModelCard, context: Any, ima
         log_path=log_dir / f"{safe_name(item.name)}.run.log", work_dir=work_dir, run_id=run_id,
         adjust_options=lambda options: hook.pytest_madengine_docker_run_options(
             card=card, context=context, options=options),
-        live_output=_live_output(session.config) if settings.live_output else None,
+        live_output=_write_live_line if settings.live_output else None,
     )
     capman = session.config.pluginmanager.getplugin("capturemanager")
     quiet = capman.global_and_fixture_disabled() if settings.live_output and capman else nullcontext()

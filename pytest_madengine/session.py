@@ -60,7 +60,7 @@ class MadSession:
             self.session_dir = Path(tempfile.mkdtemp(prefix=f"pytest-madengine-{uuid.uuid4().hex[:10]}-"))
         self.owns_session_dir = not self.is_worker
         self.session_id = self.session_dir.name.split("-")[2]
-        self.recorder = Recorder(settings, is_worker=self.is_worker)
+        self.recorder = Recorder(settings)
         self._target: Any = None
         self._demand: dict[str, int] | None = None
 

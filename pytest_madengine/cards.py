@@ -80,7 +80,7 @@ class ModelCard:
     raw: dict[str, Any] = field(default_factory=dict)  # the card as written, unknown keys too
 
     @classmethod
-    def from_dict(cls, raw: dict[str, Any], *, source: str, directory: str | None = None) -> "ModelCard":
+    def from_dict(cls, raw: dict[str, Any], *, source: str, directory: str | None = None) -> ModelCard:
         """Build a card from a registry entry. Paths must already be root-relative."""
         if not isinstance(raw, dict):
             raise MadError(f"a card is a {type(raw).__name__}, not an object", where=source,
@@ -131,7 +131,7 @@ class ModelCard:
             return self.name
         return f"{self.name}[{'-'.join(f'{k}={v}' for k, v in self.params)}]"
 
-    def with_params(self, params: tuple[tuple[str, str], ...]) -> "ModelCard":
+    def with_params(self, params: tuple[tuple[str, str], ...]) -> ModelCard:
         return replace(self, params=params)
 
     def to_dict(self) -> dict[str, Any]:

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from .errors import MadError
-from .jsonfile import read_json
 from .host import VENDORS, HostFacts, detect_host, normalise_product, parse_gpu_list
+from .jsonfile import read_json
 
 MAX_CONTEXT_CHARS = 64 * 1024
 DEFAULT_GUEST_OS = "UBUNTU"  # madengine's default guest OS

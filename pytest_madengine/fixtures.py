@@ -1,14 +1,15 @@
 """Fixtures a MAD package's conftest.py can use or override, and the item test functions."""
 from __future__ import annotations
 
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
 from .cards import ModelCard
 from .errors import MadError, MadSkip
-from .records import FAILURE, SKIPPED, ImageRef, ModelResult
 from .keys import RESULT_KEY
+from .records import FAILURE, SKIPPED, ImageRef, ModelResult
 from .session import get_session
 from .settings import Settings
 

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import MadError, MadSkip
-from .host import parse_gpu_list  # noqa: F401  (part of this module's API)
+from .host import parse_gpu_list
 
 LOCK_NAME = "gpus.lock"
 STATE_NAME = "gpus.json"

@@ -19,7 +19,7 @@ def docker_client() -> Any:
     try:
         client = docker.from_env(timeout=600)
         client.ping()
-    except Exception as exc:  # docker raises several types for a dead daemon
+    except Exception as exc:  # noqa: BLE001 - docker raises several types for a dead daemon
         raise MadError(f"cannot reach the Docker daemon ({exc.__class__.__name__}: {exc})",
                        where="Docker engine",
                        fix="start dockerd (or set DOCKER_HOST) and check `docker info` works") from None

@@ -1,9 +1,10 @@
 """Plain records passed between the modules: images, run requests/outcomes, results."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 SUCCESS, FAILURE, SKIPPED = "SUCCESS", "FAILURE", "SKIPPED"
 
@@ -89,7 +90,7 @@ class ModelResult:
         return data
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "ModelResult":
+    def from_json(cls, data: dict[str, Any]) -> ModelResult:
         data = dict(data)
         data["gpus"] = tuple(data.get("gpus") or ())
         return cls(**data)

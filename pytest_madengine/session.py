@@ -1,6 +1,7 @@
 """The active MAD session: loads the package, creates items, records every result."""
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import shutil
@@ -17,12 +18,11 @@ from .cards import ModelCard
 from .collect import MadItem, build_items, package_nodeids, plan_items, register_markers
 from .errors import MadError
 from .keys import RECORDED_KEY, RESULT_KEY, SESSION_KEY
-from .records import ModelResult
 from .recorder import Recorder
+from .records import ModelResult
 
 
-
-def start_session(config: pytest.Config) -> "MadSession":
+def start_session(config: pytest.Config) -> MadSession:
     try:
         settings = _settings.from_config(config)
     except MadError as exc:
@@ -38,7 +38,7 @@ def start_session(config: pytest.Config) -> "MadSession":
     return session
 
 
-def get_session(config: pytest.Config) -> "MadSession":
+def get_session(config: pytest.Config) -> MadSession:
     return config.stash[SESSION_KEY]
 
 
@@ -206,7 +206,7 @@ class MadSession:
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionstart(self, session: pytest.Session) -> None:
         if not self.is_worker:
-            self.specs  # load (and run dynamic scripts) once, before xdist workers start
+            _ = self.specs  # load (and run dynamic scripts) once, before xdist workers start
             self._remove_stale_containers()
 
     @pytest.hookimpl(tryfirst=True)
@@ -277,10 +277,8 @@ class MadSession:
             return
         from .targets.local import remove_stale_containers
 
-        try:
+        with contextlib.suppress(Exception):  # no daemon yet: each model reports that clearly when it runs
             remove_stale_containers()
-        except Exception:  # no daemon yet: each model reports that clearly when it runs
-            pass
 
     def _remove_leftover_containers(self) -> None:
         # A backstop for workers that died mid-run; listing alone never talks to Docker.
@@ -288,10 +286,8 @@ class MadSession:
             return
         from .targets.local import remove_session_containers
 
-        try:
+        with contextlib.suppress(Exception):  # the daemon may be gone; nothing of ours can be left then
             remove_session_containers(self.session_id)
-        except Exception:  # the daemon may be gone; nothing of ours can be left then
-            pass
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if not self.is_worker:

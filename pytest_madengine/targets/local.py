@@ -139,18 +139,23 @@ def plan_command(request: RunRequest, package_root: Path, model_dir: Path) -> tu
 
 
 class _LogPump(threading.Thread):
-    """Copies the container's output to the log file (and the live callback, line by line)."""
+    """Copies the container's output to the log file (and the live callback, line by line).
 
-    def __init__(self, container: Any, log_path: Path, live: Callable[[str], None] | None) -> None:
+    The stream is an attach made before the container starts, as `docker run` does: reading the
+    logs after start races the engine's log writer, and a model that exits within milliseconds
+    could then come back with an empty log (seen on a loaded CI engine).
+    """
+
+    def __init__(self, stream: Any, log_path: Path, live: Callable[[str], None] | None) -> None:
         super().__init__(daemon=True)
-        self.container, self.log_path, self.live = container, log_path, live
+        self.stream, self.log_path, self.live = stream, log_path, live
 
     def run(self) -> None:
         pending = ""
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")  # chunks may split characters
         with self.log_path.open("w", encoding="utf-8") as log:
             try:
-                for chunk in self.container.logs(stream=True, follow=True):
+                for chunk in self.stream:
                     text = decoder.decode(chunk)
                     log.write(text)
                     if self.live:
@@ -244,12 +249,16 @@ class LocalTarget:
         from requests.exceptions import ConnectionError as RequestsConnectionError
         from requests.exceptions import ReadTimeout
 
+        stream = None
         try:
+            stream = container.attach(stdout=True, stderr=True, stream=True, logs=True)
             container.start()
         except APIError as exc:
+            if stream is not None:
+                stream.close()
             outcome.error = f"{request.card.name}: the container did not start: {exc.explanation or exc}"
             return
-        pump = _LogPump(container, request.log_path, request.live_output)
+        pump = _LogPump(stream, request.log_path, request.live_output)
         pump.start()
         try:
             outcome.exit_code = int(container.wait(timeout=timeout)["StatusCode"])

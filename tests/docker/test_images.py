@@ -13,6 +13,7 @@ import pytest
 from pytest_madengine.errors import MadError
 from pytest_madengine.images import HASH_LABEL, build_spec, ensure_image
 from tests.docker.fakes import amd_context, make_card
+from tests.infra.containers import run_output
 
 pytestmark = pytest.mark.docker
 REPO = Path(__file__).resolve().parents[2]
@@ -95,7 +96,7 @@ def test_dockercontext_is_the_package_root(package):
     (package.root / "scripts" / "run.sh").write_text("echo 1\n")
     card = make_card(name=package.name, dockerfile="docker/m", dockercontext=".")
     first = package.ensure(card=card)
-    out = package.client.containers.run(first.name, ["cat", "/ctx/scripts/run.sh"], remove=True)
+    out = run_output(package.client, first.name, ["cat", "/ctx/scripts/run.sh"])
     assert out == b"echo 1\n"
     (package.root / "scripts" / "run.sh").write_text("echo 2\n")
     assert not package.ensure(card=card).reused
@@ -135,6 +136,7 @@ import json, sys
 from pathlib import Path
 from pytest_madengine.images import ensure_image
 from tests.docker.fakes import amd_context, make_card
+from tests.infra.containers import run_output
 root, name, locks = Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3])
 ref = ensure_image(make_card(name=name, dockerfile="docker/m"), root / "docker/m.ubuntu.amd.Dockerfile",
                    package_root=root, context=amd_context(), clean_cache=False, log_dir=root / "logs",
@@ -162,7 +164,7 @@ def test_dockerfile_outside_the_context_dir(package):
     (package.root / "ctx" / "payload.txt").write_text("payload")
     card = make_card(name=package.name, dockerfile="docker/m", dockercontext="ctx")
     ref = package.ensure(card=card)
-    out = package.client.containers.run(ref.name, ["cat", "/ctx/payload.txt"], remove=True)
+    out = run_output(package.client, ref.name, ["cat", "/ctx/payload.txt"])
     assert out == b"payload"
     assert package.ensure(card=card).reused
 

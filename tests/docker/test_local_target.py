@@ -110,7 +110,7 @@ def test_timeout_kills_and_removes_the_container(target, request_for, package, d
     started = time.monotonic()
     outcome = target.run(request_for("sleep", settings=Settings(package=package, gpus="none", timeout=1)))
     assert outcome.timed_out and outcome.timeout == 1 and outcome.exit_code is None
-    assert time.monotonic() - started < 10
+    assert time.monotonic() - started < 25  # killed, not left to sleep its 30 s
     assert "sleeping 30 s" in outcome.log_path.read_text()
     assert not docker_engine.containers.list(all=True, filters={"label": f"{SESSION_LABEL}={session_id}"})
 

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import importlib.util
-import time
 from pathlib import Path
 
 import pytest
@@ -58,14 +57,9 @@ def _bench_module():
     return module
 
 
-def test_two_thousand_cards_load_and_select_fast(tmp_path: Path) -> None:
+def test_two_thousand_cards_load_and_select(tmp_path: Path) -> None:
     package = _bench_module().write_synthetic_package(tmp_path / "pkg", cards=2000, dirs=40)
-    timings = []
-    for _ in range(5):
-        started = time.process_time()  # CPU time: robust on a shared, loaded machine
-        cards = load_package(package, context={}).cards
-        chosen = select(cards, ["all", "fam07/all", "inference"])
-        timings.append(time.process_time() - started)
+    cards = load_package(package, context={}).cards  # its speed: bench/collect.py
+    chosen = select(cards, ["all", "fam07/all", "inference"])
     assert len(cards) == 2000 and len(chosen) == 2000
     assert len({c.directory for c in cards}) == 40
-    assert min(timings) < 0.25, f"load+select took {min(timings) * 1000:.0f} ms of CPU (target < 100 ms)"

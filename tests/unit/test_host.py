@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -236,15 +235,11 @@ def test_default_runner_missing_tool_and_failing_tool(tmp_path):
     assert run(["amd-smi", "list", "--json"]).strip() == '[{"gpu": 0}]'
 
 
-def test_default_detection_is_cached_and_cheap_on_a_cpu_host():
+def test_default_detection_is_cached():
     clear_detection_cache()
-    start = time.perf_counter()
     first = detect_host()
-    elapsed = time.perf_counter() - start
     assert isinstance(first, HostFacts)
     assert detect_host() is first
-    if first.gpu_vendor == "NONE":
-        assert elapsed < 0.05
 
 
 def test_importing_the_modules_runs_no_detection():

@@ -10,6 +10,7 @@ import uuid
 
 import pytest
 
+from tests.infra.containers import run_output
 from tests.infra.fixtures import SESSION_LABEL, Registry, SlurmCluster
 
 RUN_ID = f"infra-test-{uuid.uuid4().hex[:12]}"  # label value of this module's containers
@@ -37,7 +38,7 @@ def no_leaks(clean_containers):
 
 
 def run_container(client, image: str, command: list[str], **kwargs) -> str:
-    output = client.containers.run(image, command, remove=True, labels={SESSION_LABEL: RUN_ID}, **kwargs)
+    output = run_output(client, image, command, labels={SESSION_LABEL: RUN_ID}, **kwargs)
     return output.decode()
 
 
@@ -54,15 +55,10 @@ def test_busybox_sh_runs_a_simple_bash_script(docker_engine, busybox_image, tmp_
     script.write_text(BASH_LIKE_SCRIPT)
     script.chmod(0o755)
     mount = {str(tmp_path): {"bind": "/work", "mode": "ro"}}
-    container = docker_engine.containers.run(
-        busybox_image, ["bash", "/work/run.sh", "mad"], volumes=mount, detach=True,
-        labels={SESSION_LABEL: RUN_ID},
-    )
-    try:
-        assert container.wait(timeout=30)["StatusCode"] == 3
-        assert container.logs().decode().splitlines() == ["hello mad", "a_b_c 5 a", "SUB 42", "default"]
-    finally:
-        container.remove(force=True)
+    with pytest.raises(docker.errors.ContainerError) as by_bash:
+        run_container(docker_engine, busybox_image, ["bash", "/work/run.sh", "mad"], volumes=mount)
+    assert by_bash.value.exit_status == 3
+    assert by_bash.value.stderr.decode().splitlines() == ["hello mad", "a_b_c 5 a", "SUB 42", "default"]
     with pytest.raises(docker.errors.ContainerError) as by_shebang:  # `#!/bin/bash` works too
         run_container(docker_engine, busybox_image, ["/work/run.sh"], volumes=mount)
     assert by_shebang.value.exit_status == 3

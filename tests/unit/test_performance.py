@@ -1,7 +1,6 @@
 """find_performance (madengine's log line) and read_multiple_results (the CSV form)."""
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -61,15 +60,11 @@ def test_performance_line_beats_huggingface_fallback() -> None:
     assert find_performance(log) == ("9", "tokens/s")
 
 
-def test_large_log_is_fast() -> None:
-    """A 100 MB log with the line at the very end is searched in well under a few seconds."""
+def test_line_at_the_end_of_a_large_noisy_log() -> None:
+    """Throughput-looking noise never wins over the performance line (speed: bench/logscan.py)."""
     filler = "step 1000/20000 loss=0.1234 lr=1e-4 throughput 432.1 samples/sec gpu_mem=12.3G\n"
-    log = filler * (100_000_000 // len(filler)) + "performance: 812.4 tokens/s\n"
-    start = time.perf_counter()
+    log = filler * 50_000 + "performance: 812.4 tokens/s\n" + filler * 10
     assert find_performance(log) == ("812.4", "tokens/s")
-    elapsed = time.perf_counter() - start
-    print(f"find_performance on {len(log) / 1e6:.0f} MB: {elapsed:.3f} s")
-    assert elapsed < 5
 
 
 # --- multiple results ----------------------------------------------------------------------

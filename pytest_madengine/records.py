@@ -44,6 +44,7 @@ class RunRequest:
     # Called with the target's option dict (e.g. Docker SDK kwargs) so plugins can adjust it.
     adjust_options: Callable[[dict[str, Any]], None] | None = None
     live_output: Callable[[str], None] | None = None  # receives output lines when streaming
+    cache_dir: Path | None = None  # session-wide cache (git clones shared by runs)
 
 
 @dataclass

@@ -39,6 +39,7 @@ def run_card(session: Any, item: pytest.Item, card: ModelCard, context: Any, ima
         adjust_options=lambda options: hook.pytest_madengine_docker_run_options(
             card=card, context=context, options=options),
         live_output=_write_live_line if settings.live_output else None,
+        cache_dir=Path(session.session_dir) / "cache",
     )
     capman = session.config.pluginmanager.getplugin("capturemanager")
     quiet = capman.global_and_fixture_disabled() if settings.live_output and capman else nullcontext()

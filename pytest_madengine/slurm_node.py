@@ -101,7 +101,8 @@ def run_node(spec_path: Path) -> int:
         result["model_started"] = time.time()
         outcome = target.run(request)
         result.update(exit_code=outcome.exit_code, timed_out=outcome.timed_out, error=outcome.error,
-                      skipped=outcome.skipped, result_files=[str(p) for p in outcome.result_files])
+                      skipped=outcome.skipped, result_files=[str(p) for p in outcome.result_files],
+                      git_commit=outcome.extra.get("git_commit", ""))
     except KeyboardInterrupt as exc:
         result["error"] = f"node {node} (rank {rank}) was stopped ({exc})"
         if target is not None:

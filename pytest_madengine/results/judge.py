@@ -181,7 +181,7 @@ def _common_fields(card: Any, *, image: ImageRef | None, context: Any, gpus: tup
         "base_docker": image.base_docker if image else "",
         "docker_sha": image.docker_sha if image else "",
         "docker_image": image.name if image else "",
-        "git_commit": _ctx(context, "git_commit"),
+        "git_commit": str(extra.get("git_commit") or _ctx(context, "git_commit")),
         "machine_name": _ctx(context, "machine_name") or platform.node(),
         "deployment_type": deployment_type,
         "launcher": launcher,

@@ -6,15 +6,13 @@ Layout inside the container (madengine-compatible paths):
   bind-mounted at ``/myworkspace/run_directory`` (the working dir), so result files land on the
   host directly — no ``docker cp``, no long-lived container, and ``..`` still is the package root.
   (Docker creates an empty ``run_directory`` mount point in the package root, as madengine does.)
-The command is an argv list (``bash <script> <args...>``). With pre/post scripts or skip-run a
-fixed runner script (no user data in its text) receives each step's argv through env vars.
+What runs there (model dir content, pre/model/post steps as argv lists) comes from ``steps``.
 """
 from __future__ import annotations
 
 import codecs
 import os
 import re
-import shlex
 import shutil
 import socket
 import threading
@@ -26,6 +24,7 @@ from typing import Any
 from ..docker_options import assemble_options, merge_options
 from ..errors import MadError
 from ..records import RunOutcome, RunRequest
+from ..steps import plan_command
 
 SESSION_LABEL = "pytest-madengine.session"
 MODEL_LABEL = "pytest-madengine.model"
@@ -35,31 +34,6 @@ HOST_LABEL = "pytest-madengine.host"
 WORKSPACE = "/myworkspace"
 MODEL_DIR = f"{WORKSPACE}/run_directory"
 SKIP_REASON = "--mad-skip-run"
-
-# Runs the steps given as MAD_STEP_<i>_KIND / _ARGC / _ARG_<j>. The eval lines only expand
-# variable *names* built from integers; values are never parsed as shell code.
-# Pre scripts and the model run while everything succeeded so far; post scripts always run.
-# The exit status is the first failing step's.
-RUNNER = r'''
-mad_step() {
-  mad_i=$1; eval "mad_n=\${MAD_STEP_${mad_i}_ARGC}"; set --; mad_j=0
-  while [ "$mad_j" -lt "$mad_n" ]; do
-    eval "mad_a=\${MAD_STEP_${mad_i}_ARG_${mad_j}}"; set -- "$@" "$mad_a"; mad_j=$((mad_j+1))
-  done
-  "$@"
-}
-mad_rc=0; mad_k=0
-while [ "$mad_k" -lt "$MAD_STEP_COUNT" ]; do
-  eval "mad_kind=\${MAD_STEP_${mad_k}_KIND}"
-  if [ "$mad_kind" = post ] || [ "$mad_rc" -eq 0 ]; then
-    mad_step "$mad_k"; mad_code=$?
-    [ "$mad_rc" -eq 0 ] && mad_rc=$mad_code
-  fi
-  mad_k=$((mad_k+1))
-done
-exit $mad_rc
-'''
-
 
 def effective_timeout(card: Any, settings: Any) -> int | None:
     """``--mad-timeout`` over the card's timeout; 0 or negative = none."""
@@ -75,67 +49,6 @@ def _safe(text: str) -> str:
 
 def container_name(card: Any, run_id: str) -> str:
     return f"mad-{_safe(card.name)}-{_safe(run_id)}"[:200]
-
-
-def _script_argv(path: Path, args: str, where: str) -> list[str]:
-    interpreter = "python3" if path.name.endswith(".py") else "bash"
-    try:
-        return [interpreter, path.name, *shlex.split(args or "")]
-    except ValueError as exc:
-        raise MadError(f"args {args!r} cannot be split ({exc})", where=where, fix="balance the quotes") from None
-
-
-def model_script(card: Any, package_root: Path) -> tuple[Path, Path]:
-    """(scripts dir to copy, script) — a dir means its run.sh, as in madengine."""
-    path = package_root / card.scripts
-    script = path / "run.sh" if path.is_dir() else path
-    if not script.is_file():
-        raise MadError(f"script {script.relative_to(package_root)} does not exist",
-                       where=f"{card.source}: card {card.name!r}, field 'scripts'",
-                       fix="point 'scripts' at the model's script (or a dir with run.sh)")
-    return script.parent, script
-
-
-def _context_scripts(context: Any, key: str, package_root: Path) -> list[tuple[Path, str]]:
-    entries = (getattr(context, "data", None) or {}).get(key) or []
-    scripts = []
-    for entry in entries:
-        path = package_root / str(entry.get("path", "")) if isinstance(entry, dict) else None
-        if path is None or not path.is_file():
-            raise MadError(f"{key} entry {entry!r} does not name a file of the package",
-                           where=f"context '{key}'",
-                           fix='use {"path": "<package-relative script>", "args": "..."}')
-        scripts.append((path, str(entry.get("args") or "")))
-    return scripts
-
-
-def plan_command(request: RunRequest, package_root: Path, model_dir: Path) -> tuple[list[str], dict[str, str]]:
-    """Copy the scripts into the model dir; return the container command and the runner env."""
-    card, context = request.card, request.context
-    scripts_dir, script = model_script(card, package_root)
-    if model_dir.exists():
-        shutil.rmtree(model_dir)
-    shutil.copytree(scripts_dir, model_dir, symlinks=True)
-    where = f"{card.source}: card {card.name!r}"
-    encapsulate = str((getattr(context, "data", None) or {}).get("encapsulate_script") or "")
-    model = shlex.split(encapsulate) + _script_argv(script, card.full_args, where)
-    steps: list[tuple[str, list[str]]] = []
-    for kind in ("pre", "post"):
-        for path, args in _context_scripts(context, f"{kind}_scripts", package_root):
-            shutil.copy2(path, model_dir / path.name)
-            steps.append((kind, _script_argv(path, args, f"context '{kind}_scripts'")))
-    skip = bool(getattr(request.settings, "skip_run", False))
-    pre = [step for step in steps if step[0] == "pre"]
-    post = [step for step in steps if step[0] == "post"]
-    ordered = pre + ([] if skip else [("model", model)]) + post
-    if len(ordered) == 1 and not skip:
-        return model, {}
-    env = {"MAD_STEP_COUNT": str(len(ordered))}
-    for index, (kind, argv) in enumerate(ordered):
-        env[f"MAD_STEP_{index}_KIND"] = kind
-        env[f"MAD_STEP_{index}_ARGC"] = str(len(argv))
-        env.update({f"MAD_STEP_{index}_ARG_{j}": arg for j, arg in enumerate(argv)})
-    return ["bash", "-c", RUNNER, "mad-runner"], env
 
 
 class _LogPump(threading.Thread):
@@ -208,13 +121,15 @@ class LocalTarget:
         request.work_dir.mkdir(parents=True, exist_ok=True)
         model_dir = request.work_dir / "model"
         try:
-            command, runner_env = plan_command(request, self.package_root, model_dir)
+            plan = plan_command(request, self.package_root, model_dir)
             options = self.container_options(request, model_dir)
         except MadError as exc:
             outcome.error = exc.message
             return self._finish(outcome, started)
-        options["command"] = command
-        options["environment"].update(runner_env)
+        if plan.git_commit:
+            outcome.extra["git_commit"] = plan.git_commit
+        options["command"] = plan.command
+        options["environment"].update(plan.env)
         if request.adjust_options:
             request.adjust_options(options)
         container = self._create(options, request, outcome)

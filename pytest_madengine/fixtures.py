@@ -8,7 +8,7 @@ import pytest
 
 from .cards import ModelCard
 from .errors import MadError, MadSkip
-from .keys import RESULT_KEY
+from .keys import GPU_RELEASE_KEY, RESULT_KEY
 from .records import FAILURE, SKIPPED, ImageRef, ModelResult
 from .session import get_session
 from .settings import Settings
@@ -74,6 +74,7 @@ def mad_gpus(request: pytest.FixtureRequest, mad_card: ModelCard, mad_context: A
 
         request.node.stash[RESULT_KEY] = skipped_result(mad_card, str(exc), mad_context.data)
         pytest.skip(str(exc))
+    request.node.stash[GPU_RELEASE_KEY] = allocation.release  # the target calls it when the model exits
     try:
         yield tuple(allocation.ids)
     finally:
@@ -87,7 +88,8 @@ def mad_result(request: pytest.FixtureRequest, mad_card: ModelCard, mad_context:
     an exception: the test body turns them into a failure (override this to post-process)."""
     from .runner import run_card
 
-    result = run_card(get_session(request.config), request.node, mad_card, mad_context, mad_image, mad_gpus)
+    result = run_card(get_session(request.config), request.node, mad_card, mad_context, mad_image, mad_gpus,
+                      release_gpus=request.node.stash.get(GPU_RELEASE_KEY, None))
     request.node.stash[RESULT_KEY] = result
     return result
 

@@ -12,3 +12,4 @@ import pytest
 SESSION_KEY = pytest.StashKey[Any]()  # the MadSession of this process
 RESULT_KEY = pytest.StashKey[Any]()  # an item's ModelResult, once known
 RECORDED_KEY = pytest.StashKey[bool]()  # the item's result was attached to a report
+GPU_RELEASE_KEY = pytest.StashKey[Any]()  # gives the item's GPUs back (callable, idempotent)

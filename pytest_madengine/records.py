@@ -45,6 +45,8 @@ class RunRequest:
     adjust_options: Callable[[dict[str, Any]], None] | None = None
     live_output: Callable[[str], None] | None = None  # receives output lines when streaming
     cache_dir: Path | None = None  # session-wide cache (git clones shared by runs)
+    # Called once the model's processes are gone (before cleanup): its GPUs can go to the next model.
+    on_model_exit: Callable[[], None] | None = None
 
 
 @dataclass

@@ -5,6 +5,7 @@ import re
 import shutil
 import sys
 import uuid
+from collections.abc import Callable
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ def _write_live_line(line: str) -> None:
 
 
 def run_card(session: Any, item: pytest.Item, card: ModelCard, context: Any, image: ImageRef,
-             gpus: tuple[int, ...]) -> ModelResult:
+             gpus: tuple[int, ...], *, release_gpus: Callable[[], None] | None = None) -> ModelResult:
     settings = session.settings
     hook = session.config.hook
     run_id = f"{session.session_id}-{uuid.uuid4().hex[:8]}"
@@ -40,6 +41,7 @@ def run_card(session: Any, item: pytest.Item, card: ModelCard, context: Any, ima
             card=card, context=context, options=options),
         live_output=_write_live_line if settings.live_output else None,
         cache_dir=Path(session.session_dir) / "cache",
+        on_model_exit=release_gpus,
     )
     capman = session.config.pluginmanager.getplugin("capturemanager")
     quiet = capman.global_and_fixture_disabled() if settings.live_output and capman else nullcontext()

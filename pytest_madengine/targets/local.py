@@ -182,6 +182,8 @@ class LocalTarget:
             self._kill(container)
         except APIError as exc:  # removed under us: cancel_all (Ctrl-C) or someone else
             outcome.error = f"{request.card.name}: the container went away while running ({exc.explanation or exc})"
+        if request.on_model_exit is not None:
+            request.on_model_exit()
         pump.join(timeout=30)
 
     @staticmethod

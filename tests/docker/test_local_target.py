@@ -259,3 +259,16 @@ def test_nested_card_runs_with_its_dir_scripts(target, request_for, package):
     (package / "scripts/runnable/run.sh").write_text('echo "performance: 2 dirs"\n')
     outcome = target.run(request_for("pass", card=card))
     assert outcome.log_path.read_text() == "performance: 2 dirs\n"
+
+
+def test_gpus_are_given_back_when_the_model_exits_before_cleanup(target, request_for, docker_engine, session_id):
+    seen = []
+
+    def on_exit() -> None:
+        containers = docker_engine.containers.list(all=True, filters={"label": f"{SESSION_LABEL}={session_id}"})
+        seen.append([c.status for c in containers])
+
+    outcome = target.run(request_for("pass", on_model_exit=on_exit))
+    assert outcome.exit_code == 0
+    assert seen == [["exited"]]  # called once, after the model ended, while its container still existed
+    assert not docker_engine.containers.list(all=True, filters={"label": f"{SESSION_LABEL}={session_id}"})

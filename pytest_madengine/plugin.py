@@ -5,6 +5,8 @@ option (or the ``mad_package`` ini value) switches the plugin on.
 """
 from __future__ import annotations
 
+from collections.abc import Generator
+
 import pytest
 
 from . import keys as _keys  # noqa: F401  (stash keys must outlive module reloads)
@@ -19,6 +21,22 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
     from . import hookspecs
 
     pluginmanager.add_hookspecs(hookspecs)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_cmdline_main(config: pytest.Config) -> Generator[None, object, object]:
+    """A SLURM session without ``-n`` gets xdist workers so its jobs queue side by side.
+
+    A wrapper, because pytest-xdist's own (tryfirst) cmdline_main turns ``numprocesses`` into
+    workers and must see the value; plugin registration order would not guarantee that.
+    """
+    if _settings.is_active(config):
+        from .xdist import slurm_job_workers
+
+        workers = slurm_job_workers(config)
+        if workers:
+            config.option.numprocesses = workers
+    return (yield)
 
 
 @pytest.hookimpl(tryfirst=True)

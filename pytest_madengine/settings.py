@@ -56,6 +56,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("log-dir", "str", "directory for build and run logs (default mad_logs)", "mad_logs"),
     Option("disable-skip-gpu-arch", "bool", "run models even when skip_gpu_arch matches", False),
     Option("discover-timeout", "int", "seconds a get_models_json.py may run (default 120)", 120),
+    Option("slurm-jobs", "int", "SLURM jobs kept in the queue at once when -n is not given: that many "
+           "xdist workers submit and follow them (default 8; 1 = one at a time)", 8),
 )
 
 def option(name: str) -> Option:
@@ -106,6 +108,7 @@ class Settings:
     log_dir: Path = Path("mad_logs")
     disable_skip_gpu_arch: bool = False
     discover_timeout: int = 120
+    slurm_jobs: int = 8
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -144,8 +147,8 @@ def _as_int(opt: Option, value: Any) -> int | None:
         return int(value)
     except (TypeError, ValueError):
         raise pytest.UsageError(
-            f"{opt.flag} (ini {opt.ini}): {value!r} is not a whole number of seconds. "
-            f"Fix: give an integer, e.g. {opt.flag} 600."
+            f"{opt.flag} (ini {opt.ini}): {value!r} is not a whole number. "
+            f"Fix: give an integer, e.g. {opt.flag} {opt.default or 600}."
         ) from None
 
 
@@ -187,4 +190,5 @@ def from_config(config: pytest.Config) -> Settings:
         log_dir=Path(values["mad_log_dir"] or "mad_logs"),
         disable_skip_gpu_arch=bool(values["mad_disable_skip_gpu_arch"]),
         discover_timeout=_as_int(option("discover-timeout"), values["mad_discover_timeout"]) or 120,
+        slurm_jobs=max(1, _as_int(option("slurm-jobs"), values["mad_slurm_jobs"]) or 8),
     )

@@ -22,6 +22,9 @@ from .records import RunRequest
 from .slurm import spec as specfile
 from .slurm.node_image import barrier, ensure_image, report_failure
 
+# What a node's local run adds to the perf.csv row (the controller takes rank 0's).
+PERF_FIELDS = ("git_commit", "data_provider_type", "data_size", "data_download_duration")
+
 
 class _NodeContext:
     """Context stand-in built from the submitted context data (attribute = key)."""
@@ -102,7 +105,7 @@ def run_node(spec_path: Path) -> int:
         outcome = target.run(request)
         result.update(exit_code=outcome.exit_code, timed_out=outcome.timed_out, error=outcome.error,
                       skipped=outcome.skipped, result_files=[str(p) for p in outcome.result_files],
-                      git_commit=outcome.extra.get("git_commit", ""))
+                      perf_fields={k: outcome.extra[k] for k in PERF_FIELDS if k in outcome.extra})
     except KeyboardInterrupt as exc:
         result["error"] = f"node {node} (rank {rank}) was stopped ({exc})"
         if target is not None:

@@ -1,8 +1,9 @@
 """What runs inside a model's container: the model dir's content and the ordered steps.
 
 The model dir gets the card's scripts dir (or, for a card with ``url``, a clone of that repo with
-the scripts copied into it, as madengine does). The steps are the context's pre scripts, the
-model command (wrapped by profiling tools and ``encapsulate_script``), then the post scripts.
+the scripts copied into it, as madengine does). The steps are the card's data downloads (custom
+data providers, see ``dataproviders``), the context's pre scripts, the model command (wrapped by
+profiling tools and ``encapsulate_script``), then the post scripts.
 A single step runs as a plain argv; several go through a fixed runner script that receives each
 step's argv in environment variables, so user data never becomes shell text.
 """
@@ -14,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .dataproviders import DataPlan, resolve_data
 from .errors import MadError
 from .gitclone import clone_into
 from .records import RunRequest
@@ -58,8 +60,9 @@ class StepPlan:
     """The container command and what it needs besides the image."""
 
     command: list[str]
-    env: dict[str, str] = field(default_factory=dict)  # runner steps + tool env vars
+    env: dict[str, str] = field(default_factory=dict)  # runner steps + tool env vars + MAD_DATAHOME
     git_commit: str = ""  # HEAD of the card's cloned url
+    data: DataPlan = field(default_factory=DataPlan)  # data mounts, and what perf.csv reports after the run
 
 
 def script_argv(path: Path, args: str, where: str) -> list[str]:
@@ -107,8 +110,9 @@ def prepare_model_dir(request: RunRequest, package_root: Path, model_dir: Path) 
 
 
 def plan_command(request: RunRequest, package_root: Path, model_dir: Path) -> StepPlan:
-    """Prepare the model dir; return the container command, its env and the clone's commit."""
+    """Prepare the model dir; return the container command, its env, the clone's commit and the data plan."""
     card, context = request.card, getattr(request.context, "data", None) or {}
+    data = resolve_data(card, context, package_root)  # before a clone: data.json errors come fast
     commit = prepare_model_dir(request, package_root, model_dir)
     _, script = model_script(card, package_root)
     where = f"{card.source}: card {card.name!r}"
@@ -121,11 +125,11 @@ def plan_command(request: RunRequest, package_root: Path, model_dir: Path) -> St
     for item in (*tooling.pre, *tooling.post):
         shutil.copy2(item.path, model_dir / item.path.name)
     skip = bool(getattr(request.settings, "skip_run", False))
-    ordered = ([("pre", script_argv(s.path, s.args, s.where)) for s in tooling.pre]
+    ordered = (data.steps + [("pre", script_argv(s.path, s.args, s.where)) for s in tooling.pre]
                + ([] if skip else [("model", model)])
                + [("post", script_argv(s.path, s.args, s.where)) for s in tooling.post])
     command, env = _runner(ordered, skip)
-    return StepPlan(command=command, env={**tooling.env, **env}, git_commit=commit)
+    return StepPlan(command=command, env={**tooling.env, **data.env, **env}, git_commit=commit, data=data)
 
 
 def _runner(ordered: list[tuple[str, list[str]]], skip: bool) -> tuple[list[str], dict[str, str]]:

@@ -191,3 +191,32 @@ def auto_num_workers(config: pytest.Config) -> int | None:
     except (MadError, pytest.UsageError):
         return None  # the session reports the bad option properly; size like xdist meanwhile
     return auto_workers(pool, os.cpu_count())
+
+
+def slurm_job_workers(config: pytest.Config) -> int | None:
+    """Workers to start when a SLURM session gave no ``-n``, so several jobs wait in the queue.
+
+    Each xdist worker submits one job and follows it, so N workers keep N jobs in the queue
+    (``--mad-slurm-jobs``). Not used when the user chose ``-n`` (0 included), a ``--dist`` mode,
+    ``--pdb``, ``--collect-only``, ``--mad-build-only``, or when pytest-xdist is not loaded.
+    """
+    from . import settings as _settings
+    from .errors import MadError
+
+    option = config.option
+    if (getattr(config, "workerinput", None) is not None or not config.pluginmanager.hasplugin("xdist")
+            or getattr(option, "numprocesses", 0) is not None or getattr(option, "dist", "no") != "no"
+            or option.collectonly or config.getoption("usepdb", False) or not _settings.is_active(config)):
+        return None
+    try:
+        from .context import build_context
+        from .targets.base import infer_target
+
+        settings = _settings.from_config(config)
+        if settings.build_only or settings.slurm_jobs <= 1:
+            return None
+        context = build_context(context_file=settings.context_file, context_text=settings.context,
+                                gpus_option=settings.gpus)
+    except (MadError, pytest.UsageError):
+        return None  # the session reports the bad option properly
+    return settings.slurm_jobs if infer_target(settings.target, context.data) == "slurm" else None

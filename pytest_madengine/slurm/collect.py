@@ -93,7 +93,7 @@ def collect_outcome(job: Any, final: JobState | None, *, timed_out: bool, error:
         extra={"job_id": job.job_id, "job_state": job_state, "nodes": hostnames or job.extra.get("nodes", ""),
                "nnodes": nnodes, "launcher": config.launcher.name, "run_dir": str(run_dir),
                "result_file": str(files[0]) if files else "",
-               "git_commit": str(results.get(0, {}).get("git_commit") or ""),
+               **(results.get(0, {}).get("perf_fields") or {}),  # git_commit, data columns of rank 0
                "node_exit_codes": {results[r].get("node", str(r)): results[r].get("exit_code")
                                    for r in sorted(results)}},
     )

@@ -6,7 +6,8 @@ Layout inside the container (madengine-compatible paths):
   bind-mounted at ``/myworkspace/run_directory`` (the working dir), so result files land on the
   host directly — no ``docker cp``, no long-lived container, and ``..`` still is the package root.
   (Docker creates an empty ``run_directory`` mount point in the package root, as madengine does.)
-What runs there (model dir content, pre/model/post steps as argv lists) comes from ``steps``.
+What runs there (model dir content, pre/model/post steps as argv lists) comes from ``steps``;
+the card's data (``data.json``) adds bind mounts and download steps (``dataproviders``).
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ..dataproviders import data_fields
 from ..docker_options import assemble_options, merge_options
 from ..errors import MadError
 from ..records import RunOutcome, RunRequest
@@ -99,11 +101,12 @@ class LocalTarget:
             self._client = docker.from_env()
         return self._client
 
-    def container_options(self, request: RunRequest, model_dir: Path) -> dict[str, Any]:
+    def container_options(self, request: RunRequest, model_dir: Path,
+                          data_volumes: list[str] | None = None) -> dict[str, Any]:
         settings = request.settings
         options = assemble_options(request.card, request.context, tuple(request.gpus),
                                    no_gpus=str(getattr(settings, "gpus", "") or "").lower() == "none")
-        mounts = [f"{self.package_root}:{WORKSPACE}:rw", f"{model_dir}:{MODEL_DIR}:rw"]
+        mounts = [f"{self.package_root}:{WORKSPACE}:rw", f"{model_dir}:{MODEL_DIR}:rw", *(data_volumes or [])]
         options = merge_options(options, {"volumes": mounts})
         labels = {SESSION_LABEL: self.session_id, MODEL_LABEL: request.card.name,
                   PID_LABEL: str(os.getpid()), HOST_LABEL: socket.gethostname()}
@@ -122,7 +125,7 @@ class LocalTarget:
         model_dir = request.work_dir / "model"
         try:
             plan = plan_command(request, self.package_root, model_dir)
-            options = self.container_options(request, model_dir)
+            options = self.container_options(request, model_dir, plan.data.volumes)
         except MadError as exc:
             outcome.error = exc.message
             return self._finish(outcome, started)
@@ -138,6 +141,7 @@ class LocalTarget:
                 self._execute(container, request, timeout, outcome)
             finally:
                 self._dispose(container, request, outcome)
+        outcome.extra.update(data_fields(plan.data, model_dir))  # read before _collect removes the dir
         self._collect(request, model_dir, outcome)
         if getattr(request.settings, "skip_run", False) and not outcome.error:
             outcome.skipped = SKIP_REASON

@@ -21,7 +21,16 @@ CARDS = [
      "distributed": {"launcher": "torchrun", "nnodes": 2}},
     {"name": "broken", "scripts": "scripts/m/fail.sh", "tags": ["bad"]},
     {"name": "sleepy_session", "scripts": "scripts/m/sleep.sh", "tags": ["sleepy"]},
+    {"name": "meet_a", "scripts": "scripts/m/meet.sh", "tags": ["meet"], "args": "a b"},
+    {"name": "meet_b", "scripts": "scripts/m/meet.sh", "tags": ["meet"], "args": "b a"},
 ]
+# Each model waits for the other to have started: they pass only when both jobs run at once.
+MEET = """mkdir -p /myworkspace/rendezvous && touch "/myworkspace/rendezvous/$1"
+i=0
+while [ ! -e "/myworkspace/rendezvous/$2" ] && [ "$i" -lt 90 ]; do sleep 1; i=$((i+1)); done
+[ -e "/myworkspace/rendezvous/$2" ] || { echo "never met $2: the jobs ran one at a time"; exit 3; }
+echo "performance: 1 meetings"
+"""
 
 
 def write_package(root: Path) -> Path:
@@ -36,13 +45,14 @@ def write_package(root: Path) -> Path:
     (scripts / "ok.sh").write_text('echo "rank=$NODE_RANK of $NNODES"\necho "performance: 42.5 samples_per_second"\n')
     (scripts / "fail.sh").write_text('echo "boom: broken model"\nexit 5\n')
     (scripts / "sleep.sh").write_text("sleep 300\n")
+    (scripts / "meet.sh").write_text(MEET)
     return root
 
 
-def run_session(pytester: pytest.Pytester, tags: str) -> pytest.RunResult:
+def run_session(pytester: pytest.Pytester, tags: str, *extra: str) -> pytest.RunResult:
     write_package(pytester.path)
     return pytester.runpytest("--mad-tags", tags, "--mad-target", "slurm", "--mad-gpus", "none",
-                              "--junitxml=junit.xml", "-p", "no:cacheprovider")
+                              "--mad-slurm-jobs", "2", "--junitxml=junit.xml", "-p", "no:cacheprovider", *extra)
 
 
 def perf_rows(pytester: pytest.Pytester) -> dict[str, str]:
@@ -62,6 +72,20 @@ def test_session_runs_models_as_slurm_jobs(pytester: pytest.Pytester, slurm_clus
     assert props["pair"]["performance"] == "42.5"
 
 
+def test_models_of_a_session_without_n_run_as_concurrent_jobs(pytester: pytest.Pytester, slurm_cluster,
+                                                              busybox_image):
+    result = run_session(pytester, "meet")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["*2 workers*"])  # pytest-xdist started for the jobs
+    assert all(",SUCCESS," in row for row in perf_rows(pytester).values())
+
+
+def test_one_job_at_a_time_when_asked(pytester: pytest.Pytester, slurm_cluster, busybox_image):
+    result = run_session(pytester, "bad", "-n", "0")
+    result.assert_outcomes(failed=1)
+    assert "workers" not in result.stdout.str()
+
+
 def test_session_fails_a_failing_model_with_its_log(pytester: pytest.Pytester, slurm_cluster, busybox_image):
     result = run_session(pytester, "bad")
     result.assert_outcomes(failed=1)
@@ -72,7 +96,7 @@ def test_session_fails_a_failing_model_with_its_log(pytester: pytest.Pytester, s
 def test_ctrl_c_of_pytest_cancels_its_job(tmp_path: Path, slurm_cluster, busybox_image):
     package = write_package(tmp_path / "pkg")
     proc = subprocess.Popen([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--mad-tags", "sleepy",
-                             "--mad-target", "slurm", "--mad-gpus", "none"], cwd=package,
+                             "--mad-target", "slurm", "--mad-gpus", "none", "--mad-slurm-jobs", "2"], cwd=package,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     job_id = _wait_for_running("mad-sleepy_session", timeout=90)
     proc.send_signal(signal.SIGINT)

@@ -1,9 +1,11 @@
 """Where results go: perf.csv (appended as they arrive), perf_entry.csv, JUnit, summary."""
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
+from .errors import MadError
 from .records import ModelResult
 from .settings import Settings
 
@@ -48,6 +50,19 @@ class Recorder:
 
             lines = {_junit_key(nodeid): system_out_line(result) for nodeid, result in self.results}
             add_system_out(Path(junit_path), lines)
+            self._merge_node_junit(Path(junit_path))
+
+    def _merge_node_junit(self, junit_path: Path) -> None:
+        """Per-node testcases of multi-node runs (SLURM) join the session's JUnit as their own suites."""
+        from .results.junit import merge_junit
+
+        nodes = [Path(r.node_junit) for _, r in self.results if r.node_junit and Path(r.node_junit).is_file()]
+        if not nodes:
+            return
+        try:
+            merge_junit([junit_path, *nodes], junit_path)
+        except MadError as exc:  # a node wrote a broken file: keep the session's JUnit as it is
+            warnings.warn(exc.message, stacklevel=1)
 
     def print_summary(self, terminalreporter: Any) -> None:
         if not self.results:

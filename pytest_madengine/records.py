@@ -82,6 +82,7 @@ class ModelResult:
     gpus: tuple[int, ...] = ()
     build_duration: float = 0.0
     test_duration: float = 0.0
+    node_junit: str = ""  # multi-node targets: the run's per-node JUnit, merged into the session's
 
     @property
     def passed(self) -> bool:

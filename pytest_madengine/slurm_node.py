@@ -23,6 +23,7 @@ from .slurm import spec as specfile
 from .slurm.node_image import barrier, ensure_image, report_failure
 
 # What a node's local run adds to the perf.csv row (the controller takes rank 0's).
+NODE_LOG_LINES = 40  # of each node's log in its JUnit testcase
 PERF_FIELDS = ("git_commit", "data_provider_type", "data_size", "data_download_duration")
 
 
@@ -114,6 +115,7 @@ def run_node(spec_path: Path) -> int:
         result["error"] = f"node {node} (rank {rank}): {exc}"
     result["finished"] = time.time()
     _write_result(run_dir / f"node-{rank}.json", result)
+    _write_junit(run_dir / f"node-{rank}.xml", spec, result, log_path)
     if result["error"] or result["exit_code"] is None:
         return 1
     return int(result["exit_code"])
@@ -123,6 +125,23 @@ def _with_name(image: Any, reference: str) -> Any:
     from dataclasses import replace
 
     return image if reference == image.name else replace(image, name=reference)
+
+
+def _write_junit(path: Path, spec: dict[str, Any], result: dict[str, Any], log_path: Path) -> None:
+    from .results.junit import NodeCase, write_node_junit
+
+    code = result["exit_code"]
+    failure = result["error"] or ("" if code == 0 else f"exit code {code}")
+    if result["timed_out"]:
+        failure = failure or "timed out"
+    log = log_path.read_text(errors="replace").splitlines() if log_path.is_file() else []
+    started = result["model_started"] or result["started"]
+    name = spec["card"].get("name", "model") if isinstance(spec.get("card"), dict) else "model"
+    write_node_junit(path, NodeCase(
+        suite=f"slurm job {os.environ.get('SLURM_JOB_ID', '?')}", name=f"{name} [rank {result['rank']}]",
+        classname=f"slurm.{result['node']}", seconds=result["finished"] - started, failure=failure,
+        output="\n".join(log[-NODE_LOG_LINES:]),
+        properties={"node": str(result["node"]), "rank": str(result["rank"]), "exit_code": str(code)}))
 
 
 def _write_result(path: Path, result: dict[str, Any]) -> None:

@@ -57,7 +57,8 @@ def judge(card: Any, outcome: RunOutcome, *, image: ImageRef | None, context: An
         model=card.name, status=status, phase=phase, reason=reason, performance=first[1],
         metric=first[2], rows=rows, log_path=str(outcome.log_path), log_tail=tail(main_log or log_text),
         image=image.name if image else "", gpus=tuple(gpus),
-        build_duration=image.build_duration if image else 0.0, test_duration=outcome.duration)
+        build_duration=image.build_duration if image else 0.0, test_duration=outcome.duration,
+        node_junit=str(outcome.extra.get("node_junit") or ""))
 
 
 def failed_result(card: Any, *, phase: str, reason: str, image: ImageRef | None = None, context: Any,

@@ -6,6 +6,7 @@ pytest wrote. junitparser is imported only inside the functions that touch XML f
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -68,6 +69,40 @@ def add_system_out(xml_path: Path, lines_by_testcase: dict[tuple[str, str], str]
             existing = case.system_out
             case.system_out = f"{existing.rstrip()}\n{line}" if existing and existing.strip() else line
     xml.write(str(xml_path))
+
+
+@dataclass
+class NodeCase:
+    """One node's share of a multi-node run, as a JUnit testcase of its own."""
+
+    suite: str  # e.g. "slurm job 123"
+    name: str  # e.g. "pair [rank 1]"
+    classname: str  # e.g. "slurm.node2"
+    seconds: float
+    failure: str = ""  # '' when the node's run succeeded
+    output: str = ""  # the tail of the node's log
+    properties: dict[str, str] = field(default_factory=dict)
+
+
+def write_node_junit(path: Path, case: NodeCase) -> None:
+    """A JUnit file with one testsuite holding the node's testcase (merged later by the controller)."""
+    from junitparser import Failure, JUnitXml, TestCase, TestSuite
+
+    testcase = TestCase(case.name, classname=case.classname, time=round(case.seconds, 3))
+    if case.failure:
+        testcase.result = [Failure(case.failure)]
+    if case.output:
+        testcase.system_out = case.output
+    suite = TestSuite(case.suite)
+    for name, value in case.properties.items():
+        suite.add_property(name, value)
+    suite.add_testcase(testcase)
+    xml = JUnitXml()
+    xml.add_testsuite(suite)
+    xml.update_statistics()
+    tmp = path.with_suffix(".tmp")
+    xml.write(str(tmp))
+    tmp.replace(path)
 
 
 def merge_junit(paths: list[Path], out: Path) -> None:

@@ -35,6 +35,21 @@ def _node_results(run_dir: Path, nnodes: int) -> dict[int, dict[str, Any]]:
     return results
 
 
+def _merged_node_junit(run_dir: Path, nnodes: int) -> str:
+    """The nodes' JUnit files merged (junitparser) into the run's ``junit.xml``; '' without any."""
+    from ..errors import MadError
+    from ..results.junit import merge_junit
+
+    files = [run_dir / f"node-{rank}.xml" for rank in range(nnodes) if (run_dir / f"node-{rank}.xml").is_file()]
+    if not files:
+        return ""
+    try:
+        merge_junit(files, run_dir / "junit.xml")
+    except MadError:
+        return ""  # a node died while writing: its JSON result and log still tell the story
+    return str(run_dir / "junit.xml")
+
+
 def _read(path: Path) -> str:
     return path.read_text(errors="replace") if path.is_file() else ""
 
@@ -85,6 +100,7 @@ def collect_outcome(job: Any, final: JobState | None, *, timed_out: bool, error:
     files += job.extra.get("result_files", [])
     files = best_first([p for p in files if Path(p).is_file()])
     hostnames = [results[r].get("node", "") for r in sorted(results)]
+    node_junit = _merged_node_junit(run_dir, nnodes)
     return RunOutcome(
         exit_code=exit_code, log_path=request.log_path, duration=round(duration, 3),
         timed_out=timed_out, timeout=job.timeout, error="; ".join(problems),
@@ -94,6 +110,7 @@ def collect_outcome(job: Any, final: JobState | None, *, timed_out: bool, error:
                "nnodes": nnodes, "launcher": config.launcher.name, "run_dir": str(run_dir),
                "result_file": str(files[0]) if files else "",
                **(results.get(0, {}).get("perf_fields") or {}),  # git_commit, data columns of rank 0
+               "node_junit": node_junit,
                "node_exit_codes": {results[r].get("node", str(r)): results[r].get("exit_code")
                                    for r in sorted(results)}},
     )

@@ -70,6 +70,11 @@ def test_session_runs_models_as_slurm_jobs(pytester: pytest.Pytester, slurm_clus
     cases = ET.parse(pytester.path / "junit.xml").getroot().iter("testcase")
     props = {case.get("name"): {p.get("name"): p.get("value") for p in case.iter("property")} for case in cases}
     assert props["pair"]["performance"] == "42.5"
+    # each node's own testcase, merged from the nodes' JUnit files (one suite per SLURM job)
+    assert {"pair [rank 0]", "pair [rank 1]", "single [rank 0]"} <= set(props)
+    classes = {case.get("name"): case.get("classname")
+               for case in ET.parse(pytester.path / "junit.xml").getroot().iter("testcase")}
+    assert {classes["pair [rank 0]"], classes["pair [rank 1]"]} == {"slurm.node1", "slurm.node2"}
 
 
 def test_models_of_a_session_without_n_run_as_concurrent_jobs(pytester: pytest.Pytester, slurm_cluster,

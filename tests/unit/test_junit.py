@@ -174,3 +174,22 @@ def assert_junit_schema(element: ET.Element) -> None:
     for child in element:
         assert child.tag in CHILDREN.get(element.tag, set()), f"<{child.tag}> inside <{element.tag}>"
         assert_junit_schema(child)
+
+
+def test_node_junit_files_merge_into_one_suite_per_job(tmp_path: Path) -> None:
+    from junitparser import JUnitXml
+
+    from pytest_madengine.results.junit import NodeCase, write_node_junit
+
+    write_node_junit(tmp_path / "node-0.xml", NodeCase(
+        suite="slurm job 7", name="pair [rank 0]", classname="slurm.node1", seconds=1.5,
+        output="rank=0 of 2", properties={"rank": "0"}))
+    write_node_junit(tmp_path / "node-1.xml", NodeCase(
+        suite="slurm job 7", name="pair [rank 1]", classname="slurm.node2", seconds=2.0, failure="exit code 3"))
+    merge_junit([tmp_path / "node-0.xml", tmp_path / "node-1.xml"], tmp_path / "junit.xml")
+    xml = JUnitXml.fromfile(str(tmp_path / "junit.xml"))
+    cases = {case.name: case for suite in xml for case in suite}
+    assert sorted(cases) == ["pair [rank 0]", "pair [rank 1]"]
+    assert cases["pair [rank 0]"].is_passed and cases["pair [rank 0]"].system_out == "rank=0 of 2"
+    assert cases["pair [rank 1]"].result[0].message == "exit code 3"
+    assert (xml.tests, xml.failures) == (2, 1)

@@ -94,6 +94,7 @@ class MadSession:
                 from .provision import docker_client
 
                 extra["client"] = docker_client()  # one connection pool per process
+                extra["defer_removal"] = True  # cancel_all at session end waits for the removals
             self._target = get_target(self.target_name, session_id=self.session_id,
                                       package_root=self.settings.package, **extra)
         return self._target

@@ -86,12 +86,17 @@ class _LogPump(threading.Thread):
 class LocalTarget:
     name = "local"
 
-    def __init__(self, *, session_id: str, package_root: Path, client: Any = None) -> None:
+    def __init__(self, *, session_id: str, package_root: Path, client: Any = None,
+                 defer_removal: bool = False) -> None:
+        """``defer_removal``: remove exited containers in the background so the next model starts
+        at once (a session flushes them in ``cancel_all``; its label sweep is the safety net)."""
         self.session_id = session_id
         self.package_root = Path(package_root).resolve()
         self._client = client
         self._running: dict[str, Any] = {}
         self._lock = threading.Lock()
+        self.defer_removal = defer_removal
+        self._removals: list[threading.Thread] = []
 
     @property
     def client(self) -> Any:
@@ -208,6 +213,12 @@ class LocalTarget:
         if getattr(request.settings, "keep_alive", False):
             outcome.extra["kept_container"] = container.name
             return
+        if self.defer_removal:
+            remover = threading.Thread(target=_remove_quietly, args=(container,), daemon=True)
+            remover.start()
+            with self._lock:
+                self._removals = [t for t in self._removals if t.is_alive()] + [remover]
+            return
         try:
             container.remove(force=True)
         except NotFound:
@@ -244,11 +255,23 @@ class LocalTarget:
 
         with self._lock:
             running, self._running = list(self._running.values()), {}
+            removals, self._removals = self._removals, []
         for container in running:
             try:
                 container.remove(force=True)
             except APIError:
                 continue  # already gone
+        for remover in removals:
+            remover.join(timeout=60)
+
+
+def _remove_quietly(container: Any) -> None:
+    from docker.errors import APIError
+
+    try:
+        container.remove(force=True)
+    except APIError:
+        pass  # gone already, or the engine is busy: the session's label sweep removes it
 
 
 def remove_session_containers(session_id: str, client: Any = None, *, include_kept: bool = False) -> int:

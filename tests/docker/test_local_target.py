@@ -272,3 +272,13 @@ def test_gpus_are_given_back_when_the_model_exits_before_cleanup(target, request
     assert outcome.exit_code == 0
     assert seen == [["exited"]]  # called once, after the model ended, while its container still existed
     assert not docker_engine.containers.list(all=True, filters={"label": f"{SESSION_LABEL}={session_id}"})
+
+
+def test_deferred_removal_is_finished_by_cancel_all(package, docker_engine, session_id, clean_containers,
+                                                     request_for):
+    clean_containers.value = session_id
+    target = LocalTarget(session_id=session_id, package_root=package, client=docker_engine, defer_removal=True)
+    outcomes = [target.run(request_for("pass")) for _ in range(3)]
+    assert [o.exit_code for o in outcomes] == [0, 0, 0]
+    target.cancel_all()  # what the session does at its end
+    assert not docker_engine.containers.list(all=True, filters={"label": f"{SESSION_LABEL}={session_id}"})

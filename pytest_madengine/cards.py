@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import MadError
+from .jsonfile import require_object
 
 DEFAULT_TIMEOUT = 7200
 REQUIRED = ("name", "dockerfile", "scripts")
@@ -47,9 +48,8 @@ def parse_timeout(value: Any, where: str) -> int | None:
 def _string_map(value: Any, key: str, where: str) -> dict[str, str]:
     if value in (None, ""):
         return {}
-    if not isinstance(value, dict):
-        raise MadError(f"{key} is a {type(value).__name__}, not an object", where=where,
-                       fix=f'write {key} as a JSON object, e.g. {{"NAME": "value"}}')
+    require_object(value, key, where=where,
+                   fix=f'write {key} as a JSON object, e.g. {{"NAME": "value"}}')
     return {str(k): str(v) for k, v in value.items()}
 
 
@@ -82,9 +82,8 @@ class ModelCard:
     @classmethod
     def from_dict(cls, raw: dict[str, Any], *, source: str, directory: str | None = None) -> ModelCard:
         """Build a card from a registry entry. Paths must already be root-relative."""
-        if not isinstance(raw, dict):
-            raise MadError(f"a card is a {type(raw).__name__}, not an object", where=source,
-                           fix="make every entry of the list a JSON object with name, dockerfile and scripts")
+        require_object(raw, "a card", where=source,
+                       fix="make every entry of the list a JSON object with name, dockerfile and scripts")
         label = f"{source}: card {raw.get('name', '?')!r}"
         missing = [key for key in REQUIRED if not str(raw.get(key) or "").strip()]
         if missing:

@@ -31,3 +31,10 @@ def read_json(path: Path | str, *, fix: str, where: str | None = None) -> Any:
                        where=f"{where}:{error.lineno}:{error.colno}", fix=fix) from None
     except (ValueError, RecursionError):
         raise MadError("JSON nested too deeply (or numbers too large) to read", where=where, fix=fix) from None
+
+
+def require_object(value: Any, what: str, *, where: str, fix: str, verb: str = "is") -> dict[str, Any]:
+    """``value`` when it is a JSON object; else MadError "<what> <verb> a <type>, not an object"."""
+    if not isinstance(value, dict):
+        raise MadError(f"{what} {verb} a {type(value).__name__}, not an object", where=where, fix=fix)
+    return value

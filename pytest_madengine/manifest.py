@@ -35,7 +35,7 @@ from typing import Any
 
 from .cards import ModelCard
 from .errors import MadError
-from .jsonfile import read_json
+from .jsonfile import read_json, require_object
 from .records import ImageRef
 
 META_KEY = "pytest_madengine"
@@ -255,9 +255,8 @@ def _section(data: dict[str, Any], key: str, path: Path) -> dict[str, Any]:
 
 def _card_from_entry(entry: Any, key: str, path: Path) -> ModelCard:
     where = f"{path}: built_models[{key!r}]"
-    if not isinstance(entry, dict):
-        raise MadError(f"the entry is a {type(entry).__name__}, not an object", where=where,
-                       fix="rewrite the manifest with --mad-build-only")
+    require_object(entry, "the entry", where=where,
+                   fix="rewrite the manifest with --mad-build-only")
     raw = {k: v for k, v in entry.items() if k not in (META_KEY, "docker_image")}
     meta: dict[str, Any] = entry[META_KEY] if isinstance(entry.get(META_KEY), dict) else {}
     full_name = str(raw.get("name") or "")
@@ -292,9 +291,8 @@ def load_manifest(path: Path | str) -> Manifest:
     path = Path(path)
     data = _read_json(path, "build manifest",
                       "give the file written by `pytest --mad-build-only` (build_manifest.json)")
-    if not isinstance(data, dict):
-        raise MadError(f"the build manifest holds a {type(data).__name__}, not an object", where=str(path),
-                       fix="use a manifest written by --mad-build-only")
+    require_object(data, "the build manifest", where=str(path), verb="holds",
+                   fix="use a manifest written by --mad-build-only")
     images, models = _section(data, "built_images", path), _section(data, "built_models", path)
     entries = []
     for key, entry in models.items():
@@ -318,9 +316,8 @@ class BatchEntry:
 
 def _batch_entry(index: int, item: Any, path: Path) -> BatchEntry:
     where = f"{path}: entry {index}"
-    if not isinstance(item, dict):
-        raise MadError(f"the entry is a {type(item).__name__}, not an object", where=where,
-                       fix='use {"model_name": "...", "build_new": true}')
+    require_object(item, "the entry", where=where,
+                   fix='use {"model_name": "...", "build_new": true}')
     name = item.get("model_name")
     if not isinstance(name, str) or not name.strip():
         raise MadError("field 'model_name' is missing or not a non-empty string", where=where,

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import MadError
-from .jsonfile import read_json
+from .jsonfile import read_json, require_object
 
 CREDENTIAL_FILE = "credential.json"
 DOCKERHUB = "dockerhub"
@@ -114,17 +114,15 @@ def _read_credential_file(path: Path) -> dict[str, Any]:
         return {}
     data = read_json(path, fix="fix the JSON syntax; entries look like "
                                '{"localhost:5000": {"username": "...", "password": "..."}}')
-    if not isinstance(data, dict):
-        raise MadError(f"the file holds a {type(data).__name__}, not an object", where=str(path),
-                       fix='use {"<registry host or dockerhub>": {"username": "...", "password": "..."}}')
+    require_object(data, "the file", where=str(path), verb="holds",
+                   fix='use {"<registry host or dockerhub>": {"username": "...", "password": "..."}}')
     return data
 
 
 def _from_entry(entry: Any, key: str, path: Path) -> Credentials:
     where = f"{path}: key {key!r}"
-    if not isinstance(entry, dict):
-        raise MadError(f"the entry is a {type(entry).__name__}, not an object", where=where,
-                       fix='use {"username": "...", "password": "..."}')
+    require_object(entry, "the entry", where=where,
+                   fix='use {"username": "...", "password": "..."}')
     missing = [name for name in ("username", "password") if not str(entry.get(name) or "").strip()]
     if missing:
         raise MadError(f"missing {' and '.join(missing)}", where=where,

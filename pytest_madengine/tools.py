@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import MadError
-from .jsonfile import read_json
+from .jsonfile import read_json, require_object
 
 TOOLS_FILE = Path("scripts") / "common" / "tools.json"
 
@@ -84,9 +84,8 @@ def _tool_spec(name: str, known: dict[str, dict[str, Any]], package_root: Path) 
 def _env(value: Any, where: str) -> dict[str, str]:
     if value is None:
         return {}
-    if not isinstance(value, dict):
-        raise MadError(f"env_vars is a {type(value).__name__}, not an object", where=where,
-                       fix='write "env_vars": {"NAME": "value"}')
+    require_object(value, "env_vars", where=where,
+                   fix='write "env_vars": {"NAME": "value"}')
     return {str(k): str(v) for k, v in value.items()}
 
 

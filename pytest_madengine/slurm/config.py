@@ -9,6 +9,7 @@ from importlib import resources
 from typing import Any
 
 from ..errors import MadError
+from ..jsonfile import require_object
 from ..launchers import Launcher, get_launcher
 
 # Values that end up on #SBATCH lines: no whitespace, quotes or newlines.
@@ -49,9 +50,8 @@ def _section(source: Any, key: str, where: str) -> dict[str, Any]:
     value = (source or {}).get(key) if isinstance(source, dict) else None
     if value in (None, ""):
         return {}
-    if not isinstance(value, dict):
-        raise MadError(f"'{key}' is a {type(value).__name__}, not an object", where=where,
-                       fix=f'write it as {{"{key}": {{...}}}}')
+    require_object(value, f"'{key}'", where=where,
+                   fix=f'write it as {{"{key}": {{...}}}}')
     return value
 
 

@@ -70,10 +70,10 @@ def main() -> None:
     import docker
 
     from pytest_madengine.cards import ModelCard
-    from pytest_madengine.images import ensure_image
-    from pytest_madengine.records import RunRequest
+    from pytest_madengine.images.build import ensure_image
+    from pytest_madengine.workload.run import RunRequest
     from pytest_madengine.settings import Settings
-    from pytest_madengine.targets.local import LocalTarget, remove_session_containers
+    from pytest_madengine.targets.local.target import LocalTarget, remove_session_containers
 
     client = docker.from_env()
     work = Path(tempfile.mkdtemp(prefix="mad-bench-"))

@@ -28,7 +28,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from pytest_madengine.gpulog import overlap_conflicts, peak_concurrency, read_intervals
+from pytest_madengine.parallel.gpulog import overlap_conflicts, peak_concurrency, read_intervals
 
 # A conftest that copies the controller's allocation record out of the session dir before the
 # session removes it (used by this bench and tests/acceptance/test_parallel.py).

@@ -234,11 +234,11 @@ class Context:
 
     @property
     def gpu_vendor(self) -> str:
-        return self.data["gpu_vendor"]
+        return str(self.data.get("gpu_vendor") or "NONE")
 
     @property
     def guest_os(self) -> str:
-        return self.data["guest_os"]
+        return str(self.data.get("guest_os") or "")
 
     @property
     def gpu_architecture(self) -> str:
@@ -250,25 +250,34 @@ class Context:
 
     @property
     def n_system_gpus(self) -> int:
-        return self.data["n_system_gpus"]
+        return int(self.data.get("n_system_gpus") or 0)
 
     @property
     def docker_env_vars(self) -> dict[str, str]:
-        return self.data["docker_env_vars"]
+        return self.data.setdefault("docker_env_vars", {})
 
     @property
     def docker_build_args(self) -> dict[str, str]:
-        return self.data["docker_build_arg"]
+        return self.data.setdefault("docker_build_arg", {})
 
     @property
     def docker_mounts(self) -> dict[str, str]:
-        return self.data["docker_mounts"]
+        return self.data.setdefault("docker_mounts", {})
 
     def get(self, key: str, default: Any = None) -> Any:
         return self.data.get(key, default)
 
     def to_json(self) -> dict[str, Any]:
         return copy.deepcopy(self.data)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any], *, host: HostFacts | None = None) -> Context:
+        """A context sent as JSON (``to_json``) to another process, e.g. a SLURM node.
+
+        ``host`` is the receiving machine's facts (device flags follow the GPUs it really has);
+        by default they are detected there.
+        """
+        return cls(data=copy.deepcopy(dict(data)), host=detect_host() if host is None else host)
 
 
 def _declare_gpus(data: dict[str, Any], host: HostFacts, gpus_option: str | None) -> None:

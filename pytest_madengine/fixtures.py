@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
 from .cards import ModelCard
+from .context import Context
 from .errors import MadError, MadSkip
 from .keys import GPU_RELEASE_KEY, RESULT_KEY
 from .records import FAILURE, SKIPPED, ImageRef, ModelResult
@@ -26,13 +26,13 @@ def mad_settings(request: pytest.FixtureRequest) -> Settings:
 
 
 @pytest.fixture(scope="session")
-def mad_context(request: pytest.FixtureRequest) -> Any:
+def mad_context(request: pytest.FixtureRequest) -> Context:
     """The run context: detected host facts with the user's context merged over them."""
     return get_session(request.config).context
 
 
 @pytest.fixture
-def mad_card(request: pytest.FixtureRequest, mad_context: Any) -> ModelCard:
+def mad_card(request: pytest.FixtureRequest, mad_context: Context) -> ModelCard:
     """The model card of this test; skips it when ``skip_gpu_arch`` matches this host."""
     session = get_session(request.config)
     card = request.node.spec.card
@@ -48,12 +48,10 @@ def mad_card(request: pytest.FixtureRequest, mad_context: Any) -> ModelCard:
 
 
 @pytest.fixture
-def mad_image(request: pytest.FixtureRequest, mad_card: ModelCard, mad_context: Any) -> ImageRef:
+def mad_image(request: pytest.FixtureRequest, mad_card: ModelCard, mad_context: Context) -> ImageRef:
     """The image this model runs in: built (or reused by content hash), pulled, or given."""
-    from .provision import provide_image
-
     try:
-        return provide_image(get_session(request.config), mad_card, request.node.spec.dockerfile)
+        return get_session(request.config).images.image_for_run(mad_card, request.node.spec.dockerfile)
     except MadError as exc:
         error = exc  # fail outside the except block: no chained traceback in the report
     from .results.judge import failed_result
@@ -64,7 +62,7 @@ def mad_image(request: pytest.FixtureRequest, mad_card: ModelCard, mad_context: 
 
 
 @pytest.fixture
-def mad_gpus(request: pytest.FixtureRequest, mad_card: ModelCard, mad_context: Any) -> Iterator[tuple[int, ...]]:
+def mad_gpus(request: pytest.FixtureRequest, mad_card: ModelCard, mad_context: Context) -> Iterator[tuple[int, ...]]:
     """GPU ids allocated to this model for its run (empty without a GPU pool)."""
     allocator = get_session(request.config).gpu_allocator
     try:
@@ -82,7 +80,7 @@ def mad_gpus(request: pytest.FixtureRequest, mad_card: ModelCard, mad_context: A
 
 
 @pytest.fixture
-def mad_result(request: pytest.FixtureRequest, mad_card: ModelCard, mad_context: Any,
+def mad_result(request: pytest.FixtureRequest, mad_card: ModelCard, mad_context: Context,
                mad_image: ImageRef, mad_gpus: tuple[int, ...]) -> ModelResult:
     """Run the model on the session's target and judge it. Model failures are a result, not
     an exception: the test body turns them into a failure (override this to post-process)."""
@@ -112,13 +110,11 @@ def failure_message(result: ModelResult) -> str:
     return "\n".join(lines)
 
 
-def build_model(request: pytest.FixtureRequest, mad_card: ModelCard, mad_context: Any) -> None:
+def build_model(request: pytest.FixtureRequest, mad_card: ModelCard, mad_context: Context) -> None:
     """The test body of a ``--mad-build-only`` item: build (and push) one image."""
-    from .provision import build_for_manifest
-
-    session = get_session(request.config)
+    images = get_session(request.config).images
     try:
-        result = build_for_manifest(session, mad_card, request.node.spec.dockerfile)
+        result = images.build_for_manifest(mad_card, request.node.spec.dockerfile)
     except MadError as exc:
         error = exc
     else:
@@ -126,8 +122,7 @@ def build_model(request: pytest.FixtureRequest, mad_card: ModelCard, mad_context
         return
     from .results.judge import failed_result
 
-    session.manifest_writer.add_failure(mad_card, error.message)
-    session.manifest_writer.write()  # never leave an older session's manifest in place
+    images.record_build_failure(mad_card, error.message)
     result = failed_result(mad_card, phase="build", reason=error.message, context=mad_context.data)
     result.rows = []  # build-only sessions write the manifest, not perf.csv
     _fail(request.node, result, f"{mad_card.name}: build failed. {error.message}")

@@ -6,11 +6,15 @@ option (or the ``mad_package`` ini value) switches the plugin on.
 from __future__ import annotations
 
 from collections.abc import Generator
+from typing import TYPE_CHECKING
 
 import pytest
 
 from . import keys as _keys  # noqa: F401  (stash keys must outlive module reloads)
 from . import settings as _settings
+
+if TYPE_CHECKING:
+    from .targets.base import Target, TargetSettings
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -40,12 +44,40 @@ def pytest_cmdline_main(config: pytest.Config) -> Generator[None, object, object
 
 
 @pytest.hookimpl(tryfirst=True)
+def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Parser, args: list[str]) -> None:
+    """Collect the package's anchor file (its root models.json) so pytest loads its conftest.py."""
+    if not _settings.is_active(early_config, early_config.known_args_namespace):
+        return
+    from .items import add_anchor_arg
+
+    add_anchor_arg(early_config, args)
+
+
+@pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
     if not _settings.is_active(config):
         return
+    from . import fixtures
+    from .items import ItemHooks
     from .session import start_session
 
-    start_session(config)
+    session = start_session(config)
+    config.pluginmanager.register(ItemHooks(config), "madengine-items")
+    config.pluginmanager.register(fixtures, "madengine-fixtures")
+    if not session.is_worker and config.pluginmanager.hasplugin("xdist"):
+        from .xdist import XdistHooks
+
+        config.pluginmanager.register(XdistHooks(config, demand=session.gpu_demand,
+                                                 session_dir=lambda: session.session_dir,
+                                                 pool=lambda: session.gpu_allocator.pool), "madengine-xdist")
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_madengine_make_target(name: str, settings: TargetSettings) -> Target | None:
+    """The built-in targets (``targets.registry``), after any conftest's or plugin's own."""
+    from .targets.registry import builtin_target
+
+    return builtin_target(settings)
 
 
 @pytest.hookimpl(optionalhook=True)

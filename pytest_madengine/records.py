@@ -1,15 +1,26 @@
-"""Plain records passed between the modules: images, run requests/outcomes, results."""
+"""Plain records at the bottom of the plugin: statuses, phases, perf.csv columns, images, results.
+
+Nothing here imports another module of the plugin; run requests and outcomes, which carry a card,
+a context and the settings, live one layer up in ``workload.run``.
+"""
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 SUCCESS, FAILURE, SKIPPED = "SUCCESS", "FAILURE", "SKIPPED"
 
 # The phase a failure belongs to (named in the failure message and a JUnit property).
 PHASES = ("build", "run", "timeout", "sanity", "performance")
+
+# madengine's perf.csv header, in its order (madengine's ``perf.csv`` writer; MAD dashboards read it).
+PERF_CSV_COLUMNS: tuple[str, ...] = (
+    "model", "n_gpus", "nnodes", "gpus_per_node", "training_precision", "pipeline", "args", "tags",
+    "docker_file", "base_docker", "docker_sha", "docker_image", "git_commit", "machine_name",
+    "deployment_type", "launcher", "gpu_architecture", "performance", "metric", "relative_change",
+    "status", "build_duration", "test_duration", "dataname", "data_provider_type", "data_size",
+    "data_download_duration", "build_number", "additional_docker_run_options",
+)
 
 
 @dataclass(frozen=True)
@@ -30,42 +41,6 @@ class ImageRef:
 
 
 @dataclass
-class RunRequest:
-    """Everything a target needs to run one model once."""
-
-    card: Any  # cards.ModelCard
-    context: Any  # context.Context
-    image: ImageRef
-    gpus: tuple[int, ...]  # allocated GPU ids ('' pool → no devices)
-    settings: Any  # settings.Settings
-    log_path: Path  # where the run's combined output goes
-    work_dir: Path  # host dir for this run's result files (copied out of the model dir)
-    run_id: str  # unique per run; used for container/job names and labels
-    # Called with the target's option dict (e.g. Docker SDK kwargs) so plugins can adjust it.
-    adjust_options: Callable[[dict[str, Any]], None] | None = None
-    live_output: Callable[[str], None] | None = None  # receives output lines when streaming
-    cache_dir: Path | None = None  # session-wide cache (git clones shared by runs)
-    # Called once the model's processes are gone (before cleanup): its GPUs can go to the next model.
-    on_model_exit: Callable[[], None] | None = None
-
-
-@dataclass
-class RunOutcome:
-    """What happened when a target ran a model (before judging)."""
-
-    exit_code: int | None
-    log_path: Path
-    duration: float
-    timed_out: bool = False
-    timeout: int | None = None
-    error: str = ""  # infrastructure problem in one paragraph (no traceback)
-    skipped: str = ""  # reason when the model was deliberately not run (--mad-skip-run)
-    result_files: list[Path] = field(default_factory=list)  # per node: multiple-results CSVs
-    node_logs: list[Path] = field(default_factory=list)  # multi-node: one log per node
-    extra: dict[str, Any] = field(default_factory=dict)  # target specifics (job id, nodes...)
-
-
-@dataclass
 class ModelResult:
     """The judged outcome of one model run: what perf.csv, JUnit and the summary show."""
 
@@ -83,6 +58,7 @@ class ModelResult:
     build_duration: float = 0.0
     test_duration: float = 0.0
     node_junit: str = ""  # multi-node targets: the run's per-node JUnit, merged into the session's
+    nodeid: str = ""  # the pytest node id of the test that ran the model (set when it is recorded)
 
     @property
     def passed(self) -> bool:

@@ -1,23 +1,21 @@
 """One model run: request → target → judged result."""
 from __future__ import annotations
 
-import re
 import shutil
 import sys
 import uuid
 from collections.abc import Callable
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from .cards import ModelCard
-from .records import ImageRef, ModelResult, RunRequest
-
-
-def safe_name(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.=-]+", "_", text).strip("_")
+from .context import Context
+from .fileio import safe_name
+from .records import ImageRef, ModelResult
+from .session import MadSession
+from .workload.run import RunOutcome, RunRequest
 
 
 def _write_live_line(line: str) -> None:
@@ -25,7 +23,7 @@ def _write_live_line(line: str) -> None:
     sys.stdout.flush()
 
 
-def run_card(session: Any, item: pytest.Item, card: ModelCard, context: Any, image: ImageRef,
+def run_card(session: MadSession, item: pytest.Item, card: ModelCard, context: Context, image: ImageRef,
              gpus: tuple[int, ...], *, release_gpus: Callable[[], None] | None = None) -> ModelResult:
     settings = session.settings
     hook = session.config.hook
@@ -53,12 +51,12 @@ def run_card(session: Any, item: pytest.Item, card: ModelCard, context: Any, ima
     return result
 
 
-def _judge(session: Any, card: ModelCard, context: Any, image: ImageRef, gpus: tuple[int, ...],
-           outcome: Any) -> ModelResult:
+def _judge(session: MadSession, card: ModelCard, context: Context, image: ImageRef, gpus: tuple[int, ...],
+           outcome: RunOutcome) -> ModelResult:
     from .results.judge import judge
 
     hook = session.config.hook
     return judge(card, outcome, image=image, context=context.data, gpus=gpus,
-                 nnodes=int(outcome.extra.get("nnodes", 1)), deployment_type=session.target_name,
+                 nnodes=int(outcome.extra.get("nnodes", 1)), deployment_type=session.target.deployment_type,
                  launcher=str(outcome.extra.get("launcher", "")),
                  parse_hook=lambda c, text: hook.pytest_madengine_parse_performance(card=c, log_text=text))

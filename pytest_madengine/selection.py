@@ -10,7 +10,9 @@ Callers split comma-separated option values before calling ``select``.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Sequence
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from .cards import ModelCard
 from .errors import MadError
@@ -86,3 +88,32 @@ def _no_match(cards: Sequence[ModelCard], selector: str, tag: str) -> MadError:
     hint = f"did you mean {', '.join(nearest)}? " if nearest else ""
     return MadError(f"tag {tag!r} matches no model of the package ({len(cards)} models)",
                     where="--mad-tags", fix=f"{hint}{LIST_HINT}")
+
+
+@dataclass(frozen=True)
+class ItemSpec:
+    """What one test item runs: a card, and the Dockerfile when a card has several."""
+
+    name: str
+    card: ModelCard
+    dockerfile: str | None = None  # package-relative; None = resolve when the model runs
+
+
+def _variant(dockerfile: str) -> str:
+    """'docker/dummy.ubuntu.amd.Dockerfile' → 'ubuntu.amd' (the part after the prefix)."""
+    base = os.path.basename(dockerfile).removesuffix(".Dockerfile")
+    return base.split(".", 1)[1] if "." in base else base
+
+
+def plan_items(cards: Sequence[ModelCard], variants: Callable[[ModelCard], list[str]]) -> list[ItemSpec]:
+    """One spec per card, or per surviving Dockerfile when a card resolves to several."""
+    specs: list[ItemSpec] = []
+    for card in cards:
+        dockerfiles = variants(card)
+        if len(dockerfiles) <= 1:
+            specs.append(ItemSpec(card.test_id, card, dockerfiles[0] if dockerfiles else None))
+            continue
+        for dockerfile in dockerfiles:
+            parts = [f"{k}={v}" for k, v in card.params] + [_variant(dockerfile)]
+            specs.append(ItemSpec(f"{card.name}[{'-'.join(parts)}]", card, dockerfile))
+    return specs

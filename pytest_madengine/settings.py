@@ -1,13 +1,14 @@
 """The ``--mad-*`` options, their ini twins, and the frozen Settings record built from them."""
 from __future__ import annotations
 
+import argparse
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-TARGETS = ("local", "slurm", "k8s")
+REGISTRY_FILE = "models.json"
 
 
 @dataclass(frozen=True)
@@ -111,10 +112,31 @@ class Settings:
     slurm_jobs: int = 8
     extra: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def anchor(self) -> Path:
+        """The file that stands for the package in node ids (``<anchor>::<model>``): the root
+        ``models.json``, or the build manifest a session runs when the package has none."""
+        registry = self.package / REGISTRY_FILE
+        if registry.is_file():
+            return registry
+        for manifest in (self.manifest, self.batch_manifest):
+            if manifest is not None and manifest.is_file():
+                return manifest.resolve()
+        return registry
 
-def _raw(config: pytest.Config, opt: Option) -> tuple[Any, bool]:
-    """The option's value and whether the user gave it (CLI or ini)."""
-    value = config.getoption(opt.dest)
+    def anchor_nodeid(self, rootpath: Path) -> str:
+        """The node id pytest gives the anchor file (relative to the rootdir, ``/``-separated)."""
+        anchor = self.anchor.resolve()
+        try:
+            return anchor.relative_to(rootpath.resolve()).as_posix()
+        except ValueError:
+            return anchor.as_posix().lstrip("/")
+
+
+def _raw(config: pytest.Config, opt: Option, namespace: argparse.Namespace | None = None) -> tuple[Any, bool]:
+    """The option's value and whether the user gave it (CLI or ini). ``namespace``: read the
+    command line from there (``early_config.known_args_namespace`` before options are parsed)."""
+    value = getattr(namespace, opt.dest, None) if namespace is not None else config.getoption(opt.dest)
     if value is not None:
         return value, True
     if opt.kind == "list":
@@ -126,9 +148,10 @@ def _raw(config: pytest.Config, opt: Option) -> tuple[Any, bool]:
     return value, True
 
 
-def is_active(config: pytest.Config) -> bool:
+def is_active(config: pytest.Config, namespace: argparse.Namespace | None = None) -> bool:
+    """Whether a selection option (or the ``mad_package`` ini key) switches the plugin on."""
     for opt in OPTIONS:
-        if opt.name in SELECTION and _raw(config, opt)[1]:
+        if opt.name in SELECTION and _raw(config, opt, namespace)[1]:
             return True
     return False
 
@@ -152,17 +175,13 @@ def _as_int(opt: Option, value: Any) -> int | None:
         ) from None
 
 
-def from_config(config: pytest.Config) -> Settings:
-    values = {opt.dest: _raw(config, opt)[0] for opt in OPTIONS}
+def from_config(config: pytest.Config, namespace: argparse.Namespace | None = None) -> Settings:
+    """The Settings of a session. Raises pytest.UsageError for a malformed value."""
+    values = {opt.dest: _raw(config, opt, namespace)[0] for opt in OPTIONS}
     package = Path(values["mad_package"] or Path.cwd())
     if not package.is_absolute():
         package = (Path.cwd() / package).resolve()
-    target = values["mad_target"]
-    if target is not None and target not in TARGETS:
-        raise pytest.UsageError(
-            f"--mad-target: unknown target {target!r}. Fix: use one of {', '.join(TARGETS)} "
-            "(or leave it out to infer it from the context)."
-        )
+    target = values["mad_target"]  # checked by the session: a conftest or plugin may add targets
 
     def path(key: str) -> Path | None:
         return Path(values[key]) if values[key] else None

@@ -1,11 +1,9 @@
 """xdist-only hooks: session dir to workers, largest-first scheduling, ``-n auto``, GPU feed.
 
 Registered only when pytest-xdist is present (the hooks do not exist without it). Correctness
-(disjoint GPU sets) is the allocator's job (gpus.py); this module only keeps the GPUs busy:
+(disjoint GPU sets) is the allocator's job (``parallel.gpus``); the order is the scheduler's
+(``parallel.scheduler``); this module wires them into xdist:
 
-- the scheduler hands out pending tests largest GPU request first (-1, then n_gpus descending,
-  ties in collection order), keeping each worker's queue at the 2 tests xdist needs (the one
-  running and the next), so the global order — not an early chunking — decides what runs next;
 - ``-n auto`` = the number of GPUs in the pool (each worker runs one model at a time, so more
   workers than GPUs could never run concurrently), or the CPU count without a pool;
 - with ``-v`` the controller prints one line per allocation event read from
@@ -21,103 +19,23 @@ from typing import Any
 
 import pytest
 
-from .gpulog import AllocationFeed
-from .gpus import EVENTS_NAME, GpuAllocator, GpuPool
-
-Demand = Callable[[str], int]
-MAX_AUTO_WORKERS = 64
-
-
-def demand_order(nodeids: list[str], demand: Demand) -> list[int]:
-    """Indices of ``nodeids``, largest GPU request first (-1 = whole node first), stable."""
-    def key(index: int) -> tuple[int, int, int]:
-        n = demand(nodeids[index])
-        return (0 if n < 0 else 1, -n, index)
-
-    return sorted(range(len(nodeids)), key=key)
-
-
-def make_scheduler_class() -> type:
-    """xdist's LoadScheduling with a GPU-aware order (imported lazily: xdist is optional)."""
-    from xdist.scheduler import LoadScheduling  # type: ignore[import-untyped]
-
-    class GpuLoadScheduling(LoadScheduling):  # type: ignore[misc]
-        collection: list[str] | None
-        maxschedchunk: int | None
-
-        def __init__(self, config: pytest.Config, log: Any, demand: Demand) -> None:
-            super().__init__(config, log)
-            self.demand = demand
-
-        def schedule(self) -> None:
-            assert self.collection_is_completed
-            if self.collection is not None:
-                for node in self.nodes:
-                    self.check_schedule(node)
-                return
-            if not self._check_nodes_have_same_collection():
-                self.log("**Different tests collected, aborting run**")
-                return
-            collection = list(next(iter(self.node2collection.values())))
-            self.collection = collection
-            self.pending[:] = demand_order(collection, self.demand)
-            if self.maxschedchunk is None:
-                self.maxschedchunk = len(collection)
-            for node in self.nodes:  # round-robin, so the biggest cards start on every worker
-                self._send_tests(node, 1)
-            for node in self.nodes:
-                self._send_tests(node, 1)
-            if not self.pending:
-                for node in self.nodes:
-                    node.shutdown()
-
-        def check_schedule(self, node: Any, duration: float = 0) -> None:
-            if node.shutting_down:
-                return
-            if not self.pending:
-                node.shutdown()
-                return
-            missing = 2 - len(self.node2pending[node])
-            if missing > 0:
-                self._send_tests(node, missing)
-
-        def mark_test_pending(self, item: str) -> None:
-            # a retried test goes back in its size class, not ahead of everything
-            assert self.collection is not None
-            self.pending.append(self.collection.index(item))
-            order = {index: rank for rank, index in
-                     enumerate(demand_order(self.collection, self.demand))}
-            self.pending.sort(key=order.__getitem__)
-            for node in self.nodes:
-                self.check_schedule(node)
-
-    return GpuLoadScheduling
-
-
-def auto_workers(pool: GpuPool, cpu_count: int | None) -> int:
-    if pool.ids:
-        return max(1, min(len(pool.ids), MAX_AUTO_WORKERS))
-    return max(1, min(cpu_count or 1, MAX_AUTO_WORKERS))
+from .parallel.gpulog import AllocationFeed
+from .parallel.gpus import EVENTS_NAME, GpuAllocator, GpuPool
+from .parallel.scheduler import Demand, auto_workers, make_scheduler_class
 
 
 class XdistHooks:
-    """Controller-side xdist hooks; the session is read lazily from ``config.stash``."""
+    """Controller-side xdist hooks; the session's dir and GPU pool are given as callables."""
 
     def __init__(self, config: pytest.Config, demand: Demand | None = None, *,
-                 session_dir: Callable[[], Path] | None = None,
-                 pool: Callable[[], GpuPool] | None = None,
+                 session_dir: Callable[[], Path], pool: Callable[[], GpuPool],
                  on_worker_down: Callable[[str], None] | None = None) -> None:
         self.config = config
         self._demand = demand
-        self._session_dir = session_dir or (lambda: Path(self._session().session_dir))
-        self._pool = pool or (lambda: self._session().gpu_allocator.pool)
+        self._session_dir = session_dir
+        self._pool = pool
         self.on_worker_down = on_worker_down
         self._feed: AllocationFeed | None = None
-
-    def _session(self) -> Any:
-        from .session import SESSION_KEY
-
-        return self.config.stash[SESSION_KEY]
 
     def demand(self, nodeid: str) -> int:
         if self._demand is None:
@@ -210,7 +128,7 @@ def slurm_job_workers(config: pytest.Config) -> int | None:
         return None
     try:
         from .context import build_context
-        from .targets.base import infer_target
+        from .targets.registry import infer_target
 
         settings = _settings.from_config(config)
         if settings.build_only or settings.slurm_jobs <= 1:

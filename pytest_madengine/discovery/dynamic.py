@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import MadError
+from ..fileio import atomic_write_json
 
 COMPAT_DIR = Path(__file__).with_name("compat")
 CACHE_VERSION = "1"
@@ -66,10 +67,7 @@ def _read_cache(path: Path) -> list[dict[str, Any]] | None:
 
 
 def _write_cache(path: Path, cards: list[dict[str, Any]]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(json.dumps(cards), encoding="utf-8")
-    os.replace(temporary, path)  # atomic: a concurrent reader sees all or nothing
+    atomic_write_json(path, cards, indent=None)  # a concurrent reader sees all or nothing
 
 
 def child_env(context_json: str) -> dict[str, str]:

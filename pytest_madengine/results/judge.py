@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import MadError
-from ..records import FAILURE, SKIPPED, SUCCESS, ImageRef, ModelResult, RunOutcome
+from ..records import FAILURE, PERF_CSV_COLUMNS, SKIPPED, SUCCESS, ImageRef, ModelResult
+from ..workload.run import RunOutcome
 from .errorscan import scan_errors
-from .perfcsv import COLUMNS
 from .performance import (
     TRAP,
     count_performances,
@@ -97,7 +97,7 @@ def build_rows(card: Any, measurements: list[Measurement], *, status: str, image
     for model, performance, metric in measurements or [(card.name, "", "")]:
         row_status = FAILURE if status == SUCCESS and not performance else status
         row = dict(common, model=model, performance=performance, metric=metric, status=row_status)
-        rows.append({name: row.get(name, "") for name in COLUMNS})
+        rows.append({name: row.get(name, "") for name in PERF_CSV_COLUMNS})
     return rows
 
 

@@ -1,6 +1,6 @@
-"""Where models run. Every target implements targets.base.Target."""
+"""Where models run. Every target implements ``targets.base.Target``; see ``targets.registry``."""
 from __future__ import annotations
 
-from .base import Target, get_target
+from .base import Target, TargetSettings
 
-__all__ = ["Target", "get_target"]
+__all__ = ["Target", "TargetSettings"]

@@ -1,50 +1,67 @@
-"""The one small interface every target (local Docker, SLURM, Kubernetes) implements."""
+"""The one interface every target (local Docker, SLURM, Kubernetes, a plugin's own) implements.
+
+A target's life in a session, on every process (controller and each xdist worker):
+
+1. ``Cls.from_settings(TargetSettings)`` — cheap: no connection yet, so ``--collect-only`` and
+   build-only sessions never reach the backend;
+2. ``sweep_stale()`` — controller only, at session start: remove what sessions whose pytest
+   process died left behind (containers, jobs, objects). Never raises for an unreachable backend;
+3. ``run(RunRequest) -> RunOutcome`` — run one model to completion or timeout; infrastructure
+   problems go into ``RunOutcome.error`` as one paragraph, never as an exception;
+4. ``cancel_all()`` — stop and remove everything this process started (Ctrl-C, SIGTERM, end of
+   session). Idempotent, callable from a signal handler's aftermath;
+5. ``close()`` — the session is over: wait for background work; on the controller also remove
+   whatever of this session is left (a dead worker's container) unless ``--mad-keep-alive``.
+
+Targets are created through the ``pytest_madengine_make_target`` hook (``targets.registry`` holds
+the built-in ones), so a conftest.py or another plugin can add a target without touching the
+session, which never asks which target it has.
+"""
 from __future__ import annotations
 
-import importlib
-from typing import Any, Protocol
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
 
-from ..errors import MadError
-from ..records import RunOutcome, RunRequest
+from ..context import Context
+from ..settings import Settings
+from ..workload.run import RunOutcome, RunRequest
 
-_TARGETS = {
-    "local": "pytest_madengine.targets.local:LocalTarget",
-    "slurm": "pytest_madengine.targets.slurm:SlurmTarget",
-    "k8s": "pytest_madengine.targets.k8s:KubernetesTarget",
-}
+
+@dataclass(frozen=True)
+class TargetSettings:
+    """What a target is created from (the same on the controller and every xdist worker)."""
+
+    name: str  # the target's name as selected (--mad-target, or inferred from the context)
+    session_id: str  # labels every container / job / object of this session
+    session_dir: Path  # scratch dir shared by the session's processes on this host
+    settings: Settings
+    context: Context
+    controller: bool  # True on the process that owns the session (not an xdist worker)
+
+    @property
+    def package_root(self) -> Path:
+        return self.settings.package
 
 
 class Target(Protocol):
-    name: str
+    """Runs models somewhere. See the module docstring for the lifecycle."""
+
+    name: str  # "local", "slurm", ...
+    deployment_type: str  # perf.csv ``deployment_type`` of its rows
+
+    def sweep_stale(self) -> int:
+        """Remove leftovers of dead sessions; return how many things were removed."""
+        ...
 
     def run(self, request: RunRequest) -> RunOutcome:
         """Run one model to completion (or timeout) and return what happened."""
+        ...
 
     def cancel_all(self) -> None:
-        """Stop and remove everything this process started (containers, jobs). Idempotent."""
+        """Stop and remove everything this process started. Idempotent."""
+        ...
 
-
-def infer_target(explicit: str | None, context: dict[str, Any]) -> str:
-    if explicit:
-        return explicit
-    if "slurm" in context:
-        return "slurm"
-    if "k8s" in context or "kubernetes" in context:
-        return "k8s"
-    return "local"
-
-
-def get_target(name: str, **kwargs: Any) -> Target:
-    """Instantiate a target by name; its module is imported only now (heavy SDKs)."""
-    if name not in _TARGETS:
-        raise MadError(f"unknown target {name!r}", where="--mad-target",
-                       fix=f"use one of {', '.join(_TARGETS)}")
-    module_name, cls_name = _TARGETS[name].split(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name == module_name:
-            raise MadError(f"the {name} target is not available in this version",
-                           where="--mad-target", fix="use --mad-target local or slurm") from None
-        raise
-    return getattr(module, cls_name)(**kwargs)
+    def close(self) -> None:
+        """End of session on this process (see the module docstring)."""
+        ...

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from bench.parallel import write_package
-from pytest_madengine.gpulog import Interval, overlap_conflicts, peak_concurrency, read_intervals
+from pytest_madengine.parallel.gpulog import Interval, overlap_conflicts, peak_concurrency, read_intervals
 
 pytestmark = pytest.mark.docker
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from pytest_madengine.errors import MadError
-from pytest_madengine.images import HASH_LABEL, build_spec, ensure_image
+from pytest_madengine.images.build import HASH_LABEL, build_spec, ensure_image
 from tests.docker.fakes import amd_context, make_card
 from tests.infra.containers import run_output
 
@@ -134,7 +134,7 @@ def test_missing_base_image_says_it_cannot_be_pulled(package):
 RACER = """
 import json, sys
 from pathlib import Path
-from pytest_madengine.images import ensure_image
+from pytest_madengine.images.build import ensure_image
 from tests.docker.fakes import amd_context, make_card
 from tests.infra.containers import run_output
 root, name, locks = Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3])

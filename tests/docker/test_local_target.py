@@ -11,11 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from pytest_madengine.dockerfiles import resolve_dockerfiles
-from pytest_madengine.images import ensure_image
-from pytest_madengine.records import ImageRef, RunRequest
+from pytest_madengine.images.build import ensure_image
+from pytest_madengine.images.dockerfiles import resolve_dockerfiles
+from pytest_madengine.records import ImageRef
+from pytest_madengine.workload.run import RunRequest
 from pytest_madengine.settings import Settings
-from pytest_madengine.targets.local import (
+from pytest_madengine.targets.local.target import (
     KEEP_LABEL,
     MODEL_LABEL,
     SESSION_LABEL,

@@ -20,7 +20,7 @@ import pytest
 
 from pytest_madengine.cards import ModelCard
 from pytest_madengine.errors import MadError
-from pytest_madengine.manifest import (
+from pytest_madengine.images.manifest import (
     BatchEntry,
     ManifestWriter,
     load_batch_manifest,
@@ -441,7 +441,7 @@ def test_registry_auth_problems_fail_the_build_items_clearly(
 def test_batch_manifest_builds_only_build_new_and_references_the_rest(
         pytester: pytest.Pytester, e2e_package: E2EPackage, registry: Any, hermetic_docker: Any,
         busybox_image: str) -> None:
-    from pytest_madengine.registry import push_image
+    from pytest_madengine.images.registry import push_image
 
     client, (a, b, _) = hermetic_docker, e2e_package.names
     credentials(e2e_package, registry)
@@ -488,7 +488,7 @@ def test_build_only_under_xdist_writes_every_model(
 
 def test_use_image_given_auto_and_missing(pytester: pytest.Pytester, e2e_package: E2EPackage, registry: Any,
                                           hermetic_docker: Any, busybox_image: str) -> None:
-    from pytest_madengine.registry import push_image
+    from pytest_madengine.images.registry import push_image
 
     a, b, c = e2e_package.names
     credentials(e2e_package, registry)

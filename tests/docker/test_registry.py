@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from pytest_madengine.errors import MadError
-from pytest_madengine.registry import Credentials, ensure_local_image, image_exists, login, push_image
+from pytest_madengine.images.registry import Credentials, ensure_local_image, image_exists, login, push_image
 
 pytestmark = [pytest.mark.docker, pytest.mark.registry]
 

@@ -7,7 +7,10 @@ from pathlib import Path
 from typing import Any
 
 from pytest_madengine.cards import ModelCard
-from pytest_madengine.records import ImageRef, RunRequest
+from pytest_madengine.context import Context
+from pytest_madengine.host import HostFacts
+from pytest_madengine.records import ImageRef
+from pytest_madengine.workload.run import RunRequest
 from pytest_madengine.settings import Settings
 
 BUSYBOX = "mad-test/busybox:latest"
@@ -32,6 +35,7 @@ def make_card(name: str, script: str, **fields: Any) -> ModelCard:
 def make_request(package: Path, card: ModelCard, tmp: Path, *, context: dict[str, Any] | None = None,
                  timeout: int | None = None, image: str = BUSYBOX) -> RunRequest:
     run_id = uuid.uuid4().hex[:8]
-    return RunRequest(card=card, context=context or {"gpu_vendor": "NONE"}, image=ImageRef(name=image),
+    data = context or {"gpu_vendor": "NONE"}
+    return RunRequest(card=card, context=Context.from_json(data, host=HostFacts()), image=ImageRef(name=image),
                       gpus=(), settings=Settings(package=package, timeout=timeout),
                       log_path=tmp / f"{run_id}.log", work_dir=tmp / f"work-{run_id}", run_id=run_id)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_madengine.targets.slurm import SlurmTarget
+from pytest_madengine.targets.slurm.target import SlurmTarget
 
 from .helpers import make_card, make_package, make_request
 
@@ -133,7 +133,7 @@ import sys
 from pathlib import Path
 sys.path.insert(0, {root!r})
 from tests.slurm.helpers import make_card, make_request
-from pytest_madengine.targets.slurm import SlurmTarget
+from pytest_madengine.targets.slurm.target import SlurmTarget
 package, shared, tmp = map(Path, sys.argv[1:4])
 target = SlurmTarget(session_id="ctrlc", package_root=package, shared_dir=shared)
 try:
@@ -174,7 +174,7 @@ import json, os, sys
 from pathlib import Path
 sys.path.insert(0, {root!r})
 from tests.slurm.helpers import make_card, make_request
-from pytest_madengine.targets.slurm import SlurmTarget
+from pytest_madengine.targets.slurm.target import SlurmTarget
 package, shared, tmp = map(Path, sys.argv[1:4])
 target = SlurmTarget(session_id="alloc", package_root=package, shared_dir=shared)
 card = make_card("inside", "env.sh", distributed={{"launcher": "torchrun", "nnodes": 2}})

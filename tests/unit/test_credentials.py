@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from pytest_madengine.errors import MadError
-from pytest_madengine.registry import (
+from pytest_madengine.images.registry import (
     Credentials,
     credential_key,
     find_credentials,

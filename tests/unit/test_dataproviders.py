@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_madengine.dataproviders import (
+from pytest_madengine.errors import MadError
+from pytest_madengine.workload.dataproviders import (
     DATA_STEP,
     DataPlan,
     Provider,
@@ -15,7 +16,6 @@ from pytest_madengine.dataproviders import (
     read_measurement,
     resolve_data,
 )
-from pytest_madengine.errors import MadError
 from tests.docker.fakes import make_card
 
 CORPUS_DATA = Path(__file__).resolve().parents[1] / "data" / "mad-hub-2026" / "data.json"

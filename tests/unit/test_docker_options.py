@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_madengine.docker_options import assemble_options, parse_run_options
 from pytest_madengine.errors import MadError
+from pytest_madengine.targets.local.options import assemble_options, parse_run_options
 from tests.docker.fakes import FakeContext, amd_context, make_card
 
 WHERE = "models.json: card 'm'"

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_madengine.dockerfiles import image_name, resolve_dockerfiles
 from pytest_madengine.errors import MadError
+from pytest_madengine.images.dockerfiles import image_name, resolve_dockerfiles
 from tests.docker.fakes import RUNNABLE, load_cards, make_card
 
 AMD = {"gpu_vendor": "AMD", "guest_os": "UBUNTU"}

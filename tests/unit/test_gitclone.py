@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from pytest_madengine.errors import MadError
-from pytest_madengine.gitclone import clone_into, redact
+from pytest_madengine.workload.gitclone import clone_into, redact
 from tests.docker.fakes import make_card
 
 

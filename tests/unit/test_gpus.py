@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from pytest_madengine.errors import MadError, MadSkip
-from pytest_madengine.gpulog import Interval, overlap_conflicts, read_intervals
-from pytest_madengine.gpus import (
+from pytest_madengine.parallel.gpulog import Interval, overlap_conflicts, read_intervals
+from pytest_madengine.parallel.gpus import (
     GpuAllocator,
     GpuPool,
     format_gpu_list,

@@ -1,7 +1,7 @@
 """Build specs without the engine: build args, base image, content hash inputs."""
 from __future__ import annotations
 
-from pytest_madengine.images import base_image, build_args_for, build_spec
+from pytest_madengine.images.build import base_image, build_args_for, build_spec
 from tests.docker.fakes import amd_context, make_card
 
 TEXT = "# CONTEXT {}\nARG BASE_DOCKER=rocm/pytorch:latest\nFROM ${BASE_DOCKER}\nARG MAD_SYSTEM_GPU_ARCHITECTURE\n"

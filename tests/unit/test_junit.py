@@ -9,7 +9,7 @@ import pytest
 
 from pytest_madengine.errors import MadError
 from pytest_madengine.records import FAILURE, SUCCESS, ModelResult
-from pytest_madengine.results.junit import add_system_out, junit_properties, merge_junit, system_out_line
+from pytest_madengine.results.sinks.junit import add_system_out, junit_properties, merge_junit, system_out_line
 
 
 def make_result(**fields: object) -> ModelResult:
@@ -60,7 +60,7 @@ def test_system_out_lines() -> None:
 TEST_FILE = """
 import json, pytest
 from pytest_madengine.records import ModelResult
-from pytest_madengine.results.junit import junit_properties
+from pytest_madengine.results.sinks.junit import junit_properties
 
 RESULT = ModelResult.from_json(json.loads({result!r}))
 
@@ -179,7 +179,7 @@ def assert_junit_schema(element: ET.Element) -> None:
 def test_node_junit_files_merge_into_one_suite_per_job(tmp_path: Path) -> None:
     from junitparser import JUnitXml
 
-    from pytest_madengine.results.junit import NodeCase, write_node_junit
+    from pytest_madengine.results.sinks.junit import NodeCase, write_node_junit
 
     write_node_junit(tmp_path / "node-0.xml", NodeCase(
         suite="slurm job 7", name="pair [rank 0]", classname="slurm.node1", seconds=1.5,

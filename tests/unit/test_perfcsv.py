@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_madengine.results.perfcsv import COLUMNS, PerfCsvWarning, append_rows, read_rows, write_entry
+from pytest_madengine.results.sinks.perfcsv import COLUMNS, PerfCsvWarning, append_rows, read_rows, write_entry
 
 
 def row(model: str, **values: str) -> dict[str, str]:
@@ -129,7 +129,7 @@ def test_write_entry_with_no_rows_writes_header(tmp_path: Path) -> None:
 WRITER = textwrap.dedent("""
     import sys, time
     from pathlib import Path
-    from pytest_madengine.results.perfcsv import append_rows
+    from pytest_madengine.results.sinks.perfcsv import append_rows
     path, writer, start = Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3])
     while not start.exists():
         time.sleep(0.005)

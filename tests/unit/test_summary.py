@@ -5,7 +5,7 @@ import io
 import re
 
 from pytest_madengine.records import FAILURE, SKIPPED, SUCCESS, ModelResult
-from pytest_madengine.results.summary import render_summary, totals_line
+from pytest_madengine.results.sinks.summary import render_summary, totals_line
 
 RESULTS = [
     ModelResult(model="dummy", status=SUCCESS, performance="812.4", metric="tokens/s", gpus=(0, 1),

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from pytest_madengine.errors import MadError
-from pytest_madengine.steps import Script
-from pytest_madengine.tools import apply_tools
+from pytest_madengine.workload.scripts import Script
+from pytest_madengine.workload.tools import apply_tools
 
 TOOLS = {
     "tools": {

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from pytest_madengine.gpulog import AllocationFeed
-from pytest_madengine.gpus import GpuAllocator, GpuPool
-from pytest_madengine.xdist import auto_workers, demand_order, make_scheduler_class
+from pytest_madengine.parallel.gpulog import AllocationFeed
+from pytest_madengine.parallel.gpus import GpuAllocator, GpuPool
+from pytest_madengine.parallel.scheduler import auto_workers, demand_order, make_scheduler_class
 
 DEMAND = {"a": 1, "b": -1, "c": 4, "d": 2, "e": 4, "f": 1, "g": 8, "h": 0}
 

@@ -1,6 +1,6 @@
 #!/bin/bash
 # Job script rendered by pytest-madengine for golden_model (launcher sglang, family sglang).
-# Each node runs one task: `python -m pytest_madengine.slurm_node SPEC`, which makes the image
+# Each node runs one task: `python -m pytest_madengine.targets.slurm.node SPEC`, which makes the image
 # available on the node, waits for the other nodes, runs the model's container and writes
 # node-<rank>.json and node-<rank>.log next to the spec.
 #SBATCH --job-name=mad-golden_model
@@ -31,7 +31,7 @@ export PYTHONPATH=/opt/pytest-madengine${PYTHONPATH:+:$PYTHONPATH}
 
 # NODE_RANK and MAD_MULTI_NODE_RUNNER are set per node by slurm_node (from SLURM_NODEID).
 srun --nodes="$NNODES" --ntasks="$NNODES" --ntasks-per-node=1 --kill-on-bad-exit=0 \
-    /usr/bin/python3 -m pytest_madengine.slurm_node '/shared/mad/session/run 1/spec.json'
+    /usr/bin/python3 -m pytest_madengine.targets.slurm.node '/shared/mad/session/run 1/spec.json'
 rc=$?
 echo "$rc" > '/shared/mad/session/run 1/job.rc'
 exit "$rc"

@@ -1,0 +1,304 @@
+"""Image builds: build specs, content hash, reuse by hash, build-once locking across processes.
+
+An image is rebuilt only when what goes into it changes: the content hash covers the Dockerfile,
+every file of the build context that is sent to the engine (``.dockerignore`` respected) and the
+build args. It is stored as the image label ``pytest-madengine.content-hash``; an image with the
+right name and label is reused without a build. The build context we send is exactly the hashed
+file set (we make the tar ourselves), so the hash cannot miss a file the build sees.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import MadError
+from ..fileio import locked
+from ..records import ImageRef
+from .client import docker_client
+from .dockerfiles import image_name
+
+HASH_LABEL = "pytest-madengine.content-hash"
+HASH_VERSION = b"pytest-madengine image hash v1\0"
+# Never part of a build context: VCS data, caches and our own outputs would force a rebuild
+# after every commit or run.
+ALWAYS_EXCLUDED = (".git", "**/__pycache__", ".pytest_cache", "mad_logs", "perf.csv", "perf_entry.csv")
+LARGE_FILE = 64 * 1024 * 1024  # above this a file is hashed by size + mtime, not content
+_DOCKERFILE_IN_TAR = ".pytest-madengine.Dockerfile"
+# Build args Docker accepts without an ARG declaration.
+_PREDEFINED_ARGS = {name for base in ("HTTP_PROXY", "HTTPS_PROXY", "FTP_PROXY", "NO_PROXY", "ALL_PROXY")
+                    for name in (base, base.lower())}
+_ARG = re.compile(r"^\s*ARG\s+([A-Za-z_][A-Za-z0-9_]*)(?:=(\S*))?", re.IGNORECASE | re.MULTILINE)
+_FROM = re.compile(r"^\s*FROM\s+(?:--platform=\S+\s+)?(\S+)", re.IGNORECASE | re.MULTILINE)
+_VAR = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?")
+_process_lock = threading.Lock()
+# Per-process cache of file digests: every item of a session re-checks its image's context.
+_file_digests: dict[tuple[str, int, int, int, int], bytes] = {}
+
+
+@dataclass(frozen=True)
+class BuildSpec:
+    image: str
+    dockerfile: Path  # absolute
+    dockerfile_rel: str  # package-relative, as shown in manifests and perf.csv
+    context_dir: Path
+    files: tuple[str, ...]  # context-relative paths sent to the engine
+    build_args: dict[str, str]
+    base_docker: str
+    content_hash: str
+
+
+def dockerfile_args(text: str) -> dict[str, str | None]:
+    """``ARG`` names declared in a Dockerfile with their defaults (None when none)."""
+    return {match.group(1): match.group(2) for match in _ARG.finditer(text)}
+
+
+def build_args_for(text: str, card: Any, context: Any) -> dict[str, str]:
+    """The build args the Dockerfile declares (plus Docker's predefined proxy args)."""
+    offered: dict[str, str] = {}
+    arch = getattr(context, "gpu_architecture", "") or ""
+    if arch:
+        offered["MAD_SYSTEM_GPU_ARCHITECTURE"] = str(arch)
+    offered.update(card.docker_build_arg)
+    # The run context (the user's command line) wins over the card, as for env vars.
+    offered.update({str(k): str(v) for k, v in (getattr(context, "docker_build_args", None) or {}).items()})
+    declared = dockerfile_args(text)
+    return {k: v for k, v in sorted(offered.items()) if k in declared or k in _PREDEFINED_ARGS}
+
+
+def base_image(text: str, build_args: dict[str, str]) -> str:
+    """The first ``FROM`` image with ``$ARG`` references resolved (build arg, else ARG default)."""
+    match = _FROM.search(text)
+    if not match:
+        return ""
+    defaults = {k: v or "" for k, v in dockerfile_args(text[: match.start()]).items()}
+    values = {**defaults, **build_args}
+    return _VAR.sub(lambda m: values.get(m.group(1), ""), match.group(1))
+
+
+def _dockerignore(context_dir: Path) -> list[str]:
+    path = context_dir / ".dockerignore"
+    if not path.is_file():
+        return []
+    lines = (line.strip() for line in path.read_text(errors="replace").splitlines())
+    return [line for line in lines if line and not line.startswith("#")]
+
+
+def context_files(context_dir: Path, dockerfile_rel: str | None, extra_excludes: list[str]) -> list[str]:
+    from docker.utils.build import exclude_paths
+
+    patterns = _dockerignore(context_dir) + list(ALWAYS_EXCLUDED) + extra_excludes
+    return sorted(exclude_paths(str(context_dir), patterns, dockerfile=dockerfile_rel or "Dockerfile"))
+
+
+def content_hash(dockerfile: Path, context_dir: Path, files: list[str] | tuple[str, ...],
+                 build_args: dict[str, str]) -> str:
+    digest = hashlib.sha256(HASH_VERSION)
+    digest.update(dockerfile.read_bytes() + b"\0")
+    for key, value in sorted(build_args.items()):
+        digest.update(f"arg {key}={value}\0".encode())
+    for rel in files:
+        path = context_dir / rel
+        stat = path.lstat()
+        digest.update(f"path {rel} {stat.st_mode & 0o777}\0".encode())
+        if path.is_symlink():
+            digest.update(os.readlink(path).encode() + b"\0")
+        elif path.is_file():
+            _hash_file(digest, path, stat)
+    return digest.hexdigest()
+
+
+def _hash_file(digest: Any, path: Path, stat: os.stat_result) -> None:
+    if stat.st_size > LARGE_FILE:
+        digest.update(f"large {stat.st_size} {stat.st_mtime_ns}\0".encode())
+        return
+    key = (str(path), stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
+    file_digest = _file_digests.get(key)
+    if file_digest is None:
+        one = hashlib.sha256()
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                one.update(block)
+        file_digest = _file_digests[key] = one.digest()
+    digest.update(file_digest)
+
+
+def build_spec(card: Any, dockerfile: Path, *, package_root: Path, context: Any,
+               log_dir: Path | None = None) -> BuildSpec:
+    package_root = Path(package_root).resolve()
+    dockerfile = Path(dockerfile).resolve()
+    if card.dockercontext:
+        context_dir = (package_root / card.dockercontext).resolve()
+        if not context_dir.is_dir():
+            raise MadError(f"dockercontext {card.dockercontext!r} is not a directory under {package_root}",
+                           where=f"{card.source}: card {card.name!r}, field 'dockercontext'",
+                           fix="give a package-root-relative directory, e.g. '.'")
+    else:
+        context_dir = dockerfile.parent
+    text = dockerfile.read_text(errors="replace")
+    args = build_args_for(text, card, context)
+    inside = dockerfile.is_relative_to(context_dir)
+    rel = str(dockerfile.relative_to(context_dir)) if inside else None
+    excludes = [str(Path(log_dir).resolve().relative_to(context_dir))] \
+        if log_dir and Path(log_dir).resolve().is_relative_to(context_dir) else []
+    files = context_files(context_dir, rel, excludes)
+    return BuildSpec(
+        image=image_name(card, dockerfile), dockerfile=dockerfile,
+        dockerfile_rel=_package_relative(dockerfile, package_root), context_dir=context_dir,
+        files=tuple(files), build_args=args, base_docker=base_image(text, args),
+        content_hash=content_hash(dockerfile, context_dir, files, args),
+    )
+
+
+def _package_relative(path: Path, root: Path) -> str:
+    return path.relative_to(root).as_posix() if path.is_relative_to(root) else str(path)
+
+
+@contextmanager
+def image_lock(lock_dir: Path | None, image: str) -> Iterator[None]:
+    """Holds an exclusive lock per image name across processes (and threads of this one)."""
+    if lock_dir is None:
+        with _process_lock:
+            yield
+        return
+    with locked(Path(lock_dir) / f"{image}.lock"):
+        yield
+
+
+def _built_in_session(lock_dir: Path | None, spec: BuildSpec) -> bool:
+    """Whether a clean-cache build of this exact content already ran in this session."""
+    marker = Path(lock_dir) / f"{spec.image}.built" if lock_dir else None
+    return bool(marker and marker.is_file() and marker.read_text().strip() == spec.content_hash)
+
+
+def _mark_built(lock_dir: Path | None, spec: BuildSpec) -> None:
+    if lock_dir:
+        (Path(lock_dir) / f"{spec.image}.built").write_text(spec.content_hash)
+
+
+def find_reusable(client: Any, spec: BuildSpec) -> Any | None:
+    from docker.errors import ImageNotFound
+
+    try:
+        image = client.images.get(spec.image)
+    except ImageNotFound:
+        return None
+    return image if (image.labels or {}).get(HASH_LABEL) == spec.content_hash else None
+
+
+def ensure_image(card: Any, dockerfile: Path, *, package_root: Path, context: Any, clean_cache: bool,
+                 log_dir: Path, lock_dir: Path | None, client: Any = None) -> ImageRef:
+    """Reuse the card's image when its content hash matches, else build it (once across workers).
+
+    With ``clean_cache`` the image is rebuilt without the build cache, once per session: later
+    calls sharing ``lock_dir`` (other items, xdist workers) reuse that fresh build.
+    """
+    if client is None:
+        client = docker_client()
+    spec = build_spec(card, dockerfile, package_root=package_root, context=context, log_dir=log_dir)
+    log_path = Path(log_dir) / f"{spec.image}.build.log"
+    with image_lock(lock_dir, spec.image):
+        existing = find_reusable(client, spec)
+        if existing is not None and (not clean_cache or _built_in_session(lock_dir, spec)):
+            return _ref(spec, existing.id, 0.0, reused=True, log_path=log_path)
+        started = time.monotonic()
+        image_id = build_image(client, spec, card=card, nocache=clean_cache, log_path=log_path)
+        if clean_cache:
+            _mark_built(lock_dir, spec)
+        return _ref(spec, image_id, time.monotonic() - started, reused=False, log_path=log_path)
+
+
+def _ref(spec: BuildSpec, image_id: str, duration: float, *, reused: bool, log_path: Path) -> ImageRef:
+    return ImageRef(name=spec.image, dockerfile=spec.dockerfile_rel, base_docker=spec.base_docker,
+                    docker_sha=image_id, build_duration=round(duration, 3), reused=reused,
+                    build_log=str(log_path) if log_path.exists() else "")
+
+
+def _build_context(spec: BuildSpec) -> tuple[Any, str]:
+    """A tar of exactly the hashed files (+ the Dockerfile when it lies outside the context)."""
+    from docker.utils.build import create_archive
+
+    rel = spec.dockerfile.relative_to(spec.context_dir).as_posix() \
+        if spec.dockerfile.is_relative_to(spec.context_dir) else None
+    extra = [] if rel else [(_DOCKERFILE_IN_TAR, spec.dockerfile.read_text(errors="replace"))]
+    archive = create_archive(root=str(spec.context_dir), files=list(spec.files), extra_files=extra)
+    return archive, rel or _DOCKERFILE_IN_TAR
+
+
+def build_image(client: Any, spec: BuildSpec, *, card: Any, nocache: bool, log_path: Path) -> str:
+    """Build through the low-level API, streaming the log to ``log_path``; returns the image id."""
+    from docker.errors import APIError
+
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    archive, dockerfile_name = _build_context(spec)
+    tail: deque[str] = deque(maxlen=15)
+    step, error, image_id = "", "", ""
+    with archive, log_path.open("w", encoding="utf-8") as log:
+        log.write(f"# image {spec.image} from {spec.dockerfile_rel}, context {spec.context_dir}\n")
+        log.write(f"# build args: {', '.join(sorted(spec.build_args)) or 'none'}; nocache={nocache}\n")
+        try:
+            stream = client.api.build(
+                fileobj=archive, custom_context=True, dockerfile=dockerfile_name, tag=spec.image,
+                buildargs=spec.build_args, nocache=nocache, rm=True, forcerm=True, decode=True,
+                labels={HASH_LABEL: spec.content_hash, "pytest-madengine.dockerfile": spec.dockerfile_rel},
+            )
+            for chunk in stream:
+                text = chunk.get("stream", "")
+                if text:
+                    log.write(text)
+                    tail.extend(line for line in text.splitlines() if line.strip())
+                    step = _current_step(text) or step
+                if "error" in chunk:
+                    error = str(chunk.get("errorDetail", {}).get("message") or chunk["error"]).strip()
+                    log.write(f"ERROR: {error}\n")
+                image_id = (chunk.get("aux") or {}).get("ID", image_id)
+        except APIError as exc:
+            error = str(exc.explanation or exc)
+            log.write(f"ERROR: {error}\n")
+    if error:
+        raise _build_error(client, spec, card, step, error, list(tail), log_path)
+    return image_id or client.images.get(spec.image).id
+
+
+def _current_step(text: str) -> str:
+    for line in text.splitlines():
+        if line.startswith("Step ") and " : " in line:
+            return line.strip()
+    return ""
+
+
+def _build_error(client: Any, spec: BuildSpec, card: Any, step: str, error: str,
+                 tail: list[str], log_path: Path) -> MadError:
+    where = f"{card.source}: card {card.name!r}, Dockerfile {spec.dockerfile_rel}"
+    if spec.base_docker and spec.base_docker != "scratch" and not _image_exists(client, spec.base_docker):
+        return MadError(
+            f"building image {spec.image} failed: base image {spec.base_docker} is not available locally "
+            f"and cannot be pulled ({error}). Build log: {log_path}",
+            where=where,
+            fix=f"build or tag {spec.base_docker} locally (docker tag <local image> {spec.base_docker}), "
+                "or pass another base with --mad-context \"{'docker_build_arg': {'BASE_DOCKER': 'IMAGE'}}\"",
+        )
+    shown = "\n".join(tail[-10:])
+    return MadError(
+        f"building image {spec.image} failed at {step or 'the first step'}: {error}\n"
+        f"Last build output:\n{shown}\nFull build log: {log_path}",
+        where=where, fix="fix the failing Dockerfile step (see the build log)",
+    )
+
+
+def _image_exists(client: Any, name: str) -> bool:
+    from docker.errors import ImageNotFound
+
+    try:
+        client.images.get(name)
+    except ImageNotFound:
+        return False
+    return True

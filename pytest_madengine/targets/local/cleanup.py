@@ -1,0 +1,55 @@
+"""Finding and removing the local target's containers by label (this session's, or dead sessions')."""
+from __future__ import annotations
+
+import socket
+from typing import TYPE_CHECKING
+
+from ...fileio import pid_alive
+
+if TYPE_CHECKING:
+    from docker import DockerClient
+    from docker.models.containers import Container
+
+SESSION_LABEL = "pytest-madengine.session"
+MODEL_LABEL = "pytest-madengine.model"
+KEEP_LABEL = "pytest-madengine.keep-alive"
+PID_LABEL = "pytest-madengine.pid"
+HOST_LABEL = "pytest-madengine.host"
+
+
+def remove_quietly(container: Container) -> None:
+    from docker.errors import APIError
+
+    try:
+        container.remove(force=True)
+    except APIError:
+        pass  # gone already, or the engine is busy: the session's label sweep removes it
+
+
+def remove_session_containers(session_id: str, client: DockerClient, *, include_kept: bool = False) -> int:
+    """Remove every container labelled with this session; kept (--mad-keep-alive) ones stay unless asked."""
+    containers = client.containers.list(all=True, filters={"label": f"{SESSION_LABEL}={session_id}"})
+    return _remove(containers, include_kept)
+
+
+def remove_stale_containers(client: DockerClient) -> int:
+    """Remove containers of sessions on this host whose pytest process is gone (crash, kill -9)."""
+    host = socket.gethostname()
+    containers = client.containers.list(all=True, filters={"label": [SESSION_LABEL, f"{HOST_LABEL}={host}"]})
+    stale = [c for c in containers if not pid_alive(c.labels.get(PID_LABEL, ""))]
+    return _remove(stale, include_kept=False)
+
+
+def _remove(containers: list[Container], include_kept: bool) -> int:
+    from docker.errors import APIError
+
+    removed = 0
+    for container in containers:
+        if container.labels.get(KEEP_LABEL) and not include_kept:
+            continue
+        try:
+            container.remove(force=True)
+            removed += 1
+        except APIError:
+            pass  # removed concurrently
+    return removed

@@ -1,0 +1,297 @@
+"""The local Docker target: one short-lived container per model run, through the Docker SDK.
+
+Layout inside the container (madengine-compatible paths):
+- the package root is bind-mounted at ``/myworkspace``;
+- the card's scripts dir is copied on the host into ``<work_dir>/model`` and that dir is
+  bind-mounted at ``/myworkspace/run_directory`` (the working dir), so result files land on the
+  host directly — no ``docker cp``, no long-lived container, and ``..`` still is the package root.
+  (Docker creates an empty ``run_directory`` mount point in the package root, as madengine does.)
+What runs there (model dir content, pre/model/post steps as argv lists) comes from ``steps``;
+the card's data (``data.json``) adds bind mounts and download steps (``dataproviders``).
+"""
+from __future__ import annotations
+
+import codecs
+import contextlib
+import os
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ...cards import ModelCard
+from ...errors import MadError
+from ...fileio import object_name
+from ...images.client import docker_client
+from ...workload.dataproviders import data_fields
+from ...workload.layout import MODEL_DIR, MODEL_DIR_NAME, WORKSPACE
+from ...workload.run import RunOptions, RunOutcome, RunRequest, effective_timeout
+from ...workload.steps import plan_command
+from ..base import TargetSettings
+from .cleanup import (
+    HOST_LABEL,
+    KEEP_LABEL,
+    MODEL_LABEL,
+    PID_LABEL,
+    SESSION_LABEL,
+    remove_quietly,
+    remove_session_containers,
+    remove_stale_containers,
+)
+from .options import assemble_options, merge_options
+
+if TYPE_CHECKING:
+    from docker import DockerClient
+    from docker.models.containers import Container
+
+SKIP_REASON = "--mad-skip-run"
+
+
+def container_name(card: ModelCard, run_id: str) -> str:
+    return f"mad-{object_name(card.name)}-{object_name(run_id)}"[:200]
+
+
+class _LogPump(threading.Thread):
+    """Copies the container's output to the log file (and the live callback, line by line).
+
+    The stream is an attach made before the container starts, as `docker run` does: reading the
+    logs after start races the engine's log writer, and a model that exits within milliseconds
+    could then come back with an empty log (seen on a loaded CI engine).
+    """
+
+    def __init__(self, stream: Iterable[bytes], log_path: Path, live: Callable[[str], None] | None) -> None:
+        super().__init__(daemon=True)
+        self.stream, self.log_path, self.live = stream, log_path, live
+
+    def run(self) -> None:
+        pending = ""
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")  # chunks may split characters
+        with self.log_path.open("w", encoding="utf-8") as log:
+            try:
+                for chunk in self.stream:
+                    text = decoder.decode(chunk)
+                    log.write(text)
+                    if self.live:
+                        *lines, pending = (pending + text).split("\n")
+                        for line in lines:
+                            self.live(line)
+            except Exception as exc:  # noqa: BLE001 - engine gone or container removed under us: keep the log
+                log.write(f"\n[pytest-madengine: log stream ended: {exc}]\n")
+        if self.live and pending:
+            self.live(pending)
+
+
+class LocalTarget:
+    """One container per model run on this host's Docker engine (``targets.base.Target``)."""
+
+    name = "local"
+    deployment_type = "local"
+
+    def __init__(self, *, session_id: str, package_root: Path, client: DockerClient | None = None,
+                 defer_removal: bool = False, owns_session: bool = False, keep_alive: bool = False) -> None:
+        """``defer_removal``: remove exited containers in the background so the next model starts
+        at once (``cancel_all`` waits for them; the session's label sweep is the safety net).
+        ``owns_session``: this process's ``close`` sweeps the session's leftovers."""
+        self.session_id = session_id
+        self.package_root = Path(package_root).resolve()
+        self._client = client
+        self._running: dict[str, Container] = {}
+        self._lock = threading.Lock()
+        self.defer_removal = defer_removal
+        self._removals: list[threading.Thread] = []
+        self.owns_session = owns_session
+        self.keep_alive = keep_alive
+        # Docker creates the model dir's mount point in the package; it goes again at the end
+        # unless it was there before (the package is left as it was found).
+        self._mount_point = self.package_root / MODEL_DIR_NAME
+        self._mount_point_existed = self._mount_point.exists()
+
+    @classmethod
+    def from_settings(cls, settings: TargetSettings) -> LocalTarget:
+        return cls(session_id=settings.session_id, package_root=settings.package_root, defer_removal=True,
+                   owns_session=settings.controller, keep_alive=settings.settings.keep_alive)
+
+    @property
+    def client(self) -> DockerClient:
+        if self._client is None:
+            self._client = docker_client()
+        return self._client
+
+    def sweep_stale(self) -> int:
+        """Containers of earlier sessions on this host whose pytest process is gone."""
+        try:
+            return remove_stale_containers(self.client)
+        except MadError:
+            return 0  # no daemon yet: each model reports that clearly when it runs
+
+    def close(self) -> None:
+        self.cancel_all()  # idempotent: a session calls cancel_all before close anyway
+        if not self.owns_session:
+            return
+        if not self.keep_alive and self._client is not None:  # never talked to Docker: nothing to remove
+            with contextlib.suppress(Exception):  # the daemon may be gone; nothing of ours can be left then
+                remove_session_containers(self.session_id, self._client)
+        if not self._mount_point_existed:
+            with contextlib.suppress(OSError):  # not empty (the user's files) or gone: leave it
+                self._mount_point.rmdir()
+
+    def container_options(self, request: RunRequest, model_dir: Path,
+                          data_volumes: list[str] | None = None) -> RunOptions:
+        settings = request.settings
+        options = assemble_options(request.card, request.context, tuple(request.gpus),
+                                   no_gpus=str(getattr(settings, "gpus", "") or "").lower() == "none")
+        mounts = [f"{self.package_root}:{WORKSPACE}:rw", f"{model_dir}:{MODEL_DIR}:rw", *(data_volumes or [])]
+        options = merge_options(options, {"volumes": mounts})
+        labels = {SESSION_LABEL: self.session_id, MODEL_LABEL: request.card.name,
+                  PID_LABEL: str(os.getpid()), HOST_LABEL: socket.gethostname()}
+        if getattr(settings, "keep_alive", False):
+            labels[KEEP_LABEL] = "1"
+        options.update(name=container_name(request.card, request.run_id), working_dir=MODEL_DIR,
+                       image=request.image.name, labels=labels)
+        return options
+
+    def run(self, request: RunRequest) -> RunOutcome:
+        started = time.monotonic()
+        timeout = effective_timeout(request.card, request.settings)
+        outcome = RunOutcome(exit_code=None, log_path=request.log_path, duration=0.0, timeout=timeout)
+        request.log_path.parent.mkdir(parents=True, exist_ok=True)
+        request.work_dir.mkdir(parents=True, exist_ok=True)
+        model_dir = request.work_dir / "model"
+        try:
+            plan = plan_command(request, self.package_root, model_dir)
+            options = self.container_options(request, model_dir, plan.data.volumes)
+        except MadError as exc:
+            outcome.error = exc.message
+            return self._finish(outcome, started)
+        if plan.git_commit:
+            outcome.extra["git_commit"] = plan.git_commit
+        options["command"] = plan.command
+        options["environment"].update(plan.env)
+        if request.adjust_options:
+            request.adjust_options(options)
+        container = self._create(options, request, outcome)
+        if container is not None:
+            try:
+                self._execute(container, request, timeout, outcome)
+            finally:
+                self._dispose(container, request, outcome)
+        outcome.extra.update(data_fields(plan.data, model_dir))  # read before _collect removes the dir
+        self._collect(request, model_dir, outcome)
+        if getattr(request.settings, "skip_run", False) and not outcome.error:
+            outcome.skipped = SKIP_REASON
+        return self._finish(outcome, started)
+
+    def _create(self, options: RunOptions, request: RunRequest, outcome: RunOutcome) -> Container | None:
+        from docker.errors import APIError, ImageNotFound
+
+        try:
+            container = self.client.containers.create(**options)
+        except ImageNotFound:
+            outcome.error = (f"{request.card.name}: image {options['image']} does not exist locally. "
+                             "Fix: build it (run without --mad-manifest/--mad-use-image), or pull/tag it.")
+            return None
+        except APIError as exc:
+            outcome.error = f"{request.card.name}: Docker refused to create the container: {exc.explanation or exc}"
+            return None
+        with self._lock:
+            self._running[container.id] = container
+        return container
+
+    def _execute(self, container: Container, request: RunRequest, timeout: int | None, outcome: RunOutcome) -> None:
+        from docker.errors import APIError
+        from requests.exceptions import ConnectionError as RequestsConnectionError
+        from requests.exceptions import ReadTimeout
+
+        stream = None
+        try:
+            stream = container.attach(stdout=True, stderr=True, stream=True, logs=True)
+            container.start()
+        except APIError as exc:
+            if stream is not None:
+                stream.close()
+            outcome.error = f"{request.card.name}: the container did not start: {exc.explanation or exc}"
+            return
+        pump = _LogPump(stream, request.log_path, request.live_output)
+        pump.start()
+        try:
+            outcome.exit_code = int(container.wait(timeout=timeout)["StatusCode"])
+        except (ReadTimeout, RequestsConnectionError):
+            outcome.timed_out = True
+            self._kill(container)
+        except APIError as exc:  # removed under us: cancel_all (Ctrl-C) or someone else
+            outcome.error = f"{request.card.name}: the container went away while running ({exc.explanation or exc})"
+        if request.on_model_exit is not None:
+            request.on_model_exit()
+        pump.join(timeout=30)
+
+    @staticmethod
+    def _kill(container: Container) -> None:
+        from docker.errors import APIError
+
+        try:
+            container.kill()
+        except APIError:
+            pass  # already stopped
+
+    def _dispose(self, container: Container, request: RunRequest, outcome: RunOutcome) -> None:
+        from docker.errors import APIError, NotFound
+
+        with self._lock:
+            self._running.pop(container.id, None)
+        outcome.extra["container"] = container.name
+        if getattr(request.settings, "keep_alive", False):
+            outcome.extra["kept_container"] = container.name
+            return
+        if self.defer_removal:
+            remover = threading.Thread(target=remove_quietly, args=(container,), daemon=True)
+            remover.start()
+            with self._lock:
+                self._removals = [t for t in self._removals if t.is_alive()] + [remover]
+            return
+        try:
+            container.remove(force=True)
+        except NotFound:
+            pass
+        except APIError as exc:
+            outcome.error = outcome.error or f"container {container.name} could not be removed: {exc}"
+
+    def _collect(self, request: RunRequest, model_dir: Path, outcome: RunOutcome) -> None:
+        """Result CSV into ``outcome.result_files``; the model dir goes unless kept."""
+        settings = request.settings
+        keep = bool(getattr(settings, "keep_model_dir", False) or getattr(settings, "keep_alive", False))
+        csv_name = request.card.multiple_results
+        csv = model_dir / csv_name if csv_name else None
+        if csv is not None and csv.is_file():
+            if keep:
+                outcome.result_files.append(csv)
+            else:
+                target = request.work_dir / Path(csv_name).name
+                shutil.copyfile(csv, target)
+                outcome.result_files.append(target)
+        if keep:
+            outcome.extra["model_dir"] = str(model_dir)
+        elif model_dir.exists():
+            shutil.rmtree(model_dir, ignore_errors=True)
+
+    @staticmethod
+    def _finish(outcome: RunOutcome, started: float) -> RunOutcome:
+        outcome.duration = round(time.monotonic() - started, 3)
+        return outcome
+
+    def cancel_all(self) -> None:
+        """Kill and remove the containers this target is running now (Ctrl-C). Idempotent."""
+        from docker.errors import APIError
+
+        with self._lock:
+            running, self._running = list(self._running.values()), {}
+            removals, self._removals = self._removals, []
+        for container in running:
+            try:
+                container.remove(force=True)
+            except APIError:
+                continue  # already gone
+        for remover in removals:
+            remover.join(timeout=60)

@@ -1,0 +1,39 @@
+"""The built-in targets by name, and how a session picks its target's name.
+
+Like ReFrame's scheduler registry: a name maps to the class implementing ``targets.base.Target``,
+imported only when chosen (the SLURM and Kubernetes clients are heavy). Other targets come from
+``pytest_madengine_make_target`` implementations in a conftest.py or plugin, which are asked first.
+"""
+from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping
+
+from .base import Target, TargetSettings
+
+BUILTIN_TARGETS: dict[str, str] = {
+    "local": "pytest_madengine.targets.local:LocalTarget",
+    "slurm": "pytest_madengine.targets.slurm:SlurmTarget",
+}
+
+
+def infer_target(explicit: str | None, context: Mapping[str, object]) -> str:
+    """``--mad-target`` when given, else ``slurm`` / ``k8s`` when the context has that key, else local."""
+    if explicit:
+        return explicit
+    if "slurm" in context:
+        return "slurm"
+    if "k8s" in context or "kubernetes" in context:
+        return "k8s"
+    return "local"
+
+
+def builtin_target(settings: TargetSettings) -> Target | None:
+    """The built-in target named ``settings.name``, or None when there is none of that name."""
+    entry = BUILTIN_TARGETS.get(settings.name)
+    if entry is None:
+        return None
+    module_name, class_name = entry.split(":")
+    target_class = getattr(importlib.import_module(module_name), class_name)
+    target: Target = target_class.from_settings(settings)
+    return target

@@ -1,0 +1,116 @@
+"""Turn a finished job's run dir (node results, node logs, job output) into one RunOutcome."""
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+from ...workload.run import RunOutcome
+from .jobs import JobState
+
+
+def performance_rows(path: Path) -> int:
+    """How many rows of a multiple-results CSV carry a performance value."""
+    try:
+        with open(path, newline="") as handle:
+            reader = csv.DictReader(handle)
+            return sum(1 for row in reader
+                       if str({(k or "").strip(): v for k, v in row.items()}.get("performance") or "").strip())
+    except (OSError, csv.Error, UnicodeDecodeError):
+        return 0
+
+
+def best_first(files: list[Path]) -> list[Path]:
+    """The node file with the most non-empty performance rows first (ties keep rank order)."""
+    return sorted(files, key=lambda path: -performance_rows(path))
+
+
+def _node_results(run_dir: Path, nnodes: int) -> dict[int, dict[str, Any]]:
+    results = {}
+    for rank in range(nnodes):
+        path = run_dir / f"node-{rank}.json"
+        if path.is_file():
+            results[rank] = json.loads(path.read_text())
+    return results
+
+
+def _merged_node_junit(run_dir: Path, nnodes: int) -> str:
+    """The nodes' JUnit files merged (junitparser) into the run's ``junit.xml``; '' without any."""
+    from ...errors import MadError
+    from ...results.sinks.junit import merge_junit
+
+    files = [run_dir / f"node-{rank}.xml" for rank in range(nnodes) if (run_dir / f"node-{rank}.xml").is_file()]
+    if not files:
+        return ""
+    try:
+        merge_junit(files, run_dir / "junit.xml")
+    except MadError:
+        return ""  # a node died while writing: its JSON result and log still tell the story
+    return str(run_dir / "junit.xml")
+
+
+def _read(path: Path) -> str:
+    return path.read_text(errors="replace") if path.is_file() else ""
+
+
+def _write_combined_log(log_path: Path, sections: list[tuple[str, str]]) -> None:
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "w") as handle:
+        for title, text in sections:
+            handle.write(f"===== {title} =====\n{text}")
+            if text and not text.endswith("\n"):
+                handle.write("\n")
+
+
+def collect_outcome(job: Any, final: JobState | None, *, timed_out: bool, error: str,
+                    duration: float) -> RunOutcome:
+    request, config, run_dir = job.request, job.config, job.run_dir
+    nnodes = config.nnodes
+    bare = config.launcher.bare_metal
+    results = {} if bare else _node_results(run_dir, nnodes)
+    node_logs = [run_dir / f"node-{rank}.log" for rank in range(nnodes)
+                 if (run_dir / f"node-{rank}.log").is_file()]
+    sections = []
+    for rank in range(nnodes if not bare else 0):
+        node = results.get(rank, {}).get("node", f"rank {rank}")
+        text = _read(run_dir / f"node-{rank}.log")
+        if results.get(rank, {}).get("error"):
+            text += f"\n[pytest-madengine] {results[rank]['error']}\n"
+        sections.append((f"node {node} (rank {rank})", text))
+    sections.append((f"SLURM job {job.job_id} output", _read(run_dir / "job.out")))
+    _write_combined_log(request.log_path, sections)
+
+    job_state = final.state if final else "UNKNOWN"
+    job_code = final.exit_code if final else None
+    if job_code is None and (run_dir / "job.rc").is_file():
+        job_code = int(_read(run_dir / "job.rc").strip() or 1)
+    codes = [results[r].get("exit_code") for r in sorted(results)]
+    exit_code = next((c for c in codes if c not in (0, None)), None)
+    if exit_code is None:
+        exit_code = job_code if (bare or len(results) == nnodes) else (job_code or 1)
+    problems = [error] if error else []
+    if not timed_out and not error:
+        problems += [results[r]["error"] for r in sorted(results) if results[r].get("error")]
+        missing = [str(r) for r in range(nnodes) if r not in results]
+        if missing and not bare:
+            problems.append(f"SLURM job {job.job_id} ended {job_state} and rank(s) {', '.join(missing)} "
+                            "wrote no result; see the job output in the log")
+    files = [Path(p) for r in sorted(results) for p in results[r].get("result_files", [])]
+    files += job.extra.get("result_files", [])
+    files = best_first([p for p in files if Path(p).is_file()])
+    hostnames = [results[r].get("node", "") for r in sorted(results)]
+    node_junit = _merged_node_junit(run_dir, nnodes)
+    return RunOutcome(
+        exit_code=exit_code, log_path=request.log_path, duration=round(duration, 3),
+        timed_out=timed_out, timeout=job.timeout, error="; ".join(problems),
+        skipped=str(results.get(0, {}).get("skipped") or ""),
+        result_files=files, node_logs=node_logs,
+        extra={"job_id": job.job_id, "job_state": job_state, "nodes": hostnames or job.extra.get("nodes", ""),
+               "nnodes": nnodes, "launcher": config.launcher.name, "run_dir": str(run_dir),
+               "result_file": str(files[0]) if files else "",
+               **(results.get(0, {}).get("perf_fields") or {}),  # git_commit, data columns of rank 0
+               "node_junit": node_junit,
+               "node_exit_codes": {results[r].get("node", str(r)): results[r].get("exit_code")
+                                   for r in sorted(results)}},
+    )

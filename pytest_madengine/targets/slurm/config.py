@@ -1,0 +1,148 @@
+"""The resolved SLURM/distributed settings of one model run: preset < card < context."""
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+from ...errors import MadError
+from ...jsonfile import require_object
+from ...workload.launchers import Launcher, get_launcher
+
+# Values that end up on #SBATCH lines: no whitespace, quotes or newlines.
+_SAFE = re.compile(r"^[A-Za-z0-9_.,:=@%+/\[\]-]*$")
+_TIME = re.compile(r"^(\d+-)?\d+(:\d{1,2}){0,2}$")
+_TEXT_KEYS = ("partition", "reservation", "nodelist", "account", "qos")
+DISTRIBUTIONS = ("auto", "registry", "tar", "build", "local")
+
+
+@dataclass(frozen=True)
+class JobConfig:
+    launcher: Launcher
+    nnodes: int
+    nproc_per_node: int
+    gpus_per_node: int
+    master_port: int
+    partition: str = ""
+    time: str = ""
+    exclusive: bool = False
+    reservation: str = ""
+    nodelist: str = ""
+    account: str = ""
+    qos: str = ""
+    extra_sbatch_options: tuple[str, ...] = ()
+    max_pending_seconds: int = 86400
+    image_distribution: str = "auto"
+    barrier_timeout: int = 1800
+    shared_dir: str = ""
+    python: str = ""
+
+
+def load_preset() -> dict[str, dict[str, Any]]:
+    text = resources.files("pytest_madengine").joinpath("presets/slurm.json").read_text()
+    return json.loads(text)
+
+
+def _section(source: Any, key: str, where: str) -> dict[str, Any]:
+    value = (source or {}).get(key) if isinstance(source, dict) else None
+    if value in (None, ""):
+        return {}
+    require_object(value, f"'{key}'", where=where,
+                   fix=f'write it as {{"{key}": {{...}}}}')
+    return value
+
+
+def _merged(key: str, card: Any, context: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(load_preset()[key])
+    for where, source in ((f"card {card.name}", card.raw), ("context", context)):
+        merged.update({k: v for k, v in _section(source, key, where).items() if v is not None})
+    return merged
+
+
+def _int(value: Any, where: str, *, minimum: int = 0) -> int:
+    try:
+        number = int(str(value).strip())
+    except ValueError:
+        raise MadError(f"{value!r} is not a whole number", where=where,
+                       fix="give an integer") from None
+    if number < minimum:
+        raise MadError(f"{number} is below {minimum}", where=where, fix=f"use {minimum} or more")
+    return number
+
+
+def _text(values: dict[str, Any], key: str) -> str:
+    text = str(values.get(key) or "").strip()
+    if not _SAFE.match(text):
+        raise MadError(f"{text!r} contains spaces or characters sbatch would misread",
+                       where=f"slurm.{key}", fix="give a plain SLURM name or list")
+    return text
+
+
+def _extra_options(value: Any) -> tuple[str, ...]:
+    """extra_sbatch_options: ["--mem=0", ...] or {"mem": "0", "gres": "gpu:8"}."""
+    if isinstance(value, dict):
+        items = [f"--{k}" if v in (True, "") else f"--{k}={v}" for k, v in value.items()]
+    elif isinstance(value, str):
+        items = value.split()
+    else:
+        items = [str(item) for item in value or []]
+    for item in items:
+        if not item.startswith("-") or "\n" in item or "\r" in item:
+            raise MadError(f"sbatch option {item!r} is not an option", where="slurm.extra_sbatch_options",
+                           fix='give options such as "--mem=0", one per list item')
+    return tuple(items)
+
+
+def _time_limit(value: Any, timeout: int | None) -> str:
+    text = str(value or "").strip()
+    if text:
+        if not _TIME.match(text):
+            raise MadError(f"time {text!r} is not a SLURM time", where="slurm.time",
+                           fix='use minutes, "HH:MM:SS" or "D-HH:MM:SS"')
+        return text
+    if timeout:  # the model's timeout plus room for image loading and cleanup
+        return str(math.ceil((timeout + 600) / 60))
+    return ""
+
+
+def _node_count(card: Any, context: dict[str, Any]) -> int:
+    """context distributed.nnodes > context slurm.nodes > card distributed.nnodes > card slurm.nodes."""
+    layers = [(context, "context"), (card.raw, f"card {card.name}")]
+    for source, where in layers:
+        for section, key in (("distributed", "nnodes"), ("slurm", "nodes")):
+            value = _section(source, section, where).get(key)
+            if value not in (None, ""):
+                return _int(value, f"{where}: {section}.{key}", minimum=1)
+    return 1
+
+
+def resolve(card: Any, context: dict[str, Any], *, timeout: int | None) -> JobConfig:
+    slurm = _merged("slurm", card, context)
+    dist = _merged("distributed", card, context)
+    launcher = get_launcher(dist.get("launcher"))
+    nnodes = _node_count(card, context)
+    gpus_per_node = _int(slurm.get("gpus_per_node") or 0, "slurm.gpus_per_node")
+    nproc = dist.get("nproc_per_node") or gpus_per_node or (card.n_gpus if card.n_gpus > 0 else 1)
+    distribution = str(slurm.get("image_distribution") or "auto")
+    if distribution not in DISTRIBUTIONS:
+        raise MadError(f"image_distribution {distribution!r} is unknown", where="slurm.image_distribution",
+                       fix=f"use one of {', '.join(DISTRIBUTIONS)}")
+    return JobConfig(
+        launcher=launcher,
+        nnodes=nnodes,
+        nproc_per_node=_int(nproc, "distributed.nproc_per_node", minimum=1),
+        gpus_per_node=gpus_per_node,
+        master_port=_int(dist.get("master_port") or 29500, "distributed.master_port", minimum=1),
+        time=_time_limit(slurm.get("time"), timeout),
+        exclusive=bool(slurm.get("exclusive")),
+        extra_sbatch_options=_extra_options(slurm.get("extra_sbatch_options")),
+        max_pending_seconds=_int(slurm.get("max_pending_seconds") or 86400, "slurm.max_pending_seconds"),
+        image_distribution=distribution,
+        barrier_timeout=_int(slurm.get("barrier_timeout") or 1800, "slurm.barrier_timeout", minimum=1),
+        shared_dir=str(slurm.get("shared_dir") or ""),
+        python=str(slurm.get("python") or ""),
+        **{key: _text(slurm, key) for key in _TEXT_KEYS},
+    )

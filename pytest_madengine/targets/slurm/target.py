@@ -1,0 +1,246 @@
+"""The SLURM target: one model run = one job (sbatch), or job steps (srun) inside an allocation.
+
+Submit renders the launcher family's template and writes the job spec to the shared run dir;
+wait follows the job with the session's shared squeue poller (scancel on timeout / Ctrl-C);
+collect turns the nodes' result files into one RunOutcome. ``submit``/``wait`` are public so a
+session can keep several jobs in the queue at once.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ...errors import MadError
+from ...fileio import object_name, pid_alive
+from ...workload.run import RunOutcome, RunRequest, effective_timeout
+from ..base import TargetSettings
+from . import spec as specfile
+from .collect import collect_outcome
+from .config import JobConfig, resolve
+from .jobs import HOPELESS, JobPoller, JobState, SlurmCli, job_comment, parse_job_comment
+from .render import ScriptInputs, render_job_script
+
+NODE_TIMEOUT_GRACE = 120  # the node's own timeout, a safety net behind ours
+
+
+@dataclass
+class SubmittedJob:
+    request: RunRequest
+    config: JobConfig
+    run_dir: Path
+    job_id: str
+    submitted: float
+    timeout: int | None
+    process: subprocess.Popen[bytes] | None = None  # steps inside an existing allocation
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class SlurmTarget:
+    """One SLURM job (or job steps inside an allocation) per model run (``targets.base.Target``)."""
+
+    name = "slurm"
+    deployment_type = "slurm"
+
+    def __init__(self, *, session_id: str, package_root: Path, shared_dir: Path | None = None,
+                 client: SlurmCli | None = None) -> None:
+        self.session_id = session_id
+        self.package_root = Path(package_root).resolve()
+        self.shared_dir = Path(shared_dir).resolve() if shared_dir else None
+        self.cli = client or SlurmCli()
+        self.poller = JobPoller(self.cli)
+        self._active: dict[str, SubmittedJob] = {}
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_settings(cls, settings: TargetSettings) -> SlurmTarget:
+        return cls(session_id=settings.session_id, package_root=settings.package_root)
+
+    def sweep_stale(self) -> int:
+        """Cancel queued or running jobs of sessions on this host whose pytest process is gone."""
+        try:
+            jobs = self.cli.tagged_jobs()
+        except MadError:
+            return 0  # no SLURM client here: each model reports that clearly when it runs
+        host = socket.gethostname()
+        stale = [job_id for job_id, comment in jobs.items()
+                 if (fields := parse_job_comment(comment)).get("host") == host
+                 and fields.get("session") != self.session_id and not pid_alive(fields.get("pid", ""))]
+        self.cli.scancel(stale)
+        return len(stale)
+
+    def close(self) -> None:
+        self.cancel_all()  # idempotent: a session calls cancel_all before close anyway
+
+    # --- public ------------------------------------------------------------------------
+    def run(self, request: RunRequest) -> RunOutcome:
+        return self.wait(self.submit(request))
+
+    def submit(self, request: RunRequest) -> SubmittedJob:
+        context = request.context.to_json()
+        timeout = effective_timeout(request.card, request.settings)
+        config = resolve(request.card, context, timeout=timeout)
+        run_dir = self._run_dir(config, request)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        if config.launcher.bare_metal:
+            from .multi import submit_card_script
+
+            job_id, results = submit_card_script(self.cli, request, config, run_dir, self.package_root,
+                                                 context)
+            process = None
+        else:
+            script = self._prepare(request, config, context, run_dir, timeout)
+            job_id, process = self._start(script, run_dir, request)
+            results = []
+        job = SubmittedJob(request, config, run_dir, job_id, time.time(), timeout, process,
+                           extra={"result_files": results})
+        with self._lock:
+            self._active[job_id] = job
+        if process is None:
+            self.poller.track(job_id)
+        return job
+
+    def wait(self, job: SubmittedJob) -> RunOutcome:
+        started = time.monotonic()
+        try:
+            final, timed_out, error = (self._wait_steps(job) if job.process is not None
+                                       else self._follow(job))
+        except KeyboardInterrupt:
+            self._cancel(job)
+            raise
+        finally:
+            with self._lock:
+                self._active.pop(job.job_id, None)
+            self.poller.forget(job.job_id)
+        outcome = collect_outcome(job, final, timed_out=timed_out, error=error,
+                                  duration=time.monotonic() - started)
+        return outcome
+
+    def cancel_all(self) -> None:
+        with self._lock:
+            jobs = list(self._active.values())
+        for job in jobs:
+            self._cancel(job)
+
+    # --- submission --------------------------------------------------------------------
+    def _run_dir(self, config: JobConfig, request: RunRequest) -> Path:
+        base = self.shared_dir or (Path(config.shared_dir) if config.shared_dir else None) \
+            or self.package_root / ".mad_slurm"
+        return Path(base).resolve() / self.session_id / object_name(request.run_id)
+
+    def _prepare(self, request: RunRequest, config: JobConfig, context: dict[str, Any],
+                 run_dir: Path, timeout: int | None) -> Path:
+        spec_path = run_dir / "spec.json"
+        node_timeout = timeout + NODE_TIMEOUT_GRACE if timeout else None
+        specfile.write_spec(spec_path, {
+            "session_id": self.session_id, "run_id": object_name(request.run_id), "model": request.card.name,
+            "card": specfile.card_to_json(request.card), "context": context,
+            "image": request.image.to_json(),
+            "settings": specfile.settings_to_json(request.settings, node_timeout=node_timeout),
+            "package_root": str(self.package_root), "run_dir": str(run_dir),
+            "image_cache_dir": str(run_dir.parent / "images"),
+            "launcher": config.launcher.name, "nnodes": config.nnodes,
+            "nproc_per_node": config.nproc_per_node, "gpus_per_node": config.gpus_per_node,
+            "master_port": config.master_port, "image_distribution": config.image_distribution,
+            "barrier_timeout": config.barrier_timeout,
+        })
+        inputs = ScriptInputs(
+            model=request.card.name, job_name=f"mad-{object_name(request.card.name)}"[:120],
+            spec_path=str(spec_path), rc_path=str(run_dir / "job.rc"),
+            python=config.python or sys.executable, pythonpath=_package_parent())
+        script = run_dir / "job.sh"
+        script.write_text(render_job_script(config, inputs))
+        return script
+
+    def _start(self, script: Path, run_dir: Path, request: RunRequest) -> tuple[str, Any]:
+        output = run_dir / "job.out"
+        if os.environ.get("SLURM_JOB_ID"):  # inside an allocation: steps, not a nested job
+            with open(output, "wb") as log:
+                process = subprocess.Popen(["bash", str(script)], stdout=log, stderr=subprocess.STDOUT,
+                                           cwd=run_dir, start_new_session=True)
+            return f"{os.environ['SLURM_JOB_ID']}+{process.pid}", process
+        comment = job_comment(self.session_id, socket.gethostname(), os.getpid())
+        job_id = self.cli.sbatch([f"--output={output}", f"--chdir={run_dir}", f"--comment={comment}", str(script)])
+        return job_id, None
+
+    # --- following ---------------------------------------------------------------------
+    def _follow(self, job: SubmittedJob) -> tuple[JobState | None, bool, str]:
+        running_since: float | None = None
+        while True:
+            state = self.poller.state(job.job_id)
+            if state is None or state.finished:
+                return self._final_state(job, state), False, ""
+            now = time.monotonic()
+            if state.state == "RUNNING" and running_since is None:
+                running_since = now
+                job.extra["nodes"] = state.nodes
+            if state.state == "PENDING":
+                error = self._pending_problem(job, state)
+                if error:
+                    self._cancel(job)
+                    return self._final_state(job, None), False, error
+            if job.timeout and running_since is not None and now - running_since > job.timeout:
+                self._cancel(job)
+                return self._final_state(job, None), True, ""
+            self.poller.sleep()
+
+    def _pending_problem(self, job: SubmittedJob, state: JobState) -> str:
+        if any(state.reason.startswith(reason) for reason in HOPELESS):
+            return (f"SLURM job {job.job_id} cannot start: {state.reason}. Fix: check the partition, "
+                    "nodes, account and qos in the slurm settings (sinfo shows what exists).")
+        waited = time.time() - job.submitted
+        if waited > job.config.max_pending_seconds:
+            return (f"SLURM job {job.job_id} pended {waited:.0f} s ({state.reason}), over "
+                    f"slurm.max_pending_seconds={job.config.max_pending_seconds}; cancelled.")
+        return ""
+
+    def _final_state(self, job: SubmittedJob, last: JobState | None) -> JobState | None:
+        """Wait until the job has left squeue; then its final state from scontrol."""
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            state = self.cli.squeue([job.job_id]).get(job.job_id)
+            if state is None or state.finished:
+                break
+            time.sleep(0.5)
+        return self.cli.show_job(job.job_id) or last
+
+    def _wait_steps(self, job: SubmittedJob) -> tuple[JobState | None, bool, str]:
+        assert job.process is not None
+        try:
+            code = job.process.wait(timeout=job.timeout)
+        except subprocess.TimeoutExpired:
+            self._cancel(job)
+            return JobState(job.job_id, "TIMEOUT"), True, ""
+        return JobState(job.job_id, "COMPLETED" if code == 0 else "FAILED", exit_code=code), False, ""
+
+    def _cancel(self, job: SubmittedJob) -> None:
+        if job.process is not None:
+            _stop_process_group(job.process)
+        else:
+            self.cli.scancel([job.job_id])
+
+
+def _stop_process_group(process: subprocess.Popen[bytes]) -> None:
+    for sig, wait in ((signal.SIGTERM, 15), (signal.SIGKILL, 5)):
+        try:
+            os.killpg(process.pid, sig)
+            process.wait(timeout=wait)
+            return
+        except ProcessLookupError:
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def _package_parent() -> str:
+    """Where this pytest_madengine comes from, so the nodes import the same code."""
+    import pytest_madengine
+
+    return str(Path(pytest_madengine.__file__).resolve().parent.parent)

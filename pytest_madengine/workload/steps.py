@@ -1,0 +1,123 @@
+"""What runs inside a model's container: the model dir's content and the ordered steps.
+
+The model dir gets the card's scripts dir (or, for a card with ``url``, a clone of that repo with
+the scripts copied into it, as madengine does). The steps are the card's data downloads (custom
+data providers, see ``dataproviders``), the context's pre scripts, the model command (wrapped by
+profiling tools and ``encapsulate_script``), then the post scripts.
+A single step runs as a plain argv; several go through a fixed runner script that receives each
+step's argv in environment variables, so user data never becomes shell text.
+"""
+from __future__ import annotations
+
+import shlex
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import MadError
+from .dataproviders import DataPlan, resolve_data
+from .gitclone import clone_into
+from .run import RunRequest
+from .scripts import package_scripts
+from .tools import apply_tools
+
+# Runs the steps given as MAD_STEP_<i>_KIND / _ARGC / _ARG_<j>. The eval lines only expand
+# variable *names* built from integers; values are never parsed as shell code.
+# Pre scripts and the model run while everything succeeded so far; post scripts always run.
+# The exit status is the first failing step's.
+RUNNER = r'''
+mad_step() {
+  mad_i=$1; eval "mad_n=\${MAD_STEP_${mad_i}_ARGC}"; set --; mad_j=0
+  while [ "$mad_j" -lt "$mad_n" ]; do
+    eval "mad_a=\${MAD_STEP_${mad_i}_ARG_${mad_j}}"; set -- "$@" "$mad_a"; mad_j=$((mad_j+1))
+  done
+  "$@"
+}
+mad_rc=0; mad_k=0
+while [ "$mad_k" -lt "$MAD_STEP_COUNT" ]; do
+  eval "mad_kind=\${MAD_STEP_${mad_k}_KIND}"
+  if [ "$mad_kind" = post ] || [ "$mad_rc" -eq 0 ]; then
+    mad_step "$mad_k"; mad_code=$?
+    [ "$mad_rc" -eq 0 ] && mad_rc=$mad_code
+  fi
+  mad_k=$((mad_k+1))
+done
+exit $mad_rc
+'''
+
+
+@dataclass
+class StepPlan:
+    """The container command and what it needs besides the image."""
+
+    command: list[str]
+    env: dict[str, str] = field(default_factory=dict)  # runner steps + tool env vars + MAD_DATAHOME
+    git_commit: str = ""  # HEAD of the card's cloned url
+    data: DataPlan = field(default_factory=DataPlan)  # data mounts, and what perf.csv reports after the run
+
+
+def script_argv(path: Path, args: str, where: str) -> list[str]:
+    interpreter = "python3" if path.name.endswith(".py") else "bash"
+    try:
+        return [interpreter, path.name, *shlex.split(args or "")]
+    except ValueError as exc:
+        raise MadError(f"args {args!r} cannot be split ({exc})", where=where, fix="balance the quotes") from None
+
+
+def model_script(card: Any, package_root: Path) -> tuple[Path, Path]:
+    """(scripts dir to copy, script) — a dir means its run.sh, as in madengine."""
+    path = package_root / card.scripts
+    script = path / "run.sh" if path.is_dir() else path
+    if not script.is_file():
+        raise MadError(f"script {script.relative_to(package_root)} does not exist",
+                       where=f"{card.source}: card {card.name!r}, field 'scripts'",
+                       fix="point 'scripts' at the model's script (or a dir with run.sh)")
+    return script.parent, script
+
+
+def prepare_model_dir(request: RunRequest, package_root: Path, model_dir: Path) -> str:
+    """Fill the model dir; return the clone's commit ('' without a url)."""
+    card = request.card
+    scripts_dir, _ = model_script(card, package_root)
+    if model_dir.exists():
+        shutil.rmtree(model_dir)
+    commit = ""
+    if card.url:
+        commit = clone_into(card, model_dir, cache_dir=request.cache_dir)
+    shutil.copytree(scripts_dir, model_dir, symlinks=True, dirs_exist_ok=True)
+    return commit
+
+
+def plan_command(request: RunRequest, package_root: Path, model_dir: Path) -> StepPlan:
+    """Prepare the model dir; return the container command, its env, the clone's commit and the data plan."""
+    card, context = request.card, getattr(request.context, "data", None) or {}
+    data = resolve_data(card, context, package_root)  # before a clone: data.json errors come fast
+    commit = prepare_model_dir(request, package_root, model_dir)
+    _, script = model_script(card, package_root)
+    where = f"{card.source}: card {card.name!r}"
+    pre = package_scripts(context.get("pre_scripts"), package_root, "context 'pre_scripts'")
+    post = package_scripts(context.get("post_scripts"), package_root, "context 'post_scripts'")
+    model = script_argv(script, card.full_args, where)
+    tooling = apply_tools(context.get("tools"), package_root, model=model, pre=pre, post=post)
+    encapsulate = str(context.get("encapsulate_script") or "")
+    model = shlex.split(encapsulate) + tooling.model
+    for item in (*tooling.pre, *tooling.post):
+        shutil.copy2(item.path, model_dir / item.path.name)
+    skip = bool(getattr(request.settings, "skip_run", False))
+    ordered = (data.steps + [("pre", script_argv(s.path, s.args, s.where)) for s in tooling.pre]
+               + ([] if skip else [("model", model)])
+               + [("post", script_argv(s.path, s.args, s.where)) for s in tooling.post])
+    command, env = _runner(ordered, skip)
+    return StepPlan(command=command, env={**tooling.env, **data.env, **env}, git_commit=commit, data=data)
+
+
+def _runner(ordered: list[tuple[str, list[str]]], skip: bool) -> tuple[list[str], dict[str, str]]:
+    if len(ordered) == 1 and not skip:
+        return ordered[0][1], {}
+    env = {"MAD_STEP_COUNT": str(len(ordered))}
+    for index, (kind, argv) in enumerate(ordered):
+        env[f"MAD_STEP_{index}_KIND"] = kind
+        env[f"MAD_STEP_{index}_ARGC"] = str(len(argv))
+        env.update({f"MAD_STEP_{index}_ARG_{j}": arg for j, arg in enumerate(argv)})
+    return ["bash", "-c", RUNNER, "mad-runner"], env

@@ -67,10 +67,15 @@ def build_for_manifest(session: Any, card: ModelCard, dockerfile: str | None) ->
     """A --mad-build-only item: build (or reference) the image, push it, add it to the manifest."""
     settings = session.settings
     batch = session.batch_entries.get(card.name)
+    from .results.summary import BUILT, REFERENCED, REUSED, build_reason
+
+    pushed = ""
     if batch is not None and not batch.build_new:
         image = ImageRef(name=batch.registry_image, registry_image=batch.registry_image)
+        outcome = REFERENCED
     else:
         image = build_image(session, card, dockerfile)
+        outcome = REUSED if image.reused else BUILT
         registry = (batch.registry if batch and batch.registry else None) or settings.registry
         if registry:
             from .registry import push_image
@@ -81,6 +86,5 @@ def build_for_manifest(session: Any, card: ModelCard, dockerfile: str | None) ->
     session.manifest_writer.add(card, image)
     session.manifest_writer.write()
     return ModelResult(model=card.name, status=SUCCESS, image=image.name,
-                       build_duration=image.build_duration,
-                       reason="reused (inputs unchanged)" if image.reused else "built")
+                       build_duration=image.build_duration, reason=build_reason(outcome, pushed))
 

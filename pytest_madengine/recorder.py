@@ -44,7 +44,8 @@ class Recorder:
             return
         from .results.perfcsv import write_entry
 
-        write_entry(self.perf_entry_csv, [row for _, result in self.results for row in result.rows])
+        if not self.settings.build_only:  # a build-only session has no rows: keep the last run's entry
+            write_entry(self.perf_entry_csv, [row for _, result in self.results for row in result.rows])
         if junit_path and Path(junit_path).is_file():
             from .results.junit import add_system_out, system_out_line
 
@@ -65,12 +66,16 @@ class Recorder:
             warnings.warn(exc.message, stacklevel=1)
 
     def print_summary(self, terminalreporter: Any) -> None:
+        """The results table; a build-only session tells its images instead (it runs and appends nothing)."""
         if not self.results:
             return
-        from .results.summary import render_summary
+        from .results.summary import render_build_summary, render_summary
 
+        render = render_build_summary if self.settings.build_only else render_summary
         terminalreporter.write_sep("=", "MAD results")
-        text = render_summary([result for _, result in self.results],
-                              width=terminalreporter._tw.fullwidth)
+        text = render([result for _, result in self.results], width=terminalreporter._tw.fullwidth)
         terminalreporter.write(text if text.endswith("\n") else text + "\n")
-        terminalreporter.write_line(f"results appended to {self.perf_csv}")
+        if self.settings.build_only:
+            terminalreporter.write_line(f"build manifest written to {self.settings.manifest_output}")
+        else:
+            terminalreporter.write_line(f"results appended to {self.perf_csv}")

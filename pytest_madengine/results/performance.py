@@ -35,8 +35,9 @@ def find_performance(log_text: str) -> tuple[str, str] | None:
 
         NUMBER     optional sign, then digits with an optional dot and decimals, or a dot and
                    decimals, then an optional exponent: 12  -3  +1.5  1.  .5  1.2E4  1.23e-4
-        SEPARATOR  a comma, or a unit "/letters" (dropped) with an optional comma right before
-                   it and/or one after it, blanks allowed around the unit: , /s /s, ,/s , /s
+        SEPARATOR  a comma right after the number, or a unit "/letters" (dropped) with an optional
+                   comma right after the number and/or one after the unit, blanks allowed around
+                   the unit: ,  /s  /s,  ,/s  , /s  " /s ,"
         METRIC     the next run of characters without blanks or commas
 
         performance: 812.4 tokens/s          -> 812.4    tokens/s
@@ -49,9 +50,9 @@ def find_performance(log_text: str) -> tuple[str, str] | None:
         performance: N/A samples_per_second  -> None     (a number is required)
         performance:12 tokens                -> None     (a blank must follow the colon)
 
-    Differences from madengine, both narrowing: digits are ASCII only (as its ``[0-9]``), and
-    blanks are whitespace other than line ends, so number and metric come from one line (its
-    ``\s`` would pair a number on one line with the next line's first word).
+    Digits are ASCII, as madengine's ``[0-9]`` (Python's ``\d`` would take any script's digits). One
+    narrowing: blanks are whitespace other than line ends, so number and metric come from one line
+    (madengine's ``\s`` would pair a number at the end of a line with the next line's first word).
 
     Fallback: HuggingFace Trainer's ``train_samples_per_second`` value, metric ``samples_per_second``.
     """

@@ -48,8 +48,7 @@ def test_narrow_log_shows_every_name_and_status(pytester: pytest.Pytester, busyb
                                                 monkeypatch: pytest.MonkeyPatch, columns: int) -> None:
     """Issue 16: in an 80-column CI log a failure's reason squeezed name and status out of the table."""
     monkeypatch.setenv("COLUMNS", str(columns))
-    passing, failing = unique("a_passing_model_with_a_long_name"), unique("a_failing_model_with_a_long_name")
-    short = unique("ok")
+    passing, failing, short = "a_passing_model_with_a_long_name", "a_failing_model_with_a_long_name", "ok16"
     pkg = write_card_package(pytester.path / "pkg", [
         card(passing, "scripts/ok.sh"), card(failing, "scripts/bad.sh"), card(short, "scripts/ok.sh"),
     ], {"scripts/ok.sh": "echo performance: 3.5 ops\n", "scripts/bad.sh": FAILING_OUTPUT})

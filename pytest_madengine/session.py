@@ -24,6 +24,7 @@ from .keys import SESSION_KEY
 from .parallel.gpus import GpuAllocator, GpuPool
 from .records import ModelResult
 from .results.recorder import Recorder
+from .results.sinks import ResultSink
 from .selection import ItemSpec, plan_items, select
 from .targets.base import Target, TargetSettings
 from .targets.registry import BUILTIN_TARGETS, infer_target
@@ -167,8 +168,13 @@ class MadSession:
         from .results.sinks.summary import SummarySink
 
         xmlpath = getattr(self.config.option, "xmlpath", None)
-        sinks = [SummarySink(self.config.get_terminal_writer().fullwidth), PerfCsvSink(self.settings.perf_csv),
-                 JUnitSink(Path(xmlpath) if xmlpath else None)]
+        width = self.config.get_terminal_writer().fullwidth
+        junit = JUnitSink(Path(xmlpath) if xmlpath else None)
+        sinks: list[ResultSink]
+        if self.settings.build_only:  # builds append nothing to perf.csv: the last run's entry stays
+            sinks = [SummarySink(width, manifest=self.settings.manifest_output), junit]
+        else:
+            sinks = [SummarySink(width), PerfCsvSink(self.settings.perf_csv), junit]
         return Recorder(sinks, on_recorded=lambda result: self.config.hook.pytest_madengine_result_recorded(
             config=self.config, result=result))
 

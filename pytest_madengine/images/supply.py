@@ -100,11 +100,16 @@ class ImageSupply:
 
     def build_for_manifest(self, card: ModelCard, dockerfile: str | None) -> ModelResult:
         """A --mad-build-only item: build (or reference) the image, push it, add it to the manifest."""
+        from ..results.sinks.summary import BUILT, REFERENCED, REUSED, build_reason
+
         batch = self.batch_entries.get(card.name)
+        pushed = ""
         if batch is not None and not batch.build_new:
             image = ImageRef(name=batch.registry_image, registry_image=batch.registry_image)
+            outcome = REFERENCED
         else:
             image = self.build(card, dockerfile)
+            outcome = REUSED if image.reused else BUILT
             registry = (batch.registry if batch and batch.registry else None) or self.settings.registry
             if registry:
                 from .registry import push_image
@@ -115,8 +120,7 @@ class ImageSupply:
         self.manifest_writer.add(card, image)
         self.manifest_writer.write()
         return ModelResult(model=card.name, status=SUCCESS, image=image.name,
-                           build_duration=image.build_duration,
-                           reason="reused (inputs unchanged)" if image.reused else "built")
+                           build_duration=image.build_duration, reason=build_reason(outcome, pushed))
 
     def record_build_failure(self, card: ModelCard, error: str) -> None:
         """A failed build goes into the manifest's summary (never leave an older manifest in place)."""

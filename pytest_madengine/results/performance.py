@@ -7,10 +7,13 @@ from pathlib import Path
 
 from ..errors import MadError
 
-_NUMBER = r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?"
-# madengine's line: "performance: <number>[/unit][,] <metric>"; the first match wins. Blanks are
-# [ \t] rather than \s so a match never runs across lines (madengine reads the log line by line).
-PERFORMANCE_RE = re.compile(rf"performance:[ \t]+({_NUMBER})(?:/[^\s,]*)?,?[ \t]+([^\s,]+)")
+# The grammar is find_performance's docstring. Blanks exclude line ends; the unit's trailing blanks and comma form
+# one optional group so that no two quantifiers compete for the same blanks (linear time on long runs).
+_BLANK = r"[^\S\r\n]"
+_NUMBER = r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
+_UNIT = rf",?{_BLANK}*/[A-Za-z]+(?:{_BLANK}*,)?"
+_SEPARATOR = rf"(?:{_UNIT}|,)?"
+PERFORMANCE_RE = re.compile(rf"performance:{_BLANK}+({_NUMBER}){_SEPARATOR}{_BLANK}+([^\s,]+)")
 # HuggingFace Trainer prints "'train_samples_per_second': 12.3" or "train_samples_per_second = 12.3".
 HF_SAMPLES_RE = re.compile(rf"train_samples_per_second['\"]?[ \t]*[:=][ \t]*({_NUMBER})")
 HF_METRIC = "samples_per_second"
@@ -22,7 +25,37 @@ TRAP = ("a card whose script writes a results CSV must name it in 'multiple_resu
 
 
 def find_performance(log_text: str) -> tuple[str, str] | None:
-    """``(performance, metric)`` from a model's log, or None when it reports none."""
+    r"""``(performance, metric)`` from a model's log, or None when it reports none.
+
+    The first line of this grammar in the log wins (madengine: ``PERFORMANCE_LOG_PATTERN`` in
+    ``deployment/base.py``, searched by ``execution/container_runner.py``; its cases are in
+    ``tests/unit/test_container_runner.py``)::
+
+        performance:<blanks> NUMBER [SEPARATOR] <blanks> METRIC
+
+        NUMBER     optional sign, then digits with an optional dot and decimals, or a dot and
+                   decimals, then an optional exponent: 12  -3  +1.5  1.  .5  1.2E4  1.23e-4
+        SEPARATOR  a comma right after the number, or a unit "/letters" (dropped) with an optional
+                   comma right after the number and/or one after the unit, blanks allowed around
+                   the unit: ,  /s  /s,  ,/s  , /s  " /s ,"
+        METRIC     the next run of characters without blanks or commas
+
+        performance: 812.4 tokens/s          -> 812.4    tokens/s
+        performance: 1.23E+4 samples/sec     -> 1.23E+4  samples/sec
+        performance: 14164.5/s, samples      -> 14164.5  samples
+        performance: 123,/s tokens           -> 123      tokens
+        performance: 123, /s tokens          -> 123      tokens
+        performance: 99, requests_per_s      -> 99       requests_per_s
+        performance: 12 /s                   -> 12       /s   (nothing after the unit: it is the metric)
+        performance: N/A samples_per_second  -> None     (a number is required)
+        performance:12 tokens                -> None     (a blank must follow the colon)
+
+    Digits are ASCII, as madengine's ``[0-9]`` (Python's ``\d`` would take any script's digits). One
+    narrowing: blanks are whitespace other than line ends, so number and metric come from one line
+    (madengine's ``\s`` would pair a number at the end of a line with the next line's first word).
+
+    Fallback: HuggingFace Trainer's ``train_samples_per_second`` value, metric ``samples_per_second``.
+    """
     match = PERFORMANCE_RE.search(log_text)
     if match:
         return match.group(1), match.group(2)

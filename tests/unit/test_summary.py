@@ -4,6 +4,8 @@ from __future__ import annotations
 import io
 import re
 
+import pytest
+
 from pytest_madengine.records import FAILURE, SKIPPED, SUCCESS, ModelResult
 from pytest_madengine.results.sinks.summary import render_summary, totals_line
 
@@ -94,3 +96,111 @@ def test_narrow_width_folds_instead_of_dropping() -> None:
     text = render_summary([ModelResult(model="m", status=FAILURE, phase="sanity", reason=long_reason)], width=80)
     assert all(len(line) <= 80 for line in text.splitlines())
     assert "sanity" in text
+
+
+# --- narrow widths (issue 16): name and status of every model always visible ----------------------
+
+STATUS = re.compile(r"\b(SUCCESS|FAILURE|SKIPPED|BUILT|REUSED|REFERENCED)\b")
+LONG_NAME = "pyt_huggingface_gpt2_with_a_very_long_variant_name/bs=8[fp16]"  # 61 characters
+MULTI_LINE_REASON = ("the model script ended with exit code 1.\nTraceback (most recent call last):\n"
+                     "  File \"train.py\", line 12, in <module>\nRuntimeError: HIP out of memory. " + "x" * 80)
+NARROW = [
+    ModelResult(model="dummy", status=SUCCESS, performance="812.4", metric="tokens/s", gpus=(0, 1),
+                test_duration=10.25),
+    ModelResult(model=LONG_NAME, status=FAILURE, phase="run", reason=MULTI_LINE_REASON, gpus=(2,)),
+    ModelResult(model="dummy3/model3_with_another_long_name_too", status=SKIPPED,
+                reason="skip_gpu_arch matches gfx942"),
+    ModelResult(model="multi", status=SUCCESS, performance="10", metric="x", rows=[
+        {"model": "multi_bs1", "status": SUCCESS, "performance": "10", "metric": "x"},
+        {"model": "multi_bs8", "status": FAILURE, "performance": "", "metric": "x"}]),
+]
+
+
+def flat(text: str) -> str:
+    """The words of ``text`` without table borders: a cell wrapped over lines reads as one run of words."""
+    return " ".join(re.sub("[│┃]", " ", text).split())
+
+
+def status_of(text: str, model: str) -> str:
+    """The status shown with ``model``: in its table row, or on the line after its (folded) name."""
+    lines = text.splitlines()
+    for index, line in enumerate(lines):
+        if re.search(rf"│ +{re.escape(model)} +│", line):
+            return STATUS.search(line).group(1)
+        name, after = "", index
+        while after < len(lines) and len(name) < len(model) and model.startswith(name + lines[after].strip()):
+            name, after = name + lines[after].strip(), after + 1
+        if name == model and after < len(lines) and STATUS.search(lines[after]):
+            return STATUS.search(lines[after]).group(1)
+    raise AssertionError(f"{model} with its status not found in:\n{text}")
+
+
+@pytest.mark.parametrize("width", [160, 80, 60, 40])
+def test_every_name_and_status_visible_at_any_width(width: int) -> None:
+    text = render_summary(NARROW, width=width)
+    assert all(len(line) <= width for line in text.splitlines()), text
+    assert {r.model: status_of(text, r.model) for r in NARROW} == {r.model: r.status for r in NARROW}
+    assert status_of(text, "multi_bs1") == SUCCESS and status_of(text, "multi_bs8") == FAILURE
+    assert "[run] the model script ended with exit code 1. Traceback" in flat(text)  # wrapped, not lost
+    assert "812.4" in text and "tokens/s" in text
+
+
+@pytest.mark.parametrize("width, dropped", [(200, []), (80, ["gpus"]), (70, ["gpus", "duration"])])
+def test_narrow_table_drops_secondary_columns_before_the_reason(width: int, dropped: list[str]) -> None:
+    results = [NARROW[0], ModelResult(model="exit1", status=FAILURE, phase="run", reason=MULTI_LINE_REASON)]
+    header = line_with(render_summary(results, width=width), "┃ model").split()
+    assert [name for name in ("gpus", "duration") if name not in header] == dropped
+    assert all(name in header for name in ("model", "status", "performance", "metric", "reason"))
+
+
+def test_absurdly_narrow_width_still_lists_names() -> None:
+    text = render_summary(NARROW[:1], width=5)
+    assert status_of(text, "dummy") == SUCCESS
+
+
+# --- build-only sessions ------------------------------------------------------------------------
+
+def build_results() -> list[ModelResult]:
+    from pytest_madengine.results.sinks.summary import BUILT, REFERENCED, REUSED, build_reason
+
+    return [
+        ModelResult(model="dummy", status=SUCCESS, image="ci-dummy_dummy.ubuntu.amd", build_duration=3.25,
+                    reason=build_reason(BUILT)),
+        ModelResult(model="dummy2/model1", status=SUCCESS, image="ci-dummy2_model1_dummy.ubuntu.amd",
+                    reason=build_reason(REUSED, "localhost:5000/ci-dummy2_model1_dummy.ubuntu.amd:latest")),
+        ModelResult(model="given", status=SUCCESS, image="reg/given:1",
+                    reason=build_reason(REFERENCED)),
+        ModelResult(model=LONG_NAME, status=FAILURE, phase="build", reason="building failed at Step 2/4\nRUN x"),
+    ]
+
+
+def test_build_outcome_round_trip() -> None:
+    from pytest_madengine.results.sinks.summary import BUILT, REUSED, build_outcome, build_reason
+
+    assert build_outcome(ModelResult(model="m", status=SUCCESS, reason=build_reason(BUILT))) == (BUILT, "")
+    pushed = build_reason(REUSED, "reg:5000/x:latest")
+    assert build_outcome(ModelResult(model="m", status=SUCCESS, reason=pushed)) == (REUSED, "reg:5000/x:latest")
+    assert build_outcome(ModelResult(model="m", status=FAILURE, reason="boom")) == (FAILURE, "")
+
+
+@pytest.mark.parametrize("width", [160, 80, 40])
+def test_build_summary_tells_what_happened_to_each_image(width: int) -> None:
+    from pytest_madengine.results.sinks.summary import build_totals_line, render_build_summary
+
+    results = build_results()
+    text = render_build_summary(results, width=width)
+    assert all(len(line) <= width for line in text.splitlines()), text
+    assert [status_of(text, r.model) for r in results] == ["BUILT", "REUSED", "REFERENCED", FAILURE]
+    assert "localhost:5000/ci-dummy2_model1_dummy.ubuntu.amd:latest" in re.sub(r"\s", "", text)  # folded when narrow
+    assert "[build] building failed at Step 2/4 RUN x" in flat(text)
+    assert "model run" not in text and "passed" not in text
+    assert build_totals_line(results) == ("4 models built only (none run): images 1 built, 1 reused, "
+                                          "1 referenced, 1 pushed, 1 failed; build time 3.2 s")
+    assert flat(text).endswith(build_totals_line(results))
+
+
+def test_build_totals_line_for_one_image() -> None:
+    from pytest_madengine.results.sinks.summary import build_totals_line
+
+    assert build_totals_line(build_results()[:1]) == (
+        "1 model built only (none run): images 1 built, 0 reused, 0 pushed, 0 failed; build time 3.2 s")

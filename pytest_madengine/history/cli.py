@@ -48,8 +48,12 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
                             help="history file (default .mad/history.sqlite)")
 
 
-def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
-    """Carry out a parsed ``history`` / ``report`` command; MadError → one line on stderr, exit 2."""
+def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    """Carry out a parsed ``history`` / ``report`` command (output to ``out``, default stdout).
+
+    A :class:`MadError` becomes one line on stderr and exit status 2.
+    """
+    out = out or sys.stdout
     try:
         if not Path(args.history).is_file():
             raise MadError("no history file here", where=str(args.history),

@@ -2,7 +2,7 @@
 
 Sections: the latest session's results against their baseline (``--compare``, default
 ``last``) and the reference band; that session's failures grouped by phase; one trend chart per
-row model × GPU architecture × GPU count × node count (the per-session median, failed sessions
+row model × GPU architecture × GPU count × node count that has a value (the per-session median, failed sessions
 in red, the reference value dashed and its band shaded). plotly.js is inlined (about 4.8 MB),
 so the file opens without a network; charts below the fold are drawn when scrolled into view.
 """
@@ -89,7 +89,8 @@ def render_dashboard(store: HistoryStore, *, references: References | None = Non
     sessions = store.sessions()
     latest = sessions[0].info if sessions else None
     charts, specs = [], {}
-    for index, item in enumerate(sorted(series.values(), key=lambda s: _sort_key(s.match))):
+    drawable = [item for item in series.values() if any(point.value is not None for point in item.points)]
+    for index, item in enumerate(sorted(drawable, key=lambda s: _sort_key(s.match))):
         chart_id = f"chart-{index}"
         charts.append({"id": chart_id})
         specs[chart_id] = _chart_spec(item, _reference_band(item, references))
@@ -153,7 +154,8 @@ def _chart_spec(item: Series, band: tuple[float, float | None, float | None] | N
                      "y": [value, value], "line": {"dash": "dash", "color": "#2e7d32"}, "hoverinfo": "y"})
     where = item.match.context().describe()
     return {"data": data, "layout": {
-        "title": {"text": f"{item.match.model}{' · ' + where if where else ''}", "font": {"size": 13}},
+        "title": {"text": f"{item.match.model}{' · ' + where if where else ''}", "font": {"size": 13},
+                  "x": 0.01, "xanchor": "left"},
         "xaxis": {"type": "date"}, "yaxis": {"title": {"text": item.metric}}, "shapes": shapes,
         "margin": {"l": 60, "r": 20, "t": 40, "b": 40}, "showlegend": False, "height": 320,
     }}

@@ -13,7 +13,7 @@ import pytest
 from .cards import ModelCard
 from .context import Context
 from .fileio import safe_name
-from .records import ImageRef, ModelResult
+from .records import SUCCESS, ImageRef, ModelResult
 from .session import MadSession
 from .workload.run import RunOutcome, RunRequest
 
@@ -25,6 +25,27 @@ def _write_live_line(line: str) -> None:
 
 def run_card(session: MadSession, item: pytest.Item, card: ModelCard, context: Context, image: ImageRef,
              gpus: tuple[int, ...], *, release_gpus: Callable[[], None] | None = None) -> ModelResult:
+    """Run the model (``--mad-repeat`` times, one image), judge it, then check its performance
+    against the references and the history baseline."""
+    repeat = session.settings.repeat
+    runs = [_run_once(session, item, card, context, image, gpus,
+                      release_gpus=release_gpus if index == repeat - 1 else None, attempt=index + 1, of=repeat)
+            for index in range(repeat)]
+    result = runs[0]
+    if repeat > 1:
+        from .results.repeats import check_cv, combine_runs
+
+        result, stats = combine_runs(runs)
+        if stats is not None:
+            result.properties.update(stats.junit_properties())
+            if session.settings.max_cv is not None:
+                result = check_cv(result, stats, session.settings.max_cv)
+    checks = session.performance_checks
+    return checks.apply(result) if checks.active and result.status == SUCCESS else result
+
+
+def _run_once(session: MadSession, item: pytest.Item, card: ModelCard, context: Context, image: ImageRef,
+              gpus: tuple[int, ...], *, release_gpus: Callable[[], None] | None, attempt: int, of: int) -> ModelResult:
     settings = session.settings
     hook = session.config.hook
     run_id = f"{session.session_id}-{uuid.uuid4().hex[:8]}"
@@ -32,9 +53,10 @@ def run_card(session: MadSession, item: pytest.Item, card: ModelCard, context: C
     log_dir.mkdir(parents=True, exist_ok=True)
     work_dir = log_dir / "runs" / f"{safe_name(item.name)}-{run_id}"
     work_dir.mkdir(parents=True, exist_ok=True)
+    suffix = f".{attempt}" if of > 1 else ""
     request = RunRequest(
         card=card, context=context, image=image, gpus=gpus, settings=settings,
-        log_path=log_dir / f"{safe_name(item.name)}.run.log", work_dir=work_dir, run_id=run_id,
+        log_path=log_dir / f"{safe_name(item.name)}{suffix}.run.log", work_dir=work_dir, run_id=run_id,
         adjust_options=lambda options: hook.pytest_madengine_docker_run_options(
             card=card, context=context, options=options),
         live_output=_write_live_line if settings.live_output else None,

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import tempfile
+import time
 import uuid
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -28,6 +31,10 @@ from .results.sinks import ResultSink
 from .selection import ItemSpec, plan_items, select
 from .targets.base import Target, TargetSettings
 from .targets.registry import BUILTIN_TARGETS, infer_target
+
+if TYPE_CHECKING:  # loaded only when a session uses them
+    from .history.checks import PerformanceChecks
+    from .history.sink import HistorySink
 
 
 def start_session(config: pytest.Config) -> MadSession:
@@ -162,6 +169,40 @@ class MadSession:
         return self._demand.get(nodeid, 0)
 
     @cached_property
+    def performance_checks(self) -> PerformanceChecks:
+        """References and history baseline of this process (usage error for a bad file or spec)."""
+        from .history.checks import PerformanceChecks
+        from .history.spec import parse_compare_spec
+        from .results.references import load_references
+
+        settings = self.settings
+        try:
+            references = load_references(settings.references) if settings.references else None
+            compare = parse_compare_spec(settings.compare) if settings.compare else None
+        except MadError as exc:
+            raise usage_error(exc) from None
+        return PerformanceChecks(references, settings.history, compare, settings.fail_on_regression, self.session_id)
+
+    @cached_property
+    def history_sink(self) -> HistorySink | None:
+        """The controller's writer of the results history (None: --mad-history none, build-only)."""
+        if self.settings.history is None or self.settings.build_only:
+            return None
+        from .history.sink import HistorySink
+        from .history.store import SessionInfo
+        from .workload.gitclone import head_commit
+
+        info = SessionInfo(id=self.session_id, started=time.time(), host=socket.gethostname(), target=self.target_name,
+                           git_commit=head_commit(self.settings.package), gpu_vendor=self.context.gpu_vendor,
+                           gpu_architecture=self.context.gpu_architecture,
+                           gpu_count=len(self.gpu_allocator.pool.ids),
+                           pytest_args=tuple(str(arg) for arg in self.config.invocation_params.args))
+        try:
+            return HistorySink(self.settings.history, info)
+        except MadError as exc:
+            raise usage_error(exc) from None
+
+    @cached_property
     def recorder(self) -> Recorder:
         from .results.sinks.junit import JUnitSink
         from .results.sinks.perfcsv import PerfCsvSink
@@ -175,6 +216,8 @@ class MadSession:
             sinks = [SummarySink(width, manifest=self.settings.manifest_output), junit]
         else:
             sinks = [SummarySink(width), PerfCsvSink(self.settings.perf_csv), junit]
+            if self.history_sink is not None:
+                sinks.append(self.history_sink)
         return Recorder(sinks, on_recorded=lambda result: self.config.hook.pytest_madengine_result_recorded(
             config=self.config, result=result))
 
@@ -185,7 +228,9 @@ class MadSession:
             return
         _ = self.specs  # load (and run dynamic scripts) once, before xdist workers start
         _ = self.target  # an unknown target is a usage error before anything is built
+        _ = self.performance_checks  # so are bad references and --mad-compare values
         if not self.config.option.collectonly:
+            _ = self.recorder  # opens the history: an unusable file is a usage error too
             self.target.sweep_stale()
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:

@@ -59,6 +59,18 @@ OPTIONS: tuple[Option, ...] = (
     Option("discover-timeout", "int", "seconds a get_models_json.py may run (default 120)", 120),
     Option("slurm-jobs", "int", "SLURM jobs kept in the queue at once when -n is not given: that many "
            "xdist workers submit and follow them (default 8; 1 = one at a time)", 8),
+    Option("history", "str", "results history (SQLite): PATH, or none for no history "
+           "(default <package>/.mad/history.sqlite)"),
+    Option("references", "str", "reference values (YAML or JSON file): a model outside its band fails "
+           "(phase performance)"),
+    Option("compare", "str", "compare each model with its history baseline: last, best, mean:N, median:N, "
+           "mean:7d, median:12h or a session id"),
+    Option("fail-on-regression", "str", "with --mad-compare: fail a model more than PCT percent worse "
+           "than its baseline"),
+    Option("repeat", "int", "run each model N times after one build; every run is recorded, the median "
+           "judged (default 1)", 1),
+    Option("max-cv", "str", "with --mad-repeat: fail a model whose runs vary by more than PCT percent "
+           "(coefficient of variation)"),
 )
 
 def option(name: str) -> Option:
@@ -110,6 +122,12 @@ class Settings:
     disable_skip_gpu_arch: bool = False
     discover_timeout: int = 120
     slurm_jobs: int = 8
+    history: Path | None = None  # None: --mad-history none
+    references: Path | None = None
+    compare: str | None = None  # validated when the session starts (history.spec.parse_compare_spec)
+    fail_on_regression: float | None = None  # percent
+    repeat: int = 1
+    max_cv: float | None = None  # percent
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -210,4 +228,48 @@ def from_config(config: pytest.Config, namespace: argparse.Namespace | None = No
         disable_skip_gpu_arch=bool(values["mad_disable_skip_gpu_arch"]),
         discover_timeout=_as_int(option("discover-timeout"), values["mad_discover_timeout"]) or 120,
         slurm_jobs=max(1, _as_int(option("slurm-jobs"), values["mad_slurm_jobs"]) or 8),
+        **_results_settings(values, package),
     )
+
+
+def _results_settings(values: dict[str, Any], package: Path) -> dict[str, Any]:
+    """History, references, compare and repeat settings, validated (MadError naming the option)."""
+    from .errors import MadError
+
+    def percent(name: str) -> float | None:
+        raw = values["mad_" + name.replace("-", "_")]
+        if raw in (None, ""):
+            return None
+        try:
+            number = float(str(raw).rstrip("%"))
+        except ValueError:
+            number = -1.0
+        if not 0 <= number < float("inf"):
+            raise MadError(f"{raw!r} is not a percentage", where=f"--mad-{name}", fix=f"write e.g. --mad-{name} 5")
+        return number
+
+    history_raw = str(values["mad_history"] or "")
+    history = (None if history_raw.lower() == "none" else
+               Path(history_raw).absolute() if history_raw else package / ".mad" / "history.sqlite")
+    compare = str(values["mad_compare"]).strip() if values["mad_compare"] else None
+    if compare is not None:  # its grammar is checked when the session starts (history.spec)
+        if history is None:
+            raise MadError("--mad-compare needs the history", where="--mad-history none",
+                           fix="leave out --mad-history none (or --mad-compare)")
+    fail_on_regression, max_cv = percent("fail-on-regression"), percent("max-cv")
+    if fail_on_regression is not None and compare is None:
+        raise MadError("--mad-fail-on-regression compares with a baseline that is not chosen",
+                       where="--mad-fail-on-regression", fix="add --mad-compare last (or best, mean:N, ...)")
+    raw_repeat = values["mad_repeat"]
+    try:
+        repeat = int(raw_repeat) if raw_repeat not in (None, "") else 1
+    except (TypeError, ValueError):
+        repeat = 0
+    if repeat < 1:
+        raise MadError(f"{raw_repeat!r} is not a run count", where="--mad-repeat", fix="give a whole number ≥ 1")
+    if max_cv is not None and repeat < 2:
+        raise MadError("a coefficient of variation needs at least two runs", where="--mad-max-cv",
+                       fix="add --mad-repeat N with N ≥ 2")
+    references = Path(values["mad_references"]).absolute() if values["mad_references"] else None
+    return {"history": history, "references": references, "compare": compare,
+            "fail_on_regression": fail_on_regression, "repeat": repeat, "max_cv": max_cv}

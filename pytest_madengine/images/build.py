@@ -30,7 +30,7 @@ HASH_LABEL = "pytest-madengine.content-hash"
 HASH_VERSION = b"pytest-madengine image hash v1\0"
 # Never part of a build context: VCS data, caches and our own outputs would force a rebuild
 # after every commit or run.
-ALWAYS_EXCLUDED = (".git", "**/__pycache__", ".pytest_cache", "mad_logs", "perf.csv", "perf_entry.csv")
+ALWAYS_EXCLUDED = (".git", "**/__pycache__", ".pytest_cache", "mad_logs", "perf.csv", "perf_entry.csv", ".mad")
 LARGE_FILE = 64 * 1024 * 1024  # above this a file is hashed by size + mtime, not content
 _DOCKERFILE_IN_TAR = ".pytest-madengine.Dockerfile"
 # Build args Docker accepts without an ARG declaration.

@@ -75,3 +75,13 @@ def _git(card: Any, args: list[str], cwd: Path | None = None) -> str:
                        fix="check the url; a private repository needs a git credential helper or "
                            "~/.git-credentials on this host (never a token in models.json)")
     return done.stdout
+
+
+def head_commit(directory: Path) -> str:
+    """The commit checked out in ``directory`` ('' when it is not a git work tree or git is missing)."""
+    try:
+        done = subprocess.run(["git", "-C", str(directory), "rev-parse", "HEAD"], check=False, capture_output=True,
+                              text=True, timeout=10, stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return done.stdout.strip() if done.returncode == 0 else ""

@@ -108,7 +108,10 @@ def test_a_session_leaves_the_package_as_it_found_it(pytester: pytest.Pytester, 
     before = sorted(path.relative_to(pkg) for path in pkg.rglob("*"))
     result = pytester.runpytest(*run_args(pkg))
     result.assert_outcomes(passed=1)
-    assert sorted(path.relative_to(pkg) for path in pkg.rglob("*")) == before
+    after = sorted(path.relative_to(pkg) for path in pkg.rglob("*"))
+    # The results history is the one thing a session adds, where --mad-history says (default .mad/).
+    assert [path for path in after if path.parts[0] != ".mad"] == before
+    assert Path(".mad/history.sqlite") in after
     # A run_directory the user had (with content) is theirs: it stays.
     (pkg / "run_directory").mkdir()
     (pkg / "run_directory" / "notes.txt").write_text("mine")

@@ -240,4 +240,5 @@ class SummarySink:
         lines = render(self.results, width=self.width).rstrip("\n").split("\n")
         if self.manifest is not None:
             lines.append(f"build manifest written to {self.manifest}")
-        return lines
+        notes = dict.fromkeys(note for result in self.results for note in result.notes)
+        return lines + [f"note: {note}" for note in notes]

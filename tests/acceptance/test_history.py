@@ -1,0 +1,123 @@
+"""Results that mean something, through real pytest sessions on real containers: references,
+baselines from the history, repeats, concurrent sessions, the history command."""
+from __future__ import annotations
+
+import csv
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .conftest import AMD_CPU, card, write_card_package
+
+pytestmark = pytest.mark.docker
+
+# The model prints the value written in the package's value.txt (the package is /myworkspace);
+# with a counter file it prints 100, 101, 102, ... on successive runs.
+FIXED = 'echo "performance: $(cat ../value.txt) tokens/s"\n'
+COUNTING = ('n=$(cat ../counter 2>/dev/null || echo 0); n=$((n+1)); echo $n > ../counter\n'
+            'echo "performance: $((99+n)) tokens/s"\n')
+
+
+def package(root: Path, script: str) -> Path:
+    pkg = write_card_package(root, [card("llama", "scripts/run.sh", tags=["llm"])], {"scripts/run.sh": script})
+    return pkg
+
+
+def run(pytester: pytest.Pytester, pkg: Path, *more: str) -> pytest.RunResult:
+    return pytester.runpytest("--mad-package", str(pkg), "--mad-tags", "llama", AMD_CPU, "--mad-gpus", "none",
+                              "-p", "no:cacheprovider", "--junitxml", "junit.xml", *more)
+
+
+def perf_rows(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def junit_properties(path: Path) -> dict[str, str]:
+    import xml.etree.ElementTree as ET
+
+    case = ET.parse(path).getroot().find(".//testcase")
+    assert case is not None
+    return {prop.get("name", ""): prop.get("value", "") for prop in case.iter("property")}
+
+
+def test_reference_band_passes_at_900_and_fails_at_812(pytester: pytest.Pytester, busybox_image: str) -> None:
+    pkg = package(pytester.path / "pkg", FIXED)
+    references = pytester.path / "refs.yaml"
+    references.write_text("llama:\n  value: 900\n  tolerance: 5%\n")
+    (pkg / "value.txt").write_text("900\n")
+    run(pytester, pkg, "--mad-references", str(references)).assert_outcomes(passed=1)
+    (pkg / "value.txt").write_text("812\n")
+    result = run(pytester, pkg, "--mad-references", str(references))
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*llama failed (phase performance): 812 tokens/s is 9.8 % below the reference 900 "
+                                 "(allowed 5 %)*"])
+    last = perf_rows(pytester.path / "perf.csv")[-1]
+    assert (last["status"], last["relative_change"]) == ("FAILURE", "-9.78")
+    props = junit_properties(pytester.path / "junit.xml")
+    assert props["phase"] == "performance" and props["reference_lower"] == "855"
+
+
+def test_compare_last_fails_a_session_ten_percent_slower(pytester: pytest.Pytester, busybox_image: str) -> None:
+    pkg = package(pytester.path / "pkg", FIXED)
+    compare = ("--mad-compare", "last", "--mad-fail-on-regression", "5")
+    (pkg / "value.txt").write_text("1000\n")
+    first = run(pytester, pkg, *compare)
+    first.assert_outcomes(passed=1)
+    first.stdout.fnmatch_lines(["*note: llama: no baseline in the history*"])
+    (pkg / "value.txt").write_text("900\n")
+    second = run(pytester, pkg, *compare)
+    second.assert_outcomes(failed=1)
+    second.stdout.fnmatch_lines(["*phase performance*900 tokens/s is 10.0 % below*1000*"])
+    assert junit_properties(pytester.path / "junit.xml")["baseline"] == "1000"
+    history = pkg / ".mad" / "history.sqlite"
+    with sqlite3.connect(history) as db:
+        assert db.execute("SELECT COUNT(*) FROM sessions").fetchone()[0] == 2
+
+
+def test_repeats_record_every_run_and_judge_the_median(pytester: pytest.Pytester, busybox_image: str) -> None:
+    pkg = package(pytester.path / "pkg", COUNTING)
+    result = run(pytester, pkg, "--mad-repeat", "5", "--mad-history", str(pytester.path / "h.sqlite"))
+    result.assert_outcomes(passed=1)
+    rows = perf_rows(pytester.path / "perf.csv")
+    assert [row["performance"] for row in rows] == ["100", "101", "102", "103", "104"]
+    props = junit_properties(pytester.path / "junit.xml")
+    assert props["performance"] == "102" and props["repeat_cv"].startswith("1.5")
+    unstable = run(pytester, pkg, "--mad-repeat", "3", "--mad-max-cv", "0.5", "--mad-history", "none")
+    unstable.assert_outcomes(failed=1)
+    unstable.stdout.fnmatch_lines(["*unstable: CV * over 3 runs exceeds the allowed 0.5 %*"])
+
+
+def test_two_sessions_writing_the_history_at_once_lose_no_row(pytester: pytest.Pytester, busybox_image: str) -> None:
+    history = pytester.path / "shared.sqlite"
+    packages = [package(pytester.path / name, COUNTING) for name in ("a", "b")]
+    procs = [subprocess.Popen([sys.executable, "-m", "pytest", "--mad-package", str(pkg), "--mad-tags", "llama",
+                               AMD_CPU, "--mad-gpus", "none", "-p", "no:cacheprovider", "--mad-repeat", "4",
+                               "--mad-history", str(history), "--mad-perf-csv", str(pkg / "perf.csv")],
+                              cwd=pytester.path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+             for pkg in packages]
+    for proc in procs:
+        out, _ = proc.communicate(timeout=300)
+        assert proc.returncode == 0, out.decode()
+    with sqlite3.connect(history) as db:
+        sessions = [row[0] for row in db.execute("SELECT id FROM sessions")]
+        assert len(sessions) == 2
+        assert db.execute("SELECT COUNT(*) FROM results").fetchone()[0] == 8
+    listed = subprocess.run([sys.executable, "-m", "pytest_madengine", "history", "list", "--history", str(history)],
+                            capture_output=True, text=True, check=True)
+    assert all(session in listed.stdout for session in sessions)
+
+
+def test_bad_references_and_compare_values_are_usage_errors(pytester: pytest.Pytester) -> None:
+    pkg = package(pytester.path / "pkg", FIXED)
+    bad = pytester.path / "refs.yaml"
+    bad.write_text("llama: [1, 2\n")
+    result = run(pytester, pkg, "--mad-references", str(bad), "--collect-only")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "refs.yaml" in result.stderr.str() and "Traceback" not in result.stderr.str()
+    result = run(pytester, pkg, "--mad-compare", "mean:3w", "--collect-only")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "--mad-compare" in result.stderr.str()

@@ -5,11 +5,15 @@ runs drop lazily imported modules between sessions).
 """
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
 
 import pytest
 
-SESSION_KEY = pytest.StashKey[Any]()  # the MadSession of this process
-RESULT_KEY = pytest.StashKey[Any]()  # an item's ModelResult, once known
+from .records import ModelResult
+
+# The MadSession of this process; typed where it is read (session.get_session), since the session
+# lives four layers above this module.
+SESSION_KEY = pytest.StashKey[object]()
+RESULT_KEY = pytest.StashKey[ModelResult]()  # an item's ModelResult, once known
 RECORDED_KEY = pytest.StashKey[bool]()  # the item's result was attached to a report
-GPU_RELEASE_KEY = pytest.StashKey[Any]()  # gives the item's GPUs back (callable, idempotent)
+GPU_RELEASE_KEY = pytest.StashKey[Callable[[], None]]()  # gives the item's GPUs back (idempotent)

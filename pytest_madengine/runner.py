@@ -79,6 +79,6 @@ def _judge(session: MadSession, card: ModelCard, context: Context, image: ImageR
 
     hook = session.config.hook
     return judge(card, outcome, image=image, context=context.data, gpus=gpus,
-                 nnodes=int(outcome.extra.get("nnodes", 1)), deployment_type=session.target.deployment_type,
+                 nnodes=int(str(outcome.extra.get("nnodes", 1))), deployment_type=session.target.deployment_type,
                  launcher=str(outcome.extra.get("launcher", "")),
                  parse_hook=lambda c, text: hook.pytest_madengine_parse_performance(card=c, log_text=text))

@@ -50,7 +50,8 @@ def start_session(config: pytest.Config) -> MadSession:
 
 
 def get_session(config: pytest.Config) -> MadSession:
-    session: MadSession = config.stash[SESSION_KEY]
+    session = config.stash[SESSION_KEY]
+    assert isinstance(session, MadSession)
     return session
 
 
@@ -124,7 +125,10 @@ class MadSession:
                                context_gpus=self.context.get("docker_gpus"),
                                env=os.environ, detected_count=self.context.host.gpu_count)
         # A killed worker's GPUs go to the next model only after what it ran is gone.
-        return GpuAllocator(self.session_dir, pool, on_reclaim=lambda hold: self.target.sweep_stale())
+        return GpuAllocator(self.session_dir, pool, on_reclaim=self._reclaim)
+
+    def _reclaim(self, hold: dict[str, object]) -> None:
+        self.target.sweep_stale()
 
     @cached_property
     def cards(self) -> list[ModelCard]:

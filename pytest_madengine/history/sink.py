@@ -6,6 +6,7 @@ so in its summary lines, and perf.csv and JUnit still get every result.
 """
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
 from pathlib import Path
@@ -66,12 +67,19 @@ class HistorySink:
             else:
                 self._store.close()
                 self._store = None
+        where = f"  in {_shortest(self.path)}"
         if self.error:
-            return [f"history: NOT complete ({self.rows} row(s) written, then {self.error}) in {self.path}"]
-        return [f"history: {self.rows} row(s) of {self.results} result(s), session {self.session.id} in {self.path}"]
+            return [f"history: NOT complete ({self.rows} row(s) written, then {self.error})", where]
+        return [f"history: {self.rows} row(s) of {self.results} result(s), session {self.session.id}", where]
 
     def _fail(self, error: str) -> None:
         self.error = self.error or error
         if self._store is not None:
             self._store.close()
             self._store = None
+
+
+def _shortest(path: Path) -> str:
+    """``path`` relative to the working dir when that is shorter (CI logs are 80 columns wide)."""
+    relative = os.path.relpath(path)
+    return relative if len(relative) < len(str(path)) else str(path)

@@ -8,6 +8,7 @@ runs next. xdist is imported only inside ``make_scheduler_class`` (it is optiona
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Protocol
 
 import pytest
 
@@ -15,6 +16,14 @@ from .gpus import GpuPool
 
 Demand = Callable[[str], int]
 MAX_AUTO_WORKERS = 64
+
+
+class WorkerNode(Protocol):
+    """The part of xdist's ``WorkerController`` the scheduler uses."""
+
+    shutting_down: bool
+
+    def shutdown(self) -> None: ...
 
 
 def demand_order(nodeids: list[str], demand: Demand) -> list[int]:
@@ -60,7 +69,7 @@ def make_scheduler_class() -> type:
                 for node in self.nodes:
                     node.shutdown()
 
-        def check_schedule(self, node: object, duration: float = 0) -> None:
+        def check_schedule(self, node: WorkerNode, duration: float = 0) -> None:
             if node.shutting_down:
                 return
             if not self.pending:

@@ -96,7 +96,8 @@ def test_two_sessions_writing_the_history_at_once_lose_no_row(pytester: pytest.P
     packages = [package(pytester.path / name, COUNTING) for name in ("a", "b")]
     procs = [subprocess.Popen([sys.executable, "-m", "pytest", "--mad-package", str(pkg), "--mad-tags", "llama",
                                AMD_CPU, "--mad-gpus", "none", "-p", "no:cacheprovider", "--mad-repeat", "4",
-                               "--mad-history", str(history), "--mad-perf-csv", str(pkg / "perf.csv")],
+                               "--mad-history", str(history), "--mad-perf-csv", str(pkg / "perf.csv"),
+                               "--mad-log-dir", str(pkg.parent / f"logs-{pkg.name}")],
                               cwd=pytester.path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
              for pkg in packages]
     for proc in procs:

@@ -50,6 +50,12 @@ if TYPE_CHECKING:
 SKIP_REASON = "--mad-skip-run"
 
 
+def _environment(options: RunOptions) -> dict[str, str]:
+    environment = options.get("environment") or {}
+    assert isinstance(environment, dict)
+    return {str(key): str(value) for key, value in environment.items()}
+
+
 def container_name(card: ModelCard, run_id: str) -> str:
     return f"mad-{object_name(card.name)}-{object_name(run_id)}"[:200]
 
@@ -169,7 +175,7 @@ class LocalTarget:
         if plan.git_commit:
             outcome.extra["git_commit"] = plan.git_commit
         options["command"] = plan.command
-        options["environment"].update(plan.env)
+        options["environment"] = {**_environment(options), **plan.env}
         if request.adjust_options:
             request.adjust_options(options)
         container = self._create(options, request, outcome)

@@ -12,10 +12,10 @@ import pytest
 from pytest_madengine.images.build import ensure_image
 from pytest_madengine.images.dockerfiles import resolve_dockerfiles
 from pytest_madengine.records import FAILURE, SUCCESS, ImageRef
-from pytest_madengine.workload.run import RunRequest
 from pytest_madengine.results.judge import judge
 from pytest_madengine.settings import Settings
 from pytest_madengine.targets.local.target import LocalTarget
+from pytest_madengine.workload.run import RunRequest
 from tests.acceptance.conftest import AMD_CPU, card, write_card_package
 from tests.acceptance.test_run_local import read_perf
 from tests.docker.fakes import RUNNABLE, amd_context, load_cards

@@ -14,7 +14,6 @@ import pytest
 from pytest_madengine.images.build import ensure_image
 from pytest_madengine.images.dockerfiles import resolve_dockerfiles
 from pytest_madengine.records import ImageRef
-from pytest_madengine.workload.run import RunRequest
 from pytest_madengine.settings import Settings
 from pytest_madengine.targets.local.target import (
     KEEP_LABEL,
@@ -25,6 +24,7 @@ from pytest_madengine.targets.local.target import (
     remove_session_containers,
     remove_stale_containers,
 )
+from pytest_madengine.workload.run import RunRequest
 from tests.docker.fakes import RUNNABLE, amd_context, load_cards
 
 pytestmark = pytest.mark.docker

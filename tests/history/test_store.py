@@ -69,8 +69,8 @@ def history(tmp_path: Path) -> HistoryStore:
     store = HistoryStore(tmp_path / "h.sqlite")
     for day, value in enumerate(("900", "950", "1000", "850", "920")):
         status = FAILURE if value == "850" else "SUCCESS"
-        add_session(store, f"s{day + 1}", 1000.0 + day * DAY, result("llama", value, status=status, phase="performance"),
-                    result("llama", "100", arch="gfx90a"),
+        main = result("llama", value, status=status, phase="performance")
+        add_session(store, f"s{day + 1}", 1000.0 + day * DAY, main, result("llama", "100", arch="gfx90a"),
                     result("llama", "5000", n_gpus="1"))
     yield store
     store.close()

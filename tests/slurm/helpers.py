@@ -10,8 +10,8 @@ from pytest_madengine.cards import ModelCard
 from pytest_madengine.context import Context
 from pytest_madengine.host import HostFacts
 from pytest_madengine.records import ImageRef
-from pytest_madengine.workload.run import RunRequest
 from pytest_madengine.settings import Settings
+from pytest_madengine.workload.run import RunRequest
 
 BUSYBOX = "mad-test/busybox:latest"
 

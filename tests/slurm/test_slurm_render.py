@@ -20,7 +20,8 @@ TEMPLATE_FAMILIES = [f for f in families() if f != "slurm_multi"]
 
 
 def render_fixed(family: str) -> str:
-    card = make_card("golden_model", "run.sh", distributed={"launcher": family, "nnodes": 2},
+    nnodes = 3 if family == "sglang_disagg" else 2  # disaggregated serving needs a proxy, a prefill and a decode node
+    card = make_card("golden_model", "run.sh", distributed={"launcher": family, "nnodes": nnodes},
                      slurm={"partition": "gpu", "gpus_per_node": 8, "time": "01:00:00"})
     context = {"slurm": {"exclusive": True, "account": "perf", "qos": "high", "reservation": "bench",
                          "nodelist": "node[1-2]", "extra_sbatch_options": ["--mem=0"]},
@@ -88,10 +89,16 @@ def test_runner_lines_per_family() -> None:
     args = {"nnodes": 2, "nproc_per_node": 8, "node_rank": 1, "master_addr": "node1", "master_port": 29500}
     assert runner_command("torchrun", **args) == (
         "torchrun --nnodes=2 --nproc_per_node=8 --node_rank=1 --master_addr=node1 --master_port=29500")
-    assert "--no_ssh" in runner_command("deepspeed", **args)
-    assert "--dist-init-addr node1:29500" in runner_command("sglang", **args)
-    assert runner_command("vllm", **args).endswith("--headless")
-    assert runner_command("native", **args) == ""
+    assert runner_command("deepspeed", **args) == (
+        "deepspeed --no_ssh --num_nodes=2 --num_gpus=8 --node_rank=1 --master_addr=node1 --master_port=29500")
+    for kind in ("megatron", "torchtitan", "native"):
+        assert runner_command(kind, **args) == runner_command("torchrun", **args)
+    for kind in ("vllm", "sglang", "sglang-disagg", "sglang_disagg", "primus", "slurm_multi"):
+        assert runner_command(kind, **args) == "", kind  # madengine: these start their own processes
+    one = dict(args, nnodes=1, node_rank=0)
+    assert runner_command("torchrun", **one) == "torchrun --standalone --nproc_per_node=8"
+    assert runner_command("megatron-lm", **one) == "torchrun --standalone --nproc_per_node=8"
+    assert runner_command("deepspeed", **one) == "deepspeed --num_gpus=8"
 
 
 def test_distributed_env_names_match_madengine() -> None:

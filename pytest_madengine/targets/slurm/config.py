@@ -10,7 +10,7 @@ from typing import Any
 
 from ...errors import MadError
 from ...jsonfile import require_object
-from ...workload.launchers import Launcher, get_launcher
+from ...workload.launchers import Launcher, disagg_split, get_launcher
 
 # Values that end up on #SBATCH lines: no whitespace, quotes or newlines.
 _SAFE = re.compile(r"^[A-Za-z0-9_.,:=@%+/\[\]-]*$")
@@ -124,6 +124,8 @@ def resolve(card: Any, context: dict[str, Any], *, timeout: int | None) -> JobCo
     dist = _merged("distributed", card, context)
     launcher = get_launcher(dist.get("launcher"))
     nnodes = _node_count(card, context)
+    if launcher.kind == "sglang-disagg":
+        disagg_split(nnodes, dist)  # 3+ nodes and a consistent prefill/decode split, before submitting
     gpus_per_node = _int(slurm.get("gpus_per_node") or 0, "slurm.gpus_per_node")
     nproc = dist.get("nproc_per_node") or gpus_per_node or (card.n_gpus if card.n_gpus > 0 else 1)
     distribution = str(slurm.get("image_distribution") or "auto")

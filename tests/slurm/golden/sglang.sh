@@ -25,7 +25,7 @@ export NNODES=2
 export NPROC_PER_NODE=8
 export WORLD_SIZE=$((NNODES * NPROC_PER_NODE))
 export MAD_LAUNCHER=sglang
-# sglang: one server process per node joined through --dist-init-addr (MASTER_ADDR:MASTER_PORT).
+# sglang: the model script launches the server; it reads SGLANG_* sizes and NCCL_INIT_ADDR.
 export SGLANG_HOST_IP=0.0.0.0
 export PYTHONPATH=/opt/pytest-madengine${PYTHONPATH:+:$PYTHONPATH}
 

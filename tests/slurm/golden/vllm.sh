@@ -25,7 +25,7 @@ export NNODES=2
 export NPROC_PER_NODE=8
 export WORLD_SIZE=$((NNODES * NPROC_PER_NODE))
 export MAD_LAUNCHER=vllm
-# vllm: tensor parallel inside a node, pipeline parallel across nodes; rank 0 serves the API.
+# vllm: each node serves with tensor parallelism over its GPUs; the script reads VLLM_* sizes.
 export VLLM_WORKER_MULTIPROC_METHOD=spawn
 export PYTHONPATH=/opt/pytest-madengine${PYTHONPATH:+:$PYTHONPATH}
 

@@ -59,6 +59,7 @@ class ModelResult:
     test_duration: float = 0.0
     node_junit: str = ""  # multi-node targets: the run's per-node JUnit, merged into the session's
     nodeid: str = ""  # the pytest node id of the test that ran the model (set when it is recorded)
+    properties: dict[str, str] = field(default_factory=dict)  # more JUnit properties (aggregation, tool outputs)
 
     @property
     def passed(self) -> bool:

@@ -44,3 +44,19 @@ def test_each_node_gets_the_launcher_contract_and_the_job_variables(target, tmp_
         wanted.update(MAD_SLURM_JOB_ID=str(outcome.extra["job_id"]), MAD_NODE_RANK=str(rank), RANK=str(rank),
                       NODE_RANK=str(rank), MAD_COLLECT_METRICS="true" if rank == 0 else "false")
         assert {key: env.get(key) for key in wanted} == wanted
+
+
+@pytest.mark.parametrize("line, expected, rule", [
+    ('echo "performance: $((100 + NODE_RANK * 10)) samples_per_second"', "210", "sum"),
+    ('echo "performance: $((10 + NODE_RANK * 4)) ms"', "12", "mean"),
+])
+def test_two_node_performance_is_aggregated_by_metric(target, tmp_path, line, expected, rule):
+    from pytest_madengine.results.judge import judge
+
+    package = make_package(tmp_path / "pkg", {"perf.sh": line + "\n"})
+    card = make_card("agg", "perf.sh", distributed={"launcher": "torchrun", "nnodes": 2})
+    request = make_request(package, card, tmp_path)
+    outcome = target.run(request)
+    result = judge(card, outcome, image=None, context=request.context, gpus=(), nnodes=2, deployment_type="slurm")
+    assert (result.status, result.performance, result.rows[0]["performance"]) == ("SUCCESS", expected, expected)
+    assert result.properties["aggregation.method"] == rule and result.properties["aggregation.nodes"] == "2"

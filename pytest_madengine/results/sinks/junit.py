@@ -38,6 +38,7 @@ def junit_properties(result: ModelResult) -> list[tuple[str, str]]:
         for row in result.rows:
             name = row["model"].removeprefix(prefix)
             properties.append((f"performance.{name}", row["performance"]))
+    properties.extend(sorted(result.properties.items()))
     return properties
 
 

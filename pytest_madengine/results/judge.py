@@ -17,7 +17,7 @@ from ..errors import MadError
 from ..records import FAILURE, PERF_CSV_COLUMNS, SKIPPED, SUCCESS, ImageRef, ModelResult
 from ..workload.run import RunOutcome
 from .aggregate import aggregate
-from .errorscan import scan_errors
+from .errorscan import scan_config, scan_errors
 from .performance import (
     TRAP,
     count_performances,
@@ -48,7 +48,8 @@ def judge(card: Any, outcome: RunOutcome, *, image: ImageRef | None, context: An
     main_log = _read(outcome.log_path)
     log_text = _join_logs(main_log, outcome)
     measurements, perf_problem, properties = _measure(card, outcome, log_text, parse_hook)
-    phase, reason = _verdict(outcome, perf_problem, scan_errors(log_text, _as_mapping(context)))
+    scan = scan_config(getattr(card, "raw", None), _as_mapping(context))
+    phase, reason = _verdict(outcome, perf_problem, scan_errors(log_text, scan))
     status = FAILURE if phase else SUCCESS
     rows = build_rows(card, measurements, status=status, image=image, context=context, gpus=gpus,
                       nnodes=nnodes, deployment_type=deployment_type, launcher=launcher,

@@ -28,9 +28,11 @@ CARD_KEYS = frozenset({
 SLURM_KEYS = frozenset({
     "partition", "nodes", "gpus_per_node", "time", "exclusive", "reservation", "nodelist", "account", "qos",
     "extra_sbatch_options", "max_pending_seconds", "image_distribution", "barrier_timeout", "shared_dir",
-    "python",
+    "python", "constraint", "exclude", "mem", "modules", "network_interface", "env_vars", "shared_workspace",
+    "output_dir", "results_dir",
 })
-DISTRIBUTED_KEYS = frozenset({"launcher", "nnodes", "nproc_per_node", "master_port", "sglang_disagg", "primus"})
+DISTRIBUTED_KEYS = frozenset({"launcher", "nnodes", "nproc_per_node", "master_port", "port", "sglang_disagg",
+                              "primus"})
 _SECTIONS = {"slurm": SLURM_KEYS, "distributed": DISTRIBUTED_KEYS}
 
 

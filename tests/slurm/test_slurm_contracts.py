@@ -60,3 +60,16 @@ def test_two_node_performance_is_aggregated_by_metric(target, tmp_path, line, ex
     result = judge(card, outcome, image=None, context=request.context, gpus=(), nnodes=2, deployment_type="slurm")
     assert (result.status, result.performance, result.rows[0]["performance"]) == ("SUCCESS", expected, expected)
     assert result.properties["aggregation.method"] == rule and result.properties["aggregation.nodes"] == "2"
+
+
+def test_slurm_keys_of_real_configs_reach_the_job_and_the_containers(target, tmp_path):
+    package = make_package(tmp_path / "pkg", {"env.sh": ENV_SCRIPT})
+    card = make_card("keys", "env.sh", distributed={"launcher": "torchrun", "port": 29612})
+    context = {"gpu_vendor": "NONE", "slurm": {"network_interface": "lo", "env_vars": {"NCCL_DEBUG": "INFO"},
+                                               "exclude": "node1", "mem": "100M"}}
+    outcome = target.run(make_request(package, card, tmp_path, context=context))
+    assert outcome.exit_code == 0, outcome.error
+    assert outcome.extra["nodes"] == ["node2"]  # node1 excluded
+    env = container_env(outcome.node_logs[0].read_text())
+    assert {k: env.get(k) for k in ("NCCL_SOCKET_IFNAME", "GLOO_SOCKET_IFNAME", "NCCL_DEBUG", "MASTER_PORT")} == {
+        "NCCL_SOCKET_IFNAME": "lo", "GLOO_SOCKET_IFNAME": "lo", "NCCL_DEBUG": "INFO", "MASTER_PORT": "29612"}

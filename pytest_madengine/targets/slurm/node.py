@@ -68,6 +68,7 @@ def node_env(spec: dict[str, Any], rank: int, node: str) -> dict[str, str]:
         distributed=merged_distributed(card.get("distributed"), context.get("distributed")),
         model_name=str(card.get("name") or ""), node_ips=os.environ.get("SGLANG_NODE_IPS", ""))
     env.update(job_env(rank, spec["nnodes"]))
+    env.update(spec.get("job_env") or {})  # slurm.network_interface, slurm.env_vars
     return env
 
 

@@ -218,11 +218,39 @@ def _validate(data: dict[str, Any], where: str) -> None:
         _list_of(data, key, where, lambda item: isinstance(item, str), f"'{key}': ['CUDA out of memory']")
     _list_of(data, "tools", where, lambda item: isinstance(item, dict) and isinstance(item.get("name"), str),
              "'tools': [{'name': 'rocprof'}]")
+    _scalar_text(data, "model_args", where, "'model_args': '--batch-size 32'")
+    _scalar_text(data, "MAD_CONTAINER_IMAGE", where, "'MAD_CONTAINER_IMAGE': 'rocm/pytorch:latest'")
+    _scalar_text(data, "MAD_ROCM_PATH", where, "'MAD_ROCM_PATH': '/opt/rocm-6.2.0'")
+    if data.get("MAD_ROCM_PATH"):
+        data["rocm_path"] = data["MAD_ROCM_PATH"]  # madengine: the host's ROCm root, before detection
+    for key in GPU_COUNT_KEYS:
+        if key in data and (isinstance(data[key], bool) or not str(data[key]).strip().lstrip("-").isdigit()
+                            or int(str(data[key])) < -1):
+            raise MadError(f"context key {key!r} = {data[key]!r} is not a GPU count", where=where,
+                           fix=f"give a whole number (or -1 for all GPUs), e.g. '{key}': 4")
     n_gpus = data.get("n_system_gpus")
     if isinstance(n_gpus, bool) or not str(n_gpus).strip().isdigit():
         raise MadError(f"n_system_gpus {n_gpus!r} is not a GPU count", where=where,
                        fix="give a whole number, e.g. 'n_system_gpus': 8")
     data["n_system_gpus"] = int(str(n_gpus).strip())
+
+
+# Top-level GPU-count overrides of every card's n_gpus, in madengine's order of precedence
+# (``utils/gpu_config.py`` GPU_FIELD_ALIASES).
+GPU_COUNT_KEYS = ("gpus_per_node", "gpu_count", "n_gpus", "num_gpus", "ngpus")
+
+
+def card_overrides(data: Mapping[str, Any]) -> dict[str, Any]:
+    """What the context replaces in every card: ``args`` (``model_args``) and ``n_gpus`` (the first
+    of ``GPU_COUNT_KEYS`` given), as madengine does at run time."""
+    overrides: dict[str, Any] = {}
+    if data.get("model_args") is not None:
+        overrides["args"] = str(data["model_args"])
+    for key in GPU_COUNT_KEYS:
+        if data.get(key) not in (None, ""):
+            overrides["n_gpus"] = int(str(data[key]))
+            break
+    return overrides
 
 
 @dataclass(frozen=True)

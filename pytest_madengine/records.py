@@ -59,7 +59,7 @@ class ModelResult:
     test_duration: float = 0.0
     node_junit: str = ""  # multi-node targets: the run's per-node JUnit, merged into the session's
     nodeid: str = ""  # the pytest node id of the test that ran the model (set when it is recorded)
-    # More JUnit properties (reference band, baseline, relative change, repeat statistics).
+    # More JUnit properties (multi-node aggregation, reference band, baseline, repeat statistics).
     properties: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)  # for the terminal summary (e.g. no baseline yet)
 

@@ -12,6 +12,8 @@ import socket
 import tempfile
 import time
 import uuid
+import warnings
+from dataclasses import replace
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,7 +22,7 @@ import pytest
 
 from . import settings as _settings
 from .cards import ModelCard
-from .context import Context, build_context
+from .context import Context, build_context, card_overrides
 from .errors import MadError
 from .images.supply import ImageSupply
 from .keys import SESSION_KEY
@@ -31,6 +33,7 @@ from .results.sinks import ResultSink
 from .selection import ItemSpec, plan_items, select
 from .targets.base import Target, TargetSettings
 from .targets.registry import BUILTIN_TARGETS, infer_target
+from .workload.known_keys import MadKeyWarning, cards_unknown, context_unknown, key_warnings
 
 if TYPE_CHECKING:  # loaded only when a session uses them
     from .history.checks import PerformanceChecks
@@ -74,6 +77,8 @@ class MadSession:
         self.owns_session_dir = not self.is_worker
         self.session_id = self.session_dir.name.split("-")[2]
         self._target: Target | None = None
+        self._warned_keys: set[tuple[str, str]] = set()
+        self._key_warnings: list[MadKeyWarning] = []  # issued where pytest records warnings (see _flush_warnings)
 
     # --- lazily computed session facts -------------------------------------------------
     @cached_property
@@ -85,6 +90,14 @@ class MadSession:
         except MadError as exc:
             raise usage_error(exc) from None
         self.config.hook.pytest_madengine_adjust_context(config=self.config, context=context.data)
+        image = context.get("MAD_CONTAINER_IMAGE")
+        if image and not self.settings.use_image:  # madengine: run that image, build nothing
+            self.settings = replace(self.settings, use_image=str(image))
+        if not self.is_worker:
+            given = [self.settings.context_file and f"--mad-context-file {self.settings.context_file}",
+                     self.settings.context and "--mad-context"]
+            where = " / ".join(g for g in given if g) or "context"
+            self._key_warnings += key_warnings(context_unknown(context.data, where), self._warned_keys)
         return context
 
     @cached_property
@@ -117,7 +130,8 @@ class MadSession:
 
     @cached_property
     def images(self) -> ImageSupply:
-        return ImageSupply(self.settings, self.context, self.session_dir)
+        context = self.context  # first: MAD_CONTAINER_IMAGE may set the settings' use_image
+        return ImageSupply(self.settings, context, self.session_dir)
 
     @cached_property
     def gpu_allocator(self) -> GpuAllocator:
@@ -135,9 +149,13 @@ class MadSession:
         """The selected cards (with selection parameters), in a stable order."""
         tags = self.settings.tags or self._default_tags()
         try:
-            return select(self.all_cards, tags)
+            selected = select(self.all_cards, tags)
         except MadError as exc:
             raise usage_error(exc) from None
+        if not self.is_worker:
+            self._key_warnings += key_warnings(cards_unknown((c.raw, c.source) for c in selected), self._warned_keys)
+        overrides = card_overrides(self.context.data)
+        return [replace(card, **overrides) for card in selected] if overrides else selected
 
     @cached_property
     def all_cards(self) -> list[ModelCard]:
@@ -237,6 +255,16 @@ class MadSession:
             _ = self.recorder  # opens the history: an unusable file is a usage error too
             self.target.sweep_stale()
 
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        self._flush_warnings()
+
+    def _flush_warnings(self) -> None:
+        """Unknown-key warnings, once each, from a hook pytest records warnings in (collection or
+        session finish: an xdist controller collects nothing)."""
+        pending, self._key_warnings = self._key_warnings, []
+        for warning in pending:
+            warnings.warn(warning, stacklevel=1)
+
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         data = getattr(report, "mad_result", None)
         if data and not self.is_worker:
@@ -246,6 +274,7 @@ class MadSession:
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        self._flush_warnings()
         if self._target is not None:
             self._target.cancel_all()
             self._target.close()

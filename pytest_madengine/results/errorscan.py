@@ -57,6 +57,22 @@ def scan_errors(log_text: str, context: Mapping[str, Any] | None = None) -> str 
         position = end + 1
 
 
+def scan_config(card_raw: Mapping[str, Any] | None, context: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The scan settings of one run: a card's ``log_error_*`` keys under the context's (madengine's
+    ``resolve_log_error_scan_config``): the context's scan flag and patterns win, benign lists add up."""
+    card_raw, context = card_raw or {}, context or {}
+    config: dict[str, Any] = {}
+    for key in ("log_error_pattern_scan", "log_error_patterns"):
+        value = context.get(key, card_raw.get(key))
+        if value is not None:
+            config[key] = value
+    benign = [*_as_list(card_raw.get("log_error_benign_patterns"), ()),
+              *_as_list(context.get("log_error_benign_patterns"), ())]
+    if benign:
+        config["log_error_benign_patterns"] = benign
+    return config
+
+
 def _as_list(value: Any, default: Iterable[str]) -> tuple[str, ...]:
     if value is None:
         return tuple(default)

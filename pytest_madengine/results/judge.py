@@ -16,7 +16,8 @@ from typing import Any
 from ..errors import MadError
 from ..records import FAILURE, PERF_CSV_COLUMNS, SKIPPED, SUCCESS, ImageRef, ModelResult
 from ..workload.run import RunOutcome
-from .errorscan import scan_errors
+from .aggregate import aggregate
+from .errorscan import scan_config, scan_errors
 from .performance import (
     TRAP,
     count_performances,
@@ -46,8 +47,9 @@ def judge(card: Any, outcome: RunOutcome, *, image: ImageRef | None, context: An
         return skipped_result(card, outcome.skipped, context, image=image, gpus=gpus)
     main_log = _read(outcome.log_path)
     log_text = _join_logs(main_log, outcome)
-    measurements, perf_problem = _measure(card, outcome, log_text, parse_hook)
-    phase, reason = _verdict(outcome, perf_problem, scan_errors(log_text, _as_mapping(context)))
+    measurements, perf_problem, properties = _measure(card, outcome, log_text, parse_hook)
+    scan = scan_config(getattr(card, "raw", None), _as_mapping(context))
+    phase, reason = _verdict(outcome, perf_problem, scan_errors(log_text, scan))
     status = FAILURE if phase else SUCCESS
     rows = build_rows(card, measurements, status=status, image=image, context=context, gpus=gpus,
                       nnodes=nnodes, deployment_type=deployment_type, launcher=launcher,
@@ -58,7 +60,7 @@ def judge(card: Any, outcome: RunOutcome, *, image: ImageRef | None, context: An
         metric=first[2], rows=rows, log_path=str(outcome.log_path), log_tail=tail(main_log or log_text),
         image=image.name if image else "", gpus=tuple(gpus),
         build_duration=image.build_duration if image else 0.0, test_duration=outcome.duration,
-        node_junit=str(outcome.extra.get("node_junit") or ""))
+        node_junit=str(outcome.extra.get("node_junit") or ""), properties=properties)
 
 
 def failed_result(card: Any, *, phase: str, reason: str, image: ImageRef | None = None, context: Any,
@@ -110,23 +112,33 @@ def tail(text: str, lines: int = TAIL_LINES) -> str:
 # --- performance and verdict ---------------------------------------------------------------
 
 def _measure(card: Any, outcome: RunOutcome, log_text: str,
-             parse_hook: ParseHook | None) -> tuple[list[Measurement], str]:
-    """The run's measurements and, when there are none, why (one paragraph)."""
+             parse_hook: ParseHook | None) -> tuple[list[Measurement], str, dict[str, str]]:
+    """The run's measurements, why there are none (one paragraph), and the aggregation properties.
+
+    Multi-node runs (several node logs or result files) combine the nodes' figures (``aggregate``).
+    """
     if card.multiple_results:
         try:
-            rows = _best_result_file(card, outcome.result_files)
+            rows, properties = _result_files(card, outcome.result_files)
         except MadError as error:
-            return [], error.message
-        return [(row["model"], row["performance"], row["metric"]) for row in rows], ""
+            return [], error.message, {}
+        return [(row["model"], row["performance"], row["metric"]) for row in rows], "", properties
     found = parse_hook(card, log_text) if parse_hook else None
     found = found or find_performance(log_text)
     if not found:
-        return [], NO_PERFORMANCE
-    return [(card.name, str(found[0]), str(found[1]))], ""
+        return [], NO_PERFORMANCE, {}
+    performance, metric = str(found[0]), str(found[1])
+    nodes = [_read(path) for path in outcome.node_logs] if len(outcome.node_logs) > 1 else []
+    per_node = [hit for hit in map(find_performance, nodes) if hit and hit[1] == metric]
+    combined = aggregate([value for value, _ in per_node], metric)
+    if combined is None:
+        return [(card.name, performance, metric)], "", {}
+    return [(card.name, combined.value, metric)], "", combined.properties()
 
 
-def _best_result_file(card: Any, files: list[Path]) -> list[dict[str, str]]:
-    """Multi-node runs bring one CSV per node: take the one with the most performance values."""
+def _result_files(card: Any, files: list[Path]) -> tuple[list[dict[str, str]], dict[str, str]]:
+    """One results CSV as is; several (one per node) merged row by row model name, each metric's
+    values combined by its rule, the file with the most performance values giving the order."""
     if not files:
         raise missing_results_error(card.multiple_results, card.name)
     parsed, errors = [], []
@@ -137,7 +149,19 @@ def _best_result_file(card: Any, files: list[Path]) -> list[dict[str, str]]:
             errors.append(error)
     if not parsed:
         raise errors[0]
-    return max(parsed, key=count_performances)
+    parsed.sort(key=count_performances, reverse=True)
+    if len(parsed) == 1:
+        return parsed[0], {}
+    merged, properties = [], {}
+    for row in parsed[0]:
+        same = [other for rows in parsed for other in rows
+                if other["model"] == row["model"] and other.get("metric") == row.get("metric")]
+        combined = aggregate([other["performance"] for other in same], row.get("metric", ""))
+        if combined is not None:
+            row = dict(row, performance=combined.value)
+            properties.update(combined.properties(f"aggregation.{row['model'].removeprefix(card.name + '_')}"))
+        merged.append(row)
+    return merged, properties
 
 
 def _verdict(outcome: RunOutcome, perf_problem: str, error_line: str | None) -> tuple[str, str]:

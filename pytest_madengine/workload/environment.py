@@ -2,7 +2,8 @@
 
 ``MAD_*`` variables (``MAD_SYSTEM_GPU_ARCHITECTURE``, ``MAD_SYSTEM_NGPUS``, ``MAD_RUNTIME_NGPUS``,
 ``MAD_GPU_VENDOR``, ``MAD_GUEST_OS``, ``MAD_MODEL_NAME``, ``MAD_OUTPUT_CSV``, ``MAD_DATANAME``),
-GPU visibility (``HIP``/``ROCR``/``CUDA_VISIBLE_DEVICES``, ``MAD_ALLOCATED_GPUS``), the host's
+GPU visibility (``HIP``/``ROCR``/``CUDA_VISIBLE_DEVICES``, ``MAD_ALLOCATED_GPUS``), the single-node
+launcher contract (``MAD_MULTI_NODE_RUNNER`` and the launcher's variables, see ``launchers``), the host's
 ``MAD_SECRETS_*``, then the card's ``env_vars`` and the context's ``docker_env_vars`` (later wins).
 Target-neutral: every target passes the same mapping to its runtime.
 """
@@ -13,6 +14,7 @@ from collections.abc import Mapping
 
 from ..cards import ModelCard
 from ..context import Context
+from .launchers import local_launcher_env
 
 
 def visibility_env(vendor: str, gpus: tuple[int, ...], *, devices_passed: bool) -> dict[str, str]:
@@ -47,6 +49,9 @@ def mad_environment(card: ModelCard, context: Context, gpus: tuple[int, ...], *,
     if card.data:
         env["MAD_DATANAME"] = card.data
     env.update(visibility_env(env["MAD_GPU_VENDOR"], gpus, devices_passed=devices_passed))
+    if "MAD_MULTI_NODE_RUNNER" not in (context.docker_env_vars or {}):  # a SLURM/k8s node sets its own
+        env.update(local_launcher_env(card.distributed, (getattr(context, "data", None) or {}).get("distributed"), nproc_per_node=runtime,
+                                      model_name=card.name, host_launcher=host_env.get("MAD_LAUNCHER", "")))
     env.update({k: v for k, v in host_env.items() if k.startswith("MAD_SECRETS_")})
     env.update(card.env_vars)
     env.update({str(k): str(v) for k, v in (context.docker_env_vars or {}).items()})

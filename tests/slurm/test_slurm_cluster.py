@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -11,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from pytest_madengine.targets.slurm.target import SlurmTarget
 
 from .helpers import make_card, make_package, make_request
 
@@ -20,14 +18,6 @@ pytestmark = [pytest.mark.slurm, pytest.mark.docker]
 SHOW_ENV = ('echo "rank=$NODE_RANK master=$MASTER_ADDR port=$MASTER_PORT nnodes=$NNODES '
             'nproc=$NPROC_PER_NODE world=$WORLD_SIZE runner=$MAD_MULTI_NODE_RUNNER"\n'
             'echo "performance: 42.5 samples_per_second"\n')
-
-
-@pytest.fixture
-def target(slurm_cluster, busybox_image, tmp_path):
-    made = SlurmTarget(session_id=f"t{os.getpid()}{tmp_path.name[-6:]}", package_root=tmp_path / "pkg",
-                       shared_dir=slurm_cluster.shared_dir)
-    yield made
-    made.cancel_all()
 
 
 @pytest.fixture

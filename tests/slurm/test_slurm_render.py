@@ -20,11 +20,14 @@ TEMPLATE_FAMILIES = [f for f in families() if f != "slurm_multi"]
 
 
 def render_fixed(family: str) -> str:
-    card = make_card("golden_model", "run.sh", distributed={"launcher": family, "nnodes": 2},
+    nnodes = 3 if family == "sglang_disagg" else 2  # disaggregated serving needs a proxy, a prefill and a decode node
+    card = make_card("golden_model", "run.sh", distributed={"launcher": family, "nnodes": nnodes},
                      slurm={"partition": "gpu", "gpus_per_node": 8, "time": "01:00:00"})
     context = {"slurm": {"exclusive": True, "account": "perf", "qos": "high", "reservation": "bench",
-                         "nodelist": "node[1-2]", "extra_sbatch_options": ["--mem=0"]},
-               "distributed": {"master_port": 29600}}
+                         "nodelist": "node[1-2]", "extra_sbatch_options": ["--gres=gpu:8"], "constraint": "mi300x",
+                         "exclude": "node9", "mem": 0, "modules": ["rocm/6.2.0"], "network_interface": "ib0",
+                         "env_vars": {"NCCL_DEBUG": "INFO"}},
+               "distributed": {"port": 29600}}
     config = resolve(card, context, timeout=3600)
     inputs = ScriptInputs(model=card.name, job_name="mad-golden_model",
                           spec_path="/shared/mad/session/run 1/spec.json", rc_path="/shared/mad/session/run 1/job.rc",
@@ -52,7 +55,10 @@ def test_script_carries_the_merged_settings() -> None:
     for line in ("#SBATCH --nodes=2", "#SBATCH --partition=gpu", "#SBATCH --gpus-per-node=8",
                  "#SBATCH --time=01:00:00", "#SBATCH --exclusive", "#SBATCH --account=perf",
                  "#SBATCH --qos=high", "#SBATCH --reservation=bench", "#SBATCH --nodelist=node[1-2]",
-                 "#SBATCH --mem=0", "export MASTER_PORT=29600", "export NPROC_PER_NODE=8"):
+                 "#SBATCH --gres=gpu:8", "export MASTER_PORT=29600", "export NPROC_PER_NODE=8",
+                 "#SBATCH --constraint=mi300x", "#SBATCH --exclude=node9", "#SBATCH --mem=0",
+                 "module load rocm/6.2.0", "export NCCL_SOCKET_IFNAME=ib0", "export GLOO_SOCKET_IFNAME=ib0",
+                 "export NCCL_DEBUG=INFO"):
         assert line in text.splitlines(), line
     assert "'/shared/mad/session/run 1/spec.json'" in text  # paths are shell-quoted
 
@@ -64,6 +70,11 @@ def test_context_wins_over_card_and_preset_fills_the_rest() -> None:
     assert (config.partition, config.time, config.nnodes) == ("ctx", "10", 1)
     assert config.launcher.family == "deepspeed"
     assert config.master_port == 29500 and config.exclusive is False  # preset values
+
+
+@pytest.mark.parametrize("alias", ["shared_dir", "shared_workspace", "output_dir", "results_dir"])
+def test_madengine_names_of_the_shared_dir_are_aliases(alias: str) -> None:
+    assert resolve(make_card("m", "run.sh"), {"slurm": {alias: "/nfs/mad"}}, timeout=None).shared_dir == "/nfs/mad"
 
 
 def test_time_limit_defaults_from_the_model_timeout() -> None:
@@ -88,10 +99,16 @@ def test_runner_lines_per_family() -> None:
     args = {"nnodes": 2, "nproc_per_node": 8, "node_rank": 1, "master_addr": "node1", "master_port": 29500}
     assert runner_command("torchrun", **args) == (
         "torchrun --nnodes=2 --nproc_per_node=8 --node_rank=1 --master_addr=node1 --master_port=29500")
-    assert "--no_ssh" in runner_command("deepspeed", **args)
-    assert "--dist-init-addr node1:29500" in runner_command("sglang", **args)
-    assert runner_command("vllm", **args).endswith("--headless")
-    assert runner_command("native", **args) == ""
+    assert runner_command("deepspeed", **args) == (
+        "deepspeed --no_ssh --num_nodes=2 --num_gpus=8 --node_rank=1 --master_addr=node1 --master_port=29500")
+    for kind in ("megatron", "torchtitan", "native"):
+        assert runner_command(kind, **args) == runner_command("torchrun", **args)
+    for kind in ("vllm", "sglang", "sglang-disagg", "sglang_disagg", "primus", "slurm_multi"):
+        assert runner_command(kind, **args) == "", kind  # madengine: these start their own processes
+    one = dict(args, nnodes=1, node_rank=0)
+    assert runner_command("torchrun", **one) == "torchrun --standalone --nproc_per_node=8"
+    assert runner_command("megatron-lm", **one) == "torchrun --standalone --nproc_per_node=8"
+    assert runner_command("deepspeed", **one) == "deepspeed --num_gpus=8"
 
 
 def test_distributed_env_names_match_madengine() -> None:

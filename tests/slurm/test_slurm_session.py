@@ -69,7 +69,9 @@ def test_session_runs_models_as_slurm_jobs(pytester: pytest.Pytester, slurm_clus
     assert ",42.5,samples_per_second," in by_model["single"] and "SUCCESS" in by_model["single"]
     cases = ET.parse(pytester.path / "junit.xml").getroot().iter("testcase")
     props = {case.get("name"): {p.get("name"): p.get("value") for p in case.iter("property")} for case in cases}
-    assert props["pair"]["performance"] == "42.5"
+    # both nodes print 42.5 samples_per_second: a throughput, summed over the nodes as madengine does
+    assert props["pair"]["performance"] == "85"
+    assert (props["pair"]["aggregation.method"], props["pair"]["aggregation.per_node"]) == ("sum", "42.5,42.5")
     # each node's own testcase, merged from the nodes' JUnit files (one suite per SLURM job)
     assert {"pair [rank 0]", "pair [rank 1]", "single [rank 0]"} <= set(props)
     classes = {case.get("name"): case.get("classname")

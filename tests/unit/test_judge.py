@@ -225,7 +225,7 @@ def test_multiple_results_rows(tmp_path: Path) -> None:
     assert (result.performance, result.metric) == ("10", "tok/s")
 
 
-def test_multiple_results_picks_the_node_file_with_most_values(tmp_path: Path) -> None:
+def test_multiple_results_merge_the_node_files_fullest_first(tmp_path: Path) -> None:
     card = make_card(multiple_results="perf.csv")
     (tmp_path / "n0").mkdir()
     (tmp_path / "n1").mkdir()
@@ -235,7 +235,9 @@ def test_multiple_results_picks_the_node_file_with_most_values(tmp_path: Path) -
     master = results_csv(tmp_path / "n2", "perf.csv", "model,performance,metric\na,5,x\nb,6,x\n")
     result = run_judge(card, outcome(tmp_path, "", result_files=[worker, broken, master]))
     assert result.status == SUCCESS
-    assert [r["performance"] for r in result.rows] == ["5", "6"]
+    # the fullest file gives the rows; b has a number on two nodes: summed (unknown metric: madengine sums)
+    assert [r["performance"] for r in result.rows] == ["5", "7"]
+    assert result.properties["aggregation.b.per_node"] == "6,1"
 
 
 def test_multiple_results_missing_file_is_sanity_failure_with_trap(tmp_path: Path) -> None:

@@ -10,12 +10,15 @@ from typing import Any
 
 from ...errors import MadError
 from ...jsonfile import require_object
-from ...workload.launchers import Launcher, get_launcher
+from ...workload.launchers import Launcher, disagg_split, get_launcher
 
 # Values that end up on #SBATCH lines: no whitespace, quotes or newlines.
 _SAFE = re.compile(r"^[A-Za-z0-9_.,:=@%+/\[\]-]*$")
 _TIME = re.compile(r"^(\d+-)?\d+(:\d{1,2}){0,2}$")
-_TEXT_KEYS = ("partition", "reservation", "nodelist", "account", "qos")
+_TEXT_KEYS = ("partition", "reservation", "nodelist", "account", "qos", "constraint", "exclude", "mem")
+# madengine's names for our shared run dir (its job collection dir / workspace), first given wins
+_SHARED_DIR_KEYS = ("shared_dir", "shared_workspace", "output_dir", "results_dir")
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 DISTRIBUTIONS = ("auto", "registry", "tar", "build", "local")
 
 
@@ -39,6 +42,20 @@ class JobConfig:
     barrier_timeout: int = 1800
     shared_dir: str = ""
     python: str = ""
+    constraint: str = ""
+    exclude: str = ""
+    mem: str = ""
+    modules: tuple[str, ...] = ()  # `module load` before the nodes start
+    network_interface: str = ""  # NCCL_SOCKET_IFNAME / GLOO_SOCKET_IFNAME
+    env_vars: tuple[tuple[str, str], ...] = ()  # slurm.env_vars: exported in the job and the containers
+
+    @property
+    def job_env(self) -> dict[str, str]:
+        """What the job adds to every node's container: the network interface and ``env_vars``."""
+        env = dict(self.env_vars)
+        if self.network_interface:
+            env.update(NCCL_SOCKET_IFNAME=self.network_interface, GLOO_SOCKET_IFNAME=self.network_interface)
+        return env
 
 
 def load_preset() -> dict[str, dict[str, Any]]:
@@ -74,7 +91,8 @@ def _int(value: Any, where: str, *, minimum: int = 0) -> int:
 
 
 def _text(values: dict[str, Any], key: str) -> str:
-    text = str(values.get(key) or "").strip()
+    value = values.get(key)
+    text = "" if value in (None, "") else str(value).strip()  # mem=0 is SLURM's "all the node's memory"
     if not _SAFE.match(text):
         raise MadError(f"{text!r} contains spaces or characters sbatch would misread",
                        where=f"slurm.{key}", fix="give a plain SLURM name or list")
@@ -94,6 +112,26 @@ def _extra_options(value: Any) -> tuple[str, ...]:
             raise MadError(f"sbatch option {item!r} is not an option", where="slurm.extra_sbatch_options",
                            fix='give options such as "--mem=0", one per list item')
     return tuple(items)
+
+
+def _modules(value: Any) -> tuple[str, ...]:
+    items = value.split() if isinstance(value, str) else [str(item) for item in value or []]
+    for item in items:
+        if not _SAFE.match(item):
+            raise MadError(f"module {item!r} is not a module name", where="slurm.modules",
+                           fix='list module names, e.g. ["rocm/6.2.0", "gcc"]')
+    return tuple(items)
+
+
+def _env_vars(value: Any) -> tuple[tuple[str, str], ...]:
+    if value in (None, ""):
+        return ()
+    require_object(value, "'slurm.env_vars'", where="slurm.env_vars", fix='write it as {"NCCL_DEBUG": "INFO"}')
+    bad = [key for key in value if not _NAME.match(str(key))]
+    if bad:
+        raise MadError(f"{bad[0]!r} is not an environment variable name", where="slurm.env_vars",
+                       fix="use letters, digits and underscores, starting with a letter")
+    return tuple((str(key), str(item)) for key, item in value.items())
 
 
 def _time_limit(value: Any, timeout: int | None) -> str:
@@ -124,6 +162,8 @@ def resolve(card: Any, context: dict[str, Any], *, timeout: int | None) -> JobCo
     dist = _merged("distributed", card, context)
     launcher = get_launcher(dist.get("launcher"))
     nnodes = _node_count(card, context)
+    if launcher.kind == "sglang-disagg":
+        disagg_split(nnodes, dist)  # 3+ nodes and a consistent prefill/decode split, before submitting
     gpus_per_node = _int(slurm.get("gpus_per_node") or 0, "slurm.gpus_per_node")
     nproc = dist.get("nproc_per_node") or gpus_per_node or (card.n_gpus if card.n_gpus > 0 else 1)
     distribution = str(slurm.get("image_distribution") or "auto")
@@ -135,14 +175,18 @@ def resolve(card: Any, context: dict[str, Any], *, timeout: int | None) -> JobCo
         nnodes=nnodes,
         nproc_per_node=_int(nproc, "distributed.nproc_per_node", minimum=1),
         gpus_per_node=gpus_per_node,
-        master_port=_int(dist.get("master_port") or 29500, "distributed.master_port", minimum=1),
+        master_port=_int(dist.get("port") or dist.get("master_port") or 29500,  # `port`: madengine's name
+                         "distributed.port" if dist.get("port") else "distributed.master_port", minimum=1),
         time=_time_limit(slurm.get("time"), timeout),
         exclusive=bool(slurm.get("exclusive")),
         extra_sbatch_options=_extra_options(slurm.get("extra_sbatch_options")),
         max_pending_seconds=_int(slurm.get("max_pending_seconds") or 86400, "slurm.max_pending_seconds"),
         image_distribution=distribution,
         barrier_timeout=_int(slurm.get("barrier_timeout") or 1800, "slurm.barrier_timeout", minimum=1),
-        shared_dir=str(slurm.get("shared_dir") or ""),
+        shared_dir=str(next((slurm[key] for key in _SHARED_DIR_KEYS if slurm.get(key)), "")),
         python=str(slurm.get("python") or ""),
+        modules=_modules(slurm.get("modules")),
+        network_interface=_text(slurm, "network_interface"),
+        env_vars=_env_vars(slurm.get("env_vars")),
         **{key: _text(slurm, key) for key in _TEXT_KEYS},
     )

@@ -18,7 +18,7 @@ from typing import Any
 
 from ...context import Context
 from ...fileio import atomic_write_json
-from ...workload.launchers import distributed_env, get_launcher
+from ...workload.launchers import distributed_env, get_launcher, merged_distributed
 from ...workload.run import RunRequest
 from . import spec as specfile
 from .node_image import barrier, ensure_image, report_failure
@@ -43,6 +43,35 @@ def node_gpus(gpus_per_node: int) -> tuple[int, ...]:
     return tuple(range(gpus_per_node))
 
 
+def job_env(rank: int, nnodes: int) -> dict[str, str]:
+    """madengine's SLURM job variables (``job.sh.j2``), as the model's container sees them."""
+    local_rank = os.environ.get("SLURM_LOCALID") or "0"
+    return {
+        "MAD_DEPLOYMENT_TYPE": "slurm",
+        "MAD_SLURM_JOB_ID": os.environ.get("SLURM_JOB_ID", ""),
+        "MAD_NODE_RANK": str(rank),
+        "MAD_TOTAL_NODES": str(nnodes),
+        "MAD_IN_SLURM_JOB": "1",
+        "MAD_COLLECT_METRICS": "true" if rank == 0 else "false",  # only the master node reports
+        "RANK": str(rank),
+        "LOCAL_RANK": local_rank,
+        "TORCH_ELASTIC_RDZV_TIMEOUT": "3600",
+    }
+
+
+def node_env(spec: dict[str, Any], rank: int, node: str) -> dict[str, str]:
+    """Rendezvous, runner and launcher contract (``launchers.distributed_env``) plus the job variables."""
+    card, context = spec.get("card") or {}, spec.get("context") or {}
+    env = distributed_env(
+        get_launcher(spec["launcher"]), nnodes=spec["nnodes"], nproc_per_node=spec["nproc_per_node"],
+        node_rank=rank, master_addr=os.environ.get("MASTER_ADDR") or node, master_port=spec["master_port"],
+        distributed=merged_distributed(card.get("distributed"), context.get("distributed")),
+        model_name=str(card.get("name") or ""), node_ips=os.environ.get("SGLANG_NODE_IPS", ""))
+    env.update(job_env(rank, spec["nnodes"]))
+    env.update(spec.get("job_env") or {})  # slurm.network_interface, slurm.env_vars
+    return env
+
+
 def node_context(spec: dict[str, Any], env: dict[str, str]) -> Context:
     """The controller's context with this node's launcher variables; host facts detected here."""
     data = dict(spec["context"])
@@ -61,14 +90,11 @@ def run_node(spec_path: Path) -> int:
     result: dict[str, Any] = {"rank": rank, "node": node, "started": time.time(), "exit_code": None,
                               "timed_out": False, "error": "", "result_files": [], "model_started": None}
     log_path = run_dir / f"node-{rank}.log"
-    launcher = get_launcher(spec["launcher"])
-    env = distributed_env(launcher, nnodes=spec["nnodes"], nproc_per_node=spec["nproc_per_node"],
-                          node_rank=rank, master_addr=os.environ.get("MASTER_ADDR") or node,
-                          master_port=spec["master_port"])
-    result["env"] = env
     target = None
     signal.signal(signal.SIGTERM, _terminate)
     try:
+        env = node_env(spec, rank, node)
+        result["env"] = env
         card = specfile.card_from_json(spec["card"])
         image = specfile.image_from_json(spec["image"])
         context = node_context(spec, env)

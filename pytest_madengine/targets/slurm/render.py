@@ -44,4 +44,6 @@ def render_job_script(config: JobConfig, inputs: ScriptInputs) -> str:
         partition=config.partition, time=config.time, exclusive=config.exclusive,
         reservation=config.reservation, nodelist=config.nodelist, account=config.account,
         qos=config.qos, extra_sbatch_options=config.extra_sbatch_options,
+        constraint=config.constraint, exclude=config.exclude, mem=config.mem, modules=config.modules,
+        job_env=sorted(config.job_env.items()),
     )

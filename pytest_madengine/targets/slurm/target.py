@@ -149,7 +149,7 @@ class SlurmTarget:
             "launcher": config.launcher.name, "nnodes": config.nnodes,
             "nproc_per_node": config.nproc_per_node, "gpus_per_node": config.gpus_per_node,
             "master_port": config.master_port, "image_distribution": config.image_distribution,
-            "barrier_timeout": config.barrier_timeout,
+            "barrier_timeout": config.barrier_timeout, "job_env": config.job_env,
         })
         inputs = ScriptInputs(
             model=request.card.name, job_name=f"mad-{object_name(request.card.name)}"[:120],

@@ -14,8 +14,12 @@
 #SBATCH --nodelist=node[1-2]
 #SBATCH --account=perf
 #SBATCH --qos=high
+#SBATCH --constraint=mi300x
+#SBATCH --exclude=node9
 #SBATCH --mem=0
+#SBATCH --gres=gpu:8
 set -uo pipefail
+module load rocm/6.2.0
 
 # Rendezvous: the first node of the allocation is the master.
 MASTER_ADDR="$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)"
@@ -29,6 +33,9 @@ export MAD_LAUNCHER=deepspeed
 export NCCL_ASYNC_ERROR_HANDLING=1
 export TORCH_NCCL_ASYNC_ERROR_HANDLING=1
 export OMP_NUM_THREADS=1
+export GLOO_SOCKET_IFNAME=ib0
+export NCCL_DEBUG=INFO
+export NCCL_SOCKET_IFNAME=ib0
 export PYTHONPATH=/opt/pytest-madengine${PYTHONPATH:+:$PYTHONPATH}
 
 # NODE_RANK and MAD_MULTI_NODE_RUNNER are set per node by slurm_node (from SLURM_NODEID).

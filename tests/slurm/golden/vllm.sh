@@ -14,8 +14,12 @@
 #SBATCH --nodelist=node[1-2]
 #SBATCH --account=perf
 #SBATCH --qos=high
+#SBATCH --constraint=mi300x
+#SBATCH --exclude=node9
 #SBATCH --mem=0
+#SBATCH --gres=gpu:8
 set -uo pipefail
+module load rocm/6.2.0
 
 # Rendezvous: the first node of the allocation is the master.
 MASTER_ADDR="$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)"
@@ -25,8 +29,11 @@ export NNODES=2
 export NPROC_PER_NODE=8
 export WORLD_SIZE=$((NNODES * NPROC_PER_NODE))
 export MAD_LAUNCHER=vllm
-# vllm: tensor parallel inside a node, pipeline parallel across nodes; rank 0 serves the API.
+# vllm: each node serves with tensor parallelism over its GPUs; the script reads VLLM_* sizes.
 export VLLM_WORKER_MULTIPROC_METHOD=spawn
+export GLOO_SOCKET_IFNAME=ib0
+export NCCL_DEBUG=INFO
+export NCCL_SOCKET_IFNAME=ib0
 export PYTHONPATH=/opt/pytest-madengine${PYTHONPATH:+:$PYTHONPATH}
 
 # NODE_RANK and MAD_MULTI_NODE_RUNNER are set per node by slurm_node (from SLURM_NODEID).

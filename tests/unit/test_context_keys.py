@@ -1,0 +1,45 @@
+"""Context keys madengine honours (model_args, GPU-count overrides, MAD_ROCM_PATH, per-card log scan)."""
+from __future__ import annotations
+
+import pytest
+
+from pytest_madengine.context import build_context, card_overrides
+from pytest_madengine.errors import MadError
+from pytest_madengine.host import HostFacts
+from pytest_madengine.results.errorscan import scan_config, scan_errors
+from pytest_madengine.workload.known_keys import cards_unknown, context_unknown, key_warnings
+
+
+def test_gpu_count_overrides_follow_madengines_precedence() -> None:
+    assert card_overrides({"ngpus": 2, "gpu_count": "4", "model_args": "--x 1"}) == {"args": "--x 1", "n_gpus": 4}
+    assert card_overrides({"gpus_per_node": 8, "n_gpus": 1}) == {"n_gpus": 8}
+    assert card_overrides({}) == {}
+
+
+def test_bad_gpu_count_and_model_args_are_clear_errors() -> None:
+    with pytest.raises(MadError, match="'num_gpus' = 'many' is not a GPU count"):
+        build_context(context_text="{'num_gpus': 'many'}", host=HostFacts())
+    with pytest.raises(MadError, match="'model_args' must be a string"):
+        build_context(context_text="{'model_args': ['--a']}", host=HostFacts())
+
+
+def test_mad_rocm_path_sets_the_hosts_rocm_root() -> None:
+    context = build_context(context_text="{'MAD_ROCM_PATH': '/opt/rocm-6.2.0'}", host=HostFacts())
+    assert context.get("rocm_path") == "/opt/rocm-6.2.0"
+
+
+def test_card_log_scan_keys_apply_under_the_context() -> None:
+    card = {"log_error_benign_patterns": ["ValueError: fine"], "log_error_pattern_scan": False}
+    assert scan_errors("ValueError: fine\n", scan_config(card, {"log_error_pattern_scan": True})) is None
+    assert scan_errors("ValueError: bad\n", scan_config(card, {"log_error_pattern_scan": True})) == "ValueError: bad"
+    assert scan_errors("ValueError: bad\n", scan_config(card, {})) is None  # the card turned the scan off
+    both = scan_config(card, {"log_error_benign_patterns": ["other"]})
+    assert both["log_error_benign_patterns"] == ["ValueError: fine", "other"]
+
+
+def test_unknown_keys_are_named_with_their_source_once() -> None:
+    found = context_unknown({"gpu_vendor": "AMD", "typo": 1, "slurm": {"partitoin": "x", "partition": "y"}}, "ctx.json")
+    assert found == [("typo", "ctx.json"), ("slurm.partitoin", "ctx.json")]
+    cards = cards_unknown([({"name": "a", "extra": 1}, "models.json"), ({"name": "b", "extra": 2}, "models.json")])
+    seen: set = set()
+    assert len(key_warnings(cards, seen)) == 1 and key_warnings(cards, seen) == []

@@ -21,6 +21,8 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from pytest_madengine.context import Context
+from pytest_madengine.host import HostFacts
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -41,16 +43,6 @@ def make_package(root: Path, count: int, prefix: str) -> list[dict]:
              for i in range(count)]
     (root / "models.json").write_text(json.dumps(cards, indent=1))
     return cards
-
-
-class BenchContext:
-    def __init__(self) -> None:
-        self.data = dict(AMD)
-        self.gpu_vendor, self.guest_os, self.gpu_architecture = "AMD", "UBUNTU", ""
-        self.docker_env_vars: dict = {}
-        self.docker_build_args: dict = {}
-        self.docker_mounts: dict = {}
-        self.host = None
 
 
 def timed(label: str, action) -> float:
@@ -81,7 +73,7 @@ def main() -> None:
     prefix = f"bench{uuid.uuid4().hex[:6]}_"
     raw_cards = make_package(package, args.models, prefix)
     cards = [ModelCard.from_dict(raw, source="models.json") for raw in raw_cards]
-    context = BenchContext()
+    context = Context.from_json(AMD, host=HostFacts())
     dockerfile = package / "docker" / "tiny.ubuntu.amd.Dockerfile"
     images = [ensure_image(card, dockerfile, package_root=package, context=context, clean_cache=False,
                            log_dir=work / "logs", lock_dir=work / "locks", client=client) for card in cards]

@@ -6,7 +6,7 @@ a context and the settings, live one layer up in ``workload.run``.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any, Union
+from typing import Any
 
 SUCCESS, FAILURE, SKIPPED = "SUCCESS", "FAILURE", "SKIPPED"
 
@@ -24,7 +24,7 @@ PERF_CSV_COLUMNS: tuple[str, ...] = (
 
 
 # A JSON value (what ``json.loads`` returns): configs a model reports, results files' records.
-JsonValue = Union[None, bool, int, float, str, list["JsonValue"], dict[str, "JsonValue"]]
+JsonValue = None | bool | int | float | str | list["JsonValue"] | dict[str, "JsonValue"]
 
 # The JUnit failure ``type`` of each phase, so CI can tell build, run and timeout failures apart.
 FAILURE_TYPES = {phase: f"mad.{phase}" for phase in PHASES}

@@ -37,7 +37,8 @@ from ..jsonfile import read_json, require_object
 from ..records import ImageRef
 
 META_KEY = "pytest_madengine"
-IMAGE_FIELDS = ("dockerfile", "base_docker", "docker_sha", "build_duration", "registry_image")
+IMAGE_FIELDS = ("dockerfile", "base_docker", "docker_sha", "build_duration", "registry_image", "image_id",
+                "build_command", "gpu_vendor", "gpu_architecture")
 _SECRET_KEY = re.compile(r"pass(word|wd)?|token|secret|credential|api[_-]?key|private[_-]?key", re.IGNORECASE)
 REDACTED = "<redacted>"
 
@@ -52,18 +53,33 @@ class BuiltImage:
     docker_sha: str = ""
     build_duration: float = 0.0
     registry_image: str = ""
+    image_id: str = ""  # ours: the built image's id (docker_sha is the base image's, as in madengine)
+    build_command: str = ""
+    gpu_vendor: str = ""
+    gpu_architecture: str = ""
+    log_file: str = ""
 
     @classmethod
     def from_ref(cls, image: ImageRef) -> BuiltImage:
-        return cls(name=image.name, **{key: getattr(image, key) for key in IMAGE_FIELDS})
+        return cls(name=image.name, log_file=image.build_log, **{key: getattr(image, key) for key in IMAGE_FIELDS})
 
     def to_ref(self) -> ImageRef:
-        return ImageRef(name=self.name, **{key: getattr(self, key) for key in IMAGE_FIELDS})
+        return ImageRef(name=self.name, build_log=self.log_file, **{key: getattr(self, key) for key in IMAGE_FIELDS})
 
     def to_json(self, model: str, registry: str | None) -> dict[str, Any]:
-        data = {"docker_image": self.name, "model": model, "registry": registry or ""}
+        """madengine's ``built_images`` entry (``docker_builder.py``): docker_image, dockerfile,
+        base_docker, docker_sha, build_duration, build_command, log_file, gpu_vendor, and
+        gpu_architecture when known; plus registry, registry_image and our image_id."""
+        data = {"docker_image": self.name, "model": model, "registry": registry or "", "log_file": self.log_file}
         data.update({key: getattr(self, key) for key in IMAGE_FIELDS})
+        if not data["gpu_architecture"]:
+            del data["gpu_architecture"]  # madengine writes it only when it knows one
         return data
+
+
+def is_secret_key(key: str) -> bool:
+    """Whether a key (context, build arg) looks like it holds a secret."""
+    return bool(_SECRET_KEY.search(str(key)))
 
 
 def scrub_secrets(value: Any) -> Any:
@@ -260,9 +276,9 @@ def _image_from(images: dict[str, Any], name: str, path: Path, key: str) -> Imag
         duration = float(info.get("build_duration") or 0)
     except (TypeError, ValueError):
         duration = 0.0
-    return ImageRef(name=str(info.get("docker_image") or name), dockerfile=str(info.get("dockerfile") or ""),
-                    base_docker=str(info.get("base_docker") or ""), docker_sha=str(info.get("docker_sha") or ""),
-                    build_duration=duration, registry_image=str(info.get("registry_image") or ""))
+    text = {key: str(info.get(key) or "") for key in IMAGE_FIELDS if key != "build_duration"}
+    return ImageRef(name=str(info.get("docker_image") or name), build_duration=duration,
+                    build_log=str(info.get("log_file") or ""), **text)
 
 
 def load_manifest(path: Path | str) -> Manifest:

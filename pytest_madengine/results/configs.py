@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import re
 import warnings
 from collections.abc import Mapping
@@ -110,7 +111,7 @@ def typed(value: str | None) -> JsonValue:
             number = kind(text)
         except ValueError:
             continue
-        return number if number == number and abs(number) != float("inf") else text
+        return number if math.isfinite(number) else text
     return text
 
 

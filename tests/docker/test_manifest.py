@@ -365,7 +365,10 @@ def test_build_push_then_run_pulled_images_from_another_directory(
         local = f"ci-{name}_tiny.ubuntu.amd"
         entry = data["built_images"][local]
         assert entry["registry_image"] == f"{registry.host}/{local}:latest"
-        assert entry["docker_sha"] == client.images.get(local).id
+        assert entry["image_id"] == client.images.get(local).id
+        assert entry["docker_sha"] == client.images.get("mad-test/busybox:latest").id  # the base image digest
+        assert entry["log_file"].endswith(f"{local}.build.log") and entry["gpu_vendor"] == "AMD"
+        assert entry["build_command"].startswith("docker build --network=host -t " + local)
         assert entry["dockerfile"] == "docker/tiny.ubuntu.amd.Dockerfile"
         assert entry["base_docker"] == "mad-test/busybox:latest" and entry["build_duration"] >= 0
         assert entry["registry"] == registry.host and entry["model"] == name

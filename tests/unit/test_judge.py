@@ -7,9 +7,9 @@ import pytest
 
 from pytest_madengine.cards import ModelCard
 from pytest_madengine.records import FAILURE, SKIPPED, SUCCESS, ImageRef
-from pytest_madengine.workload.run import RunOutcome
 from pytest_madengine.results.judge import build_rows, failed_result, judge, skipped_result, tail
 from pytest_madengine.results.sinks.perfcsv import COLUMNS
+from pytest_madengine.workload.run import RunOutcome
 
 IMAGE = ImageRef(name="ci-dummy_dummy.ubuntu.amd", dockerfile="docker/dummy.ubuntu.amd.Dockerfile",
                  base_docker="rocm/pytorch:latest", docker_sha="sha256:abc", build_duration=12.345)

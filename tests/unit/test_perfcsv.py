@@ -7,8 +7,6 @@ import sys
 import textwrap
 from pathlib import Path
 
-import pytest
-
 from pytest_madengine.results.sinks.perfcsv import COLUMNS, append_rows, read_rows, write_entry
 
 
@@ -186,15 +184,3 @@ def test_concurrent_header_extensions_lose_no_row(tmp_path: Path) -> None:
     assert {r["model"]: r[f"extra{r['model'][1]}"] for r in rows if r["model"].endswith("_10")} == {
         f"w{n}_10": f"e{n}" for n in range(4)}
     assert sum(1 for r in rows for n in range(4) if r[f"extra{n}"]) == 4
-
-
-class warnings_as_errors:
-    def __enter__(self) -> None:
-        import warnings
-
-        self._catcher = warnings.catch_warnings()
-        self._catcher.__enter__()
-        warnings.simplefilter("error")
-
-    def __exit__(self, *exc: object) -> None:
-        self._catcher.__exit__(*exc)

@@ -1,0 +1,27 @@
+"""``python -m pytest_madengine``: commands around a MAD package's results.
+
+Each command module registers its commands with ``add_commands(groups)`` (groups such as
+``report`` are shared through ``reports.commands.CommandGroups``) and sets a ``handler`` on each
+parser; ``run(args)`` of the module that registered the command carries it out.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse ``argv`` (default: the command line) and run the command; the exit status."""
+    from .reports import cli as reports_cli
+    from .reports.commands import CommandGroups
+
+    parser = argparse.ArgumentParser(prog="python -m pytest_madengine",
+                                     description="Results of MAD package sessions run by pytest-madengine.")
+    groups = CommandGroups(parser.add_subparsers(dest="command", required=True, metavar="COMMAND"))
+    reports_cli.add_commands(groups)
+    return reports_cli.run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import html
 import json
+import math
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -60,7 +61,7 @@ def _number(text: str) -> float | None:
         value = float(text)
     except (TypeError, ValueError):
         return None
-    return value if value == value and abs(value) != float("inf") else None
+    return value if math.isfinite(value) else None
 
 
 def chart_spec(table: Table) -> dict[str, object]:

@@ -316,7 +316,7 @@ def _image_from(images: dict[str, Any], name: str, path: Path, key: str) -> Imag
         duration = float(info.get("build_duration") or 0)
     except (TypeError, ValueError):
         duration = 0.0
-    text = {key: str(info.get(key) or "") for key in IMAGE_FIELDS if key != "build_duration"}
+    text: dict[str, Any] = {key: str(info.get(key) or "") for key in IMAGE_FIELDS if key != "build_duration"}
     return ImageRef(name=str(info.get("docker_image") or name), build_duration=duration,
                     build_log=str(info.get("log_file") or ""), **text)
 

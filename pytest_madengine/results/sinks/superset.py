@@ -36,9 +36,9 @@ SUPER_FIELDS = ("configs", "multi_results")  # JSON-valued columns, written as J
 def super_records(result: ModelResult) -> list[Record]:
     """The records one model run adds to ``perf_super.json``."""
     if not (is_multiple(result) and result.status == SUCCESS):
-        record = single_record(result)
-        record["multi_results"] = None
-        return [record]
+        single = single_record(result)
+        single["multi_results"] = None
+        return [single]
     shared = common_info(result)
     records = []
     for row, with_config in zip(result.rows, row_records(result)):
@@ -115,4 +115,4 @@ class PerfSuperSink:
     def finish(self) -> list[str]:
         if not self.added:
             return []
-        return [f"{self.added} record(s) added to {self.json_path} (perf_super.csv, perf_entry_super.* beside it)"]
+        return [f"{self.added} record(s) added to {self.json_path}"]

@@ -1,4 +1,9 @@
-"""``python -m pytest_madengine``: commands around a MAD package's results (history, reports)."""
+"""``python -m pytest_madengine``: commands around a MAD package's results.
+
+Each command module registers its commands with ``add_commands(groups)`` (groups such as
+``report`` are shared through ``reports.commands.CommandGroups``) and sets a ``handler`` on each
+parser (``handler(args, out) -> exit status``), which ``reports.cli.run`` calls.
+"""
 from __future__ import annotations
 
 import argparse
@@ -8,13 +13,16 @@ from collections.abc import Sequence
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse ``argv`` (default: the command line) and run the command; the exit status."""
-    from .history import cli
+    from .history import cli as history_cli
+    from .reports import cli as reports_cli
+    from .reports.commands import CommandGroups
 
     parser = argparse.ArgumentParser(prog="python -m pytest_madengine",
                                      description="Results of MAD package sessions run by pytest-madengine.")
-    commands = parser.add_subparsers(dest="command", required=True)
-    cli.add_commands(commands)
-    return cli.run(parser.parse_args(argv))
+    groups = CommandGroups(parser.add_subparsers(dest="command", required=True, metavar="COMMAND"))
+    reports_cli.add_commands(groups)
+    history_cli.add_commands(groups)
+    return reports_cli.run(parser.parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -23,6 +23,13 @@ PERF_CSV_COLUMNS: tuple[str, ...] = (
 )
 
 
+# A JSON value (what ``json.loads`` returns): configs a model reports, results files' records.
+JsonValue = None | bool | int | float | str | list["JsonValue"] | dict[str, "JsonValue"]
+
+# The JUnit failure ``type`` of each phase, so CI can tell build, run and timeout failures apart.
+FAILURE_TYPES = {phase: f"mad.{phase}" for phase in PHASES}
+
+
 @dataclass(frozen=True)
 class ImageRef:
     """An image ready to run: built here, reused by content hash, pulled, or given."""
@@ -30,11 +37,15 @@ class ImageRef:
     name: str  # e.g. ci-dummy_dummy.ubuntu.amd (or a registry reference)
     dockerfile: str = ""  # package-relative Dockerfile path ('' when not built by us)
     base_docker: str = ""
-    docker_sha: str = ""  # image id (sha256:...)
+    docker_sha: str = ""  # madengine's meaning: the base image's digest (sha256:...; '' when unknown)
     build_duration: float = 0.0
     registry_image: str = ""
     reused: bool = False  # True when an existing image with the same content hash was used
     build_log: str = ""
+    image_id: str = ""  # the built image's own id (sha256:...)
+    build_command: str = ""  # the build as one display line (never run through a shell)
+    gpu_vendor: str = ""  # AMD / NVIDIA / '' as madengine infers it from the Dockerfile
+    gpu_architecture: str = ""  # the MAD_SYSTEM_GPU_ARCHITECTURE the image was built for ('' = any)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -50,7 +61,7 @@ class ModelResult:
     reason: str = ""
     performance: str = ""
     metric: str = ""
-    rows: list[dict[str, str]] = field(default_factory=list)  # perf.csv rows (29 columns)
+    rows: list[dict[str, str]] = field(default_factory=list)  # perf.csv rows: the 29 columns, then extras
     log_path: str = ""
     log_tail: str = ""
     image: str = ""
@@ -62,6 +73,7 @@ class ModelResult:
     # More JUnit properties (multi-node aggregation, reference band, baseline, repeat statistics).
     properties: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)  # for the terminal summary (e.g. no baseline yet)
+    configs: JsonValue = None  # the file the card's ``--config`` arg names, loaded (madengine's configs)
 
     @property
     def passed(self) -> bool:

@@ -75,10 +75,13 @@ def _run_once(session: MadSession, item: pytest.Item, card: ModelCard, context: 
 
 def _judge(session: MadSession, card: ModelCard, context: Context, image: ImageRef, gpus: tuple[int, ...],
            outcome: RunOutcome) -> ModelResult:
+    from .results.configs import load_configs
     from .results.judge import judge
 
     hook = session.config.hook
-    return judge(card, outcome, image=image, context=context.data, gpus=gpus,
-                 nnodes=int(str(outcome.extra.get("nnodes", 1))), deployment_type=session.target.deployment_type,
-                 launcher=str(outcome.extra.get("launcher", "")),
-                 parse_hook=lambda c, text: hook.pytest_madengine_parse_performance(card=c, log_text=text))
+    result = judge(card, outcome, image=image, context=context.data, gpus=gpus,
+                   nnodes=int(str(outcome.extra.get("nnodes", 1))), deployment_type=session.target.deployment_type,
+                   launcher=str(outcome.extra.get("launcher", "")),
+                   parse_hook=lambda c, text: hook.pytest_madengine_parse_performance(card=c, log_text=text))
+    result.configs = load_configs(card, session.settings.package)
+    return result

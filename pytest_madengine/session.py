@@ -226,9 +226,11 @@ class MadSession:
 
     @cached_property
     def recorder(self) -> Recorder:
+        from .results.sinks.entries import PerfEntrySink
         from .results.sinks.junit import JUnitSink
         from .results.sinks.perfcsv import PerfCsvSink
         from .results.sinks.summary import SummarySink
+        from .results.sinks.superset import PerfSuperSink
 
         xmlpath = getattr(self.config.option, "xmlpath", None)
         width = self.config.get_terminal_writer().fullwidth
@@ -237,7 +239,9 @@ class MadSession:
         if self.settings.build_only:  # builds append nothing to perf.csv: the last run's entry stays
             sinks = [SummarySink(width, manifest=self.settings.manifest_output), junit]
         else:
-            sinks = [SummarySink(width), PerfCsvSink(self.settings.perf_csv), junit]
+            results_dir = self.settings.perf_csv.parent  # madengine writes them all in one directory
+            sinks = [SummarySink(width), PerfCsvSink(self.settings.perf_csv), PerfEntrySink(results_dir),
+                     PerfSuperSink(results_dir), junit]
             if self.history_sink is not None:
                 sinks.append(self.history_sink)
         return Recorder(sinks, on_recorded=lambda result: self.config.hook.pytest_madengine_result_recorded(

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,6 +58,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("log-dir", "str", "directory for build and run logs (default mad_logs)", "mad_logs"),
     Option("disable-skip-gpu-arch", "bool", "run models even when skip_gpu_arch matches", False),
     Option("discover-timeout", "int", "seconds a get_models_json.py may run (default 120)", 120),
+    Option("target-archs", "list", "with --mad-build-only: build one image per GPU architecture "
+           "(<image>_<arch>, build arg MAD_SYSTEM_GPU_ARCHITECTURE), e.g. gfx942,gfx90a; repeatable"),
     Option("slurm-jobs", "int", "SLURM jobs kept in the queue at once when -n is not given: that many "
            "xdist workers submit and follow them (default 8; 1 = one at a time)", 8),
     Option("history", "str", "results history (SQLite): PATH, or none for no history "
@@ -128,6 +131,7 @@ class Settings:
     fail_on_regression: float | None = None  # percent
     repeat: int = 1
     max_cv: float | None = None  # percent
+    target_archs: tuple[str, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -228,8 +232,28 @@ def from_config(config: pytest.Config, namespace: argparse.Namespace | None = No
         disable_skip_gpu_arch=bool(values["mad_disable_skip_gpu_arch"]),
         discover_timeout=_as_int(option("discover-timeout"), values["mad_discover_timeout"]) or 120,
         slurm_jobs=max(1, _as_int(option("slurm-jobs"), values["mad_slurm_jobs"]) or 8),
+        target_archs=_target_archs(values["mad_target_archs"], bool(values["mad_build_only"])),
         **_results_settings(values, package),
     )
+
+
+_ARCH_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+
+
+def _target_archs(values: list[str], build_only: bool) -> tuple[str, ...]:
+    archs = _split_tags(values)
+    if not archs:
+        return ()
+    flag = option("target-archs").flag
+    bad = [arch for arch in archs if not _ARCH_NAME.match(arch)]
+    if bad:
+        raise pytest.UsageError(f"{flag}: {bad[0]!r} is not a GPU architecture name. Fix: list names such as "
+                                f"{flag} gfx942,gfx90a.")
+    if not build_only:
+        raise pytest.UsageError(f"{flag} builds per-architecture images for a build manifest, so it needs "
+                                f"--mad-build-only. Fix: add --mad-build-only, then run the manifest with "
+                                "--mad-manifest on each host (it picks the image of the host's architecture).")
+    return tuple(dict.fromkeys(archs))
 
 
 def _results_settings(values: dict[str, Any], package: Path) -> dict[str, Any]:

@@ -17,16 +17,16 @@ from pathlib import Path
 from typing import TextIO
 
 from ..errors import MadError
+from ..reports.commands import CommandGroups
 from .schema import EXTRA_COLUMNS, PERF_COLUMNS
 from .store import HistoryStore, Match
 
 SESSION_EXPORT = ("session_id", "session_started", "session_host", "session_target", "session_git_commit")
 
 
-def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add ``history`` and ``report`` to the ``python -m pytest_madengine`` parser."""
-    history = commands.add_parser("history", help="list sessions, show a model's trend, export CSV")
-    actions = history.add_subparsers(dest="action", required=True)
+def add_commands(groups: CommandGroups) -> None:
+    """Add ``history list|show|export`` and ``report dashboard`` to ``python -m pytest_madengine``."""
+    actions = groups.group("history", "list sessions, show a model's trend, export CSV")
     listing = actions.add_parser("list", help="sessions, newest first")
     listing.add_argument("--limit", type=int, default=20, help="at most this many sessions (default 20; 0 = all)")
     show = actions.add_parser("show", help="one model's values per session")
@@ -35,9 +35,8 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     export.add_argument("file", type=Path, help="CSV file to write ('-' = standard output)")
     export.add_argument("--session", help="only this session")
     export.add_argument("--model", help="only this row model")
-    report = commands.add_parser("report", help="reports made from the history")
-    kinds = report.add_subparsers(dest="action", required=True)
-    dashboard = kinds.add_parser("dashboard", help="self-contained HTML dashboard")
+    kinds = groups.group("report", "reports made from perf.csv files and the history")
+    dashboard = kinds.add_parser("dashboard", help="self-contained HTML dashboard of the history")
     dashboard.add_argument("-o", "--output", type=Path, default=Path("mad_dashboard.html"),
                            help="HTML file to write (default mad_dashboard.html)")
     dashboard.add_argument("--references", type=Path, help="references file: draws the reference bands")
@@ -46,6 +45,7 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     for parser in (listing, show, export, dashboard):
         parser.add_argument("--history", type=Path, default=Path(".mad") / "history.sqlite",
                             help="history file (default .mad/history.sqlite)")
+        parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace, out: TextIO | None = None) -> int:

@@ -11,6 +11,9 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import shlex
+import tarfile
+import tempfile
 import threading
 import time
 from collections import deque
@@ -23,6 +26,8 @@ from typing import Any
 from ..errors import MadError
 from ..fileio import locked
 from ..records import ImageRef
+from . import buildkit
+from .buildinfo import arch_default, base_digest, gpu_vendor_of
 from .client import docker_client
 from .dockerfiles import image_name
 
@@ -39,6 +44,8 @@ _PREDEFINED_ARGS = {name for base in ("HTTP_PROXY", "HTTPS_PROXY", "FTP_PROXY", 
 _ARG = re.compile(r"^\s*ARG\s+([A-Za-z_][A-Za-z0-9_]*)(?:=(\S*))?", re.IGNORECASE | re.MULTILINE)
 _FROM = re.compile(r"^\s*FROM\s+(?:--platform=\S+\s+)?(\S+)", re.IGNORECASE | re.MULTILINE)
 _VAR = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?")
+ARCH_ARG = "MAD_SYSTEM_GPU_ARCHITECTURE"
+TOOLS_DISPLAY = buildkit.TOOLS_DIR.as_posix()
 _process_lock = threading.Lock()
 # Per-process cache of file digests: every item of a session re-checks its image's context.
 _file_digests: dict[tuple[str, int, int, int, int], bytes] = {}
@@ -54,6 +61,23 @@ class BuildSpec:
     build_args: dict[str, str]
     base_docker: str
     content_hash: str
+    buildkit: str = ""  # why the Dockerfile needs BuildKit ('' = the classic builder through the SDK)
+    tools_dir: Path | None = None  # docker/common, when the Dockerfile reads the tools build context
+    tools_files: tuple[str, ...] = ()
+    gpu_vendor: str = ""
+    gpu_architecture: str = ""
+
+    def build_command(self, nocache: bool) -> str:
+        """The build as one display line (madengine's manifest ``build_command``; secrets masked)."""
+        from .manifest import REDACTED, is_secret_key
+
+        argv = ["docker", "build", *(["--no-cache"] if nocache else []), "--network=host"]
+        if self.tools_dir is not None:
+            argv += ["--build-context", f"tools={TOOLS_DISPLAY}"]
+        argv += ["-t", self.image, "-f", self.dockerfile_rel]
+        for key, value in sorted(self.build_args.items()):
+            argv += ["--build-arg", f"{key}={REDACTED if is_secret_key(key) else value}"]
+        return " ".join(shlex.quote(part) for part in [*argv, str(self.context_dir)])
 
 
 def dockerfile_args(text: str) -> dict[str, str | None]:
@@ -131,8 +155,21 @@ def _hash_file(digest: Any, path: Path, stat: os.stat_result) -> None:
     digest.update(file_digest)
 
 
+def _tools(card: Any, package_root: Path, text: str) -> tuple[Path | None, tuple[str, ...]]:
+    """The package's docker/common and its files, when the Dockerfile reads the tools context."""
+    if not buildkit.uses_tools(text):
+        return None, ()
+    tools_dir = package_root / buildkit.TOOLS_DIR
+    if not tools_dir.is_dir():
+        raise MadError(f"the Dockerfile reads the 'tools' build context (--from=tools), but the package has no "
+                       f"{TOOLS_DISPLAY} directory", where=f"{card.source}: card {card.name!r}",
+                       fix=f"create {TOOLS_DISPLAY} with the files the Dockerfile copies (madengine passes it "
+                           "as --build-context tools=docker/common)")
+    return tools_dir, tuple(context_files(tools_dir, None, []))
+
+
 def build_spec(card: Any, dockerfile: Path, *, package_root: Path, context: Any,
-               log_dir: Path | None = None) -> BuildSpec:
+               log_dir: Path | None = None, target_arch: str = "") -> BuildSpec:
     package_root = Path(package_root).resolve()
     dockerfile = Path(dockerfile).resolve()
     if card.dockercontext:
@@ -145,16 +182,25 @@ def build_spec(card: Any, dockerfile: Path, *, package_root: Path, context: Any,
         context_dir = dockerfile.parent
     text = dockerfile.read_text(errors="replace")
     args = build_args_for(text, card, context)
+    if target_arch and ARCH_ARG in dockerfile_args(text):
+        args[ARCH_ARG] = target_arch
+    tools_dir, tools_files = _tools(card, package_root, text)
     inside = dockerfile.is_relative_to(context_dir)
     rel = str(dockerfile.relative_to(context_dir)) if inside else None
     excludes = [str(Path(log_dir).resolve().relative_to(context_dir))] \
         if log_dir and Path(log_dir).resolve().is_relative_to(context_dir) else []
     files = context_files(context_dir, rel, excludes)
+    digest = content_hash(dockerfile, context_dir, files, args)
+    if tools_dir is not None:
+        digest = hashlib.sha256(f"{digest}\0tools\0{content_hash(dockerfile, tools_dir, tools_files, {})}"
+                                .encode()).hexdigest()
     return BuildSpec(
-        image=image_name(card, dockerfile), dockerfile=dockerfile,
+        image=image_name(card, dockerfile) + (f"_{target_arch}" if target_arch else ""), dockerfile=dockerfile,
         dockerfile_rel=_package_relative(dockerfile, package_root), context_dir=context_dir,
-        files=tuple(files), build_args=args, base_docker=base_image(text, args),
-        content_hash=content_hash(dockerfile, context_dir, files, args),
+        files=tuple(files), build_args=args, base_docker=base_image(text, args), content_hash=digest,
+        buildkit=buildkit.buildkit_reason(text), tools_dir=tools_dir, tools_files=tools_files,
+        gpu_vendor=gpu_vendor_of(dockerfile, text),
+        gpu_architecture=target_arch or args.get(ARCH_ARG) or arch_default(text),
     )
 
 
@@ -195,31 +241,39 @@ def find_reusable(client: Any, spec: BuildSpec) -> Any | None:
 
 
 def ensure_image(card: Any, dockerfile: Path, *, package_root: Path, context: Any, clean_cache: bool,
-                 log_dir: Path, lock_dir: Path | None, client: Any = None) -> ImageRef:
+                 log_dir: Path, lock_dir: Path | None, client: Any = None, target_arch: str = "") -> ImageRef:
     """Reuse the card's image when its content hash matches, else build it (once across workers).
 
     With ``clean_cache`` the image is rebuilt without the build cache, once per session: later
-    calls sharing ``lock_dir`` (other items, xdist workers) reuse that fresh build.
+    calls sharing ``lock_dir`` (other items, xdist workers) reuse that fresh build. ``target_arch``
+    builds the ``<image>_<arch>`` variant with ``MAD_SYSTEM_GPU_ARCHITECTURE=<arch>`` (madengine's
+    ``--target-archs``). Dockerfiles that need BuildKit are built with the docker CLI (``buildkit``).
     """
     if client is None:
         client = docker_client()
-    spec = build_spec(card, dockerfile, package_root=package_root, context=context, log_dir=log_dir)
+    spec = build_spec(card, dockerfile, package_root=package_root, context=context, log_dir=log_dir,
+                      target_arch=target_arch)
     log_path = Path(log_dir) / f"{spec.image}.build.log"
     with image_lock(lock_dir, spec.image):
         existing = find_reusable(client, spec)
         if existing is not None and (not clean_cache or _built_in_session(lock_dir, spec)):
-            return _ref(spec, existing.id, 0.0, reused=True, log_path=log_path)
+            return _ref(client, spec, existing.id, 0.0, reused=True, log_path=log_path, nocache=False)
         started = time.monotonic()
-        image_id = build_image(client, spec, card=card, nocache=clean_cache, log_path=log_path)
+        build = build_with_buildkit if spec.buildkit else build_image
+        image_id = build(client, spec, card=card, nocache=clean_cache, log_path=log_path)
         if clean_cache:
             _mark_built(lock_dir, spec)
-        return _ref(spec, image_id, time.monotonic() - started, reused=False, log_path=log_path)
+        return _ref(client, spec, image_id, time.monotonic() - started, reused=False, log_path=log_path,
+                    nocache=clean_cache)
 
 
-def _ref(spec: BuildSpec, image_id: str, duration: float, *, reused: bool, log_path: Path) -> ImageRef:
+def _ref(client: Any, spec: BuildSpec, image_id: str, duration: float, *, reused: bool, log_path: Path,
+         nocache: bool) -> ImageRef:
     return ImageRef(name=spec.image, dockerfile=spec.dockerfile_rel, base_docker=spec.base_docker,
-                    docker_sha=image_id, build_duration=round(duration, 3), reused=reused,
-                    build_log=str(log_path) if log_path.exists() else "")
+                    docker_sha=base_digest(client, spec.base_docker), build_duration=round(duration, 3),
+                    reused=reused, build_log=str(log_path) if log_path.exists() else "", image_id=image_id,
+                    build_command=spec.build_command(nocache), gpu_vendor=spec.gpu_vendor,
+                    gpu_architecture=spec.gpu_architecture)
 
 
 def _build_context(spec: BuildSpec) -> tuple[Any, str]:
@@ -248,7 +302,8 @@ def build_image(client: Any, spec: BuildSpec, *, card: Any, nocache: bool, log_p
             stream = client.api.build(
                 fileobj=archive, custom_context=True, dockerfile=dockerfile_name, tag=spec.image,
                 buildargs=spec.build_args, nocache=nocache, rm=True, forcerm=True, decode=True,
-                labels={HASH_LABEL: spec.content_hash, "pytest-madengine.dockerfile": spec.dockerfile_rel},
+                network_mode="host",  # madengine builds with --network=host
+                labels=_labels(spec),
             )
             for chunk in stream:
                 text = chunk.get("stream", "")
@@ -266,6 +321,55 @@ def build_image(client: Any, spec: BuildSpec, *, card: Any, nocache: bool, log_p
     if error:
         raise _build_error(client, spec, card, step, error, list(tail), log_path)
     return image_id or client.images.get(spec.image).id
+
+
+def _labels(spec: BuildSpec) -> dict[str, str]:
+    return {HASH_LABEL: spec.content_hash, "pytest-madengine.dockerfile": spec.dockerfile_rel}
+
+
+def _buildkit_context(spec: BuildSpec, directory: Path) -> Path:
+    """A tar of the hashed files, the Dockerfile (with the tools stage when needed) and docker/common."""
+    text = spec.dockerfile.read_text(errors="replace")
+    if spec.tools_dir is not None:
+        text = buildkit.with_tools_stage(text)
+    dockerfile = directory / _DOCKERFILE_IN_TAR
+    dockerfile.write_text(text)
+    archive = directory / "context.tar"
+    with tarfile.open(archive, "w", format=tarfile.GNU_FORMAT) as tar:  # the CLI does not take POSIX ustar on stdin
+        for rel in spec.files:
+            if Path(rel).name != ".dockerignore":  # already applied; BuildKit must not apply it twice
+                tar.add(spec.context_dir / rel, arcname=rel, recursive=False)
+        for rel in spec.tools_files:
+            tar.add(spec.tools_dir / rel, arcname=f"{buildkit.TOOLS_IN_TAR}/{rel}", recursive=False)  # type: ignore[operator]
+        tar.add(dockerfile, arcname=_DOCKERFILE_IN_TAR)
+    return archive
+
+
+def build_with_buildkit(client: Any, spec: BuildSpec, *, card: Any, nocache: bool, log_path: Path) -> str:
+    """Build with BuildKit through the docker CLI (argv list, context tar on stdin); the image id."""
+    cli = buildkit.find_build_cli()
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("w", encoding="utf-8") as log:
+        log.write(f"# image {spec.image} from {spec.dockerfile_rel}, context {spec.context_dir}\n")
+        log.write(f"# BuildKit ({spec.buildkit}) via {' '.join(cli.argv)}; nocache={nocache}; "
+                  f"build args: {', '.join(sorted(spec.build_args)) or 'none'}\n")
+        if spec.tools_dir is not None:
+            log.write(f"# tools build context = {TOOLS_DISPLAY} (a stage added before the first FROM: "
+                      "BuildKit's line numbers are 2 higher than the file's)\n")
+    options = ["--network=host", "--progress=plain", "-t", spec.image, "-f", _DOCKERFILE_IN_TAR]
+    options += [part for key, value in _labels(spec).items() for part in ("--label", f"{key}={value}")]
+    options += [part for key, value in sorted(spec.build_args.items()) for part in ("--build-arg", f"{key}={value}")]
+    options += ["--no-cache"] if nocache else []
+    with tempfile.TemporaryDirectory(prefix="pytest-madengine-build-") as tmp:
+        code, step, tail = buildkit.run_build(cli, options, _buildkit_context(spec, Path(tmp)), log_path)
+    if code != 0:
+        where = f"{card.source}: card {card.name!r}, Dockerfile {spec.dockerfile_rel}"
+        if spec.base_docker and spec.base_docker != "scratch" and not _image_exists(client, spec.base_docker):
+            raise _build_error(client, spec, card, step, f"docker build exited with {code}", tail, log_path)
+        problem, fix = buildkit.failure_problem(spec.image, step, tail, log_path,
+                                                buildkit.syntax_directive(spec.dockerfile.read_text(errors="replace")))
+        raise MadError(problem, where=where, fix=fix)
+    return str(client.images.get(spec.image).id)
 
 
 def _current_step(text: str) -> str:

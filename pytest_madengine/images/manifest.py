@@ -37,7 +37,8 @@ from ..jsonfile import read_json, require_object
 from ..records import ImageRef
 
 META_KEY = "pytest_madengine"
-IMAGE_FIELDS = ("dockerfile", "base_docker", "docker_sha", "build_duration", "registry_image")
+IMAGE_FIELDS = ("dockerfile", "base_docker", "docker_sha", "build_duration", "registry_image", "image_id",
+                "build_command", "gpu_vendor", "gpu_architecture")
 _SECRET_KEY = re.compile(r"pass(word|wd)?|token|secret|credential|api[_-]?key|private[_-]?key", re.IGNORECASE)
 REDACTED = "<redacted>"
 
@@ -52,18 +53,33 @@ class BuiltImage:
     docker_sha: str = ""
     build_duration: float = 0.0
     registry_image: str = ""
+    image_id: str = ""  # ours: the built image's id (docker_sha is the base image's, as in madengine)
+    build_command: str = ""
+    gpu_vendor: str = ""
+    gpu_architecture: str = ""
+    log_file: str = ""
 
     @classmethod
     def from_ref(cls, image: ImageRef) -> BuiltImage:
-        return cls(name=image.name, **{key: getattr(image, key) for key in IMAGE_FIELDS})
+        return cls(name=image.name, log_file=image.build_log, **{key: getattr(image, key) for key in IMAGE_FIELDS})
 
     def to_ref(self) -> ImageRef:
-        return ImageRef(name=self.name, **{key: getattr(self, key) for key in IMAGE_FIELDS})
+        return ImageRef(name=self.name, build_log=self.log_file, **{key: getattr(self, key) for key in IMAGE_FIELDS})
 
     def to_json(self, model: str, registry: str | None) -> dict[str, Any]:
-        data = {"docker_image": self.name, "model": model, "registry": registry or ""}
+        """madengine's ``built_images`` entry (``docker_builder.py``): docker_image, dockerfile,
+        base_docker, docker_sha, build_duration, build_command, log_file, gpu_vendor, and
+        gpu_architecture when known; plus registry, registry_image and our image_id."""
+        data = {"docker_image": self.name, "model": model, "registry": registry or "", "log_file": self.log_file}
         data.update({key: getattr(self, key) for key in IMAGE_FIELDS})
+        if not data["gpu_architecture"]:
+            del data["gpu_architecture"]  # madengine writes it only when it knows one
         return data
+
+
+def is_secret_key(key: str) -> bool:
+    """Whether a key (context, build arg) looks like it holds a secret."""
+    return bool(_SECRET_KEY.search(str(key)))
 
 
 def scrub_secrets(value: Any) -> Any:
@@ -84,19 +100,40 @@ def _lock_path(path: Path) -> Path:
     return Path(tempfile.gettempdir()) / f"pytest-madengine-manifest-{digest}.lock"
 
 
-def _card_entry(card: ModelCard, image_name: str) -> dict[str, Any]:
+def deployment_config(context: dict[str, Any]) -> dict[str, Any] | None:
+    """madengine's top-level ``deployment_config`` (``build_orchestrator._save_deployment_config``):
+    ``target`` (context ``deploy``, else slurm / k8s / local by which key the context has), the
+    context's ``slurm``, ``k8s``, ``kubernetes``, ``distributed``, ``vllm`` (those present),
+    ``env_vars`` without ``MIOPEN_USER_DB_PATH``, and ``debug``; None (no key) for a plain local
+    run, as madengine leaves it out then."""
+    target = context.get("deploy") or ("slurm" if context.get("slurm") else
+                                       "k8s" if context.get("k8s") or context.get("kubernetes") else "local")
+    env_vars = {k: v for k, v in (context.get("env_vars") or {}).items() if k != "MIOPEN_USER_DB_PATH"}
+    config: dict[str, Any] = {"target": target}
+    config.update({key: context[key] for key in ("slurm", "k8s", "kubernetes", "distributed", "vllm")
+                   if context.get(key) is not None})
+    config.update(env_vars=env_vars, debug=context.get("debug", False))
+    plain = {"target": "local", "env_vars": {}, "debug": False}
+    return None if config == plain else config
+
+
+def _card_entry(card: ModelCard, image: ImageRef) -> dict[str, Any]:
     entry = card.to_dict()
     entry.pop(META_KEY, None)
-    entry["docker_image"] = image_name
+    entry["docker_image"] = image.name
     entry[META_KEY] = {"directory": card.directory, "args": card.args, "source": card.source,
                        "params": [list(pair) for pair in card.params]}
+    if image.name.endswith(f"_{image.gpu_architecture}") and image.gpu_architecture:
+        entry[META_KEY]["target_arch"] = image.gpu_architecture  # one entry per --mad-target-archs image
     return entry
 
 
 def _entry_test_id(entry: dict[str, Any]) -> str:
-    params = (entry.get(META_KEY) or {}).get("params") or []
+    meta = entry.get(META_KEY) or {}
+    params = meta.get("params") or []
     name = str(entry.get("name", ""))
-    return f"{name}[{'-'.join(f'{k}={v}' for k, v in params)}]" if params else name
+    test_id = f"{name}[{'-'.join(f'{k}={v}' for k, v in params)}]" if params else name
+    return f"{test_id}@{meta['target_arch']}" if meta.get("target_arch") else test_id
 
 
 def _put_model(models: dict[str, dict[str, Any]], entry: dict[str, Any]) -> None:
@@ -131,7 +168,7 @@ class ManifestWriter:
     def add(self, card: ModelCard, image: ImageRef) -> None:
         built = BuiltImage.from_ref(image)
         self.images[built.name] = built.to_json(card.name, self._registry_of(built))
-        _put_model(self.models, _card_entry(card, built.name))
+        _put_model(self.models, _card_entry(card, image))
         self.failures.pop(card.test_id, None)
 
     def add_failure(self, card: ModelCard, error: str) -> None:
@@ -177,9 +214,13 @@ class ManifestWriter:
             "successful_pushes": sorted({i["registry_image"] for i in images.values() if i.get("registry_image")}),
             "failed_pushes": [],
         }
-        return {"built_images": images, "built_models": models, "context": self.context,
-                "credentials_required": creds, "registry": self.registry, "session_id": self.session_id,
-                "summary": summary}
+        document = {"built_images": images, "built_models": models, "context": self.context,
+                    "credentials_required": creds, "registry": self.registry, "session_id": self.session_id,
+                    "summary": summary}
+        deployment = deployment_config(self.context)
+        if deployment is not None:
+            document["deployment_config"] = deployment
+        return document
 
     def write(self) -> Path:
         """Write (atomically: temp file + rename) and return the manifest path."""
@@ -206,16 +247,31 @@ class Manifest:
     data: dict[str, Any] = field(default_factory=dict)
 
     def cards(self) -> list[ModelCard]:
-        return [entry.card for entry in self.entries]
-
-    def image_for(self, model_name: str) -> ImageRef:
-        """The image of a card, by full name or test id (name + selection parameters)."""
+        """One card per test id (a ``--mad-target-archs`` manifest has an entry per architecture)."""
+        cards: dict[str, ModelCard] = {}
         for entry in self.entries:
-            if model_name in (entry.card.test_id, entry.card.name):
-                return entry.image
-        raise MadError(f"model {model_name!r} is not in the manifest", where=str(self.path),
-                       fix="build it with --mad-build-only (same selection), or select only models "
-                           f"the manifest holds: {', '.join(sorted(e.card.name for e in self.entries))}")
+            cards.setdefault(entry.card.test_id, entry.card)
+        return list(cards.values())
+
+    def image_for(self, model_name: str, gpu_architecture: str = "") -> ImageRef:
+        """The image of a card, by full name or test id (name + selection parameters); of several
+        per-architecture images, the one built for ``gpu_architecture`` (or one built for any)."""
+        found = [entry.image for entry in self.entries if model_name in (entry.card.test_id, entry.card.name)]
+        if not found:
+            raise MadError(f"model {model_name!r} is not in the manifest", where=str(self.path),
+                           fix="build it with --mad-build-only (same selection), or select only models "
+                               f"the manifest holds: {', '.join(sorted(e.card.name for e in self.entries))}")
+        if len(found) == 1:
+            return found[0]
+        for wanted in (gpu_architecture, ""):
+            match = next((image for image in found if image.gpu_architecture == wanted), None)
+            if match is not None:
+                return match
+        archs = ", ".join(sorted(image.gpu_architecture for image in found))
+        raise MadError(f"the manifest has images of {model_name!r} for {archs} only, not for this host's "
+                       f"GPU architecture {gpu_architecture or '(unknown)'}", where=str(self.path),
+                       fix=f"build one with --mad-build-only --mad-target-archs {gpu_architecture or '<arch>'}, "
+                           "or set the context's gpu_architecture")
 
 
 def _read_json(path: Path, what: str, fix: str) -> Any:
@@ -260,9 +316,9 @@ def _image_from(images: dict[str, Any], name: str, path: Path, key: str) -> Imag
         duration = float(info.get("build_duration") or 0)
     except (TypeError, ValueError):
         duration = 0.0
-    return ImageRef(name=str(info.get("docker_image") or name), dockerfile=str(info.get("dockerfile") or ""),
-                    base_docker=str(info.get("base_docker") or ""), docker_sha=str(info.get("docker_sha") or ""),
-                    build_duration=duration, registry_image=str(info.get("registry_image") or ""))
+    text: dict[str, Any] = {key: str(info.get(key) or "") for key in IMAGE_FIELDS if key != "build_duration"}
+    return ImageRef(name=str(info.get("docker_image") or name), build_duration=duration,
+                    build_log=str(info.get("log_file") or ""), **text)
 
 
 def load_manifest(path: Path | str) -> Manifest:

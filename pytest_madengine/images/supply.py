@@ -65,8 +65,9 @@ class ImageSupply:
             return []  # listing never fails on Dockerfiles; the run reports the problem
         return [os.path.relpath(path, self.settings.package) for path in found]
 
-    def build(self, card: ModelCard, dockerfile: str | None) -> ImageRef:
-        """Build the card's image (or reuse one with the same content hash). Raises MadError."""
+    def build(self, card: ModelCard, dockerfile: str | None, target_arch: str = "") -> ImageRef:
+        """Build the card's image (or reuse one with the same content hash); ``target_arch``: its
+        ``<image>_<arch>`` variant. Raises MadError."""
         from .build import ensure_image
         from .dockerfiles import resolve_dockerfiles
 
@@ -74,7 +75,8 @@ class ImageSupply:
         paths = [root / dockerfile] if dockerfile else resolve_dockerfiles(card, root, self.context.data)
         return ensure_image(card, Path(paths[0]), package_root=root, context=self.context,
                             clean_cache=self.settings.clean_cache, log_dir=self.settings.log_dir,
-                            lock_dir=self.session_dir / "build-locks", client=docker_client())
+                            lock_dir=self.session_dir / "build-locks", client=docker_client(),
+                            target_arch=target_arch)
 
     def image_for_run(self, card: ModelCard, dockerfile: str | None) -> ImageRef:
         """The image for a run: --mad-use-image, a build manifest's image, or a build."""
@@ -83,7 +85,7 @@ class ImageSupply:
 
             return self._local(use_image_for(card, self.settings.use_image), self.settings.registry)
         if self.manifest is not None:
-            image = self.manifest.image_for(card.name)
+            image = self.manifest.image_for(card.test_id, str(self.context.gpu_architecture or ""))
             return self._local(image, self.manifest.registry or self.settings.registry)
         return self.build(card, dockerfile)
 
@@ -103,24 +105,33 @@ class ImageSupply:
         from ..results.sinks.summary import BUILT, REFERENCED, REUSED, build_reason
 
         batch = self.batch_entries.get(card.name)
-        pushed = ""
         if batch is not None and not batch.build_new:
             image = ImageRef(name=batch.registry_image, registry_image=batch.registry_image)
-            outcome = REFERENCED
-        else:
-            image = self.build(card, dockerfile)
+            self.manifest_writer.add(card, image)
+            self.manifest_writer.write()
+            return ModelResult(model=card.name, status=SUCCESS, image=image.name, reason=build_reason(REFERENCED))
+        images, outcomes, pushes = [], [], []
+        for arch in self.settings.target_archs or ("",):  # madengine's --target-archs: one image per arch
+            image = self.build(card, dockerfile, arch)
             outcome = REUSED if image.reused else BUILT
             registry = (batch.registry if batch and batch.registry else None) or self.settings.registry
+            pushed = ""
             if registry:
                 from .registry import push_image
 
                 pushed = push_image(docker_client(), image.name, registry, self.settings.package,
-                                    target=(batch.registry_image if batch and batch.registry_image else None))
+                                    target=(batch.registry_image if batch and batch.registry_image and not arch
+                                            else None))
                 image = dataclasses.replace(image, registry_image=pushed)
-        self.manifest_writer.add(card, image)
+            self.manifest_writer.add(card, image)
+            images.append(image)
+            outcomes.append(outcome)
+            pushes += [pushed] if pushed else []
         self.manifest_writer.write()
-        return ModelResult(model=card.name, status=SUCCESS, image=image.name,
-                           build_duration=image.build_duration, reason=build_reason(outcome, pushed))
+        overall = BUILT if BUILT in outcomes else REUSED
+        return ModelResult(model=card.name, status=SUCCESS, image=", ".join(image.name for image in images),
+                           build_duration=sum(image.build_duration for image in images),
+                           reason=build_reason(overall, ", ".join(pushes)))
 
     def record_build_failure(self, card: ModelCard, error: str) -> None:
         """A failed build goes into the manifest's summary (never leave an older manifest in place)."""

@@ -26,13 +26,18 @@ from .performance import (
     read_multiple_results,
 )
 
-# (row model, performance, metric): one perf.csv row's measurement.
-Measurement = tuple[str, str, str]
+# (row model, performance, metric[, the results CSV's other columns]): one perf.csv row's measurement.
+Measurement = tuple[str, str, str] | tuple[str, str, str, dict[str, str]]
 ParseHook = Callable[[Any, str], "tuple[str, str] | None"]
 
 TAIL_LINES = 30
 MAX_REASON_LINE = 300
 _DATA_FIELDS = ("data_provider_type", "data_size", "data_download_duration")
+# A results CSV's columns that are the measurement itself (its status is judged, not copied).
+_MEASURED = ("model", "performance", "metric", "status")
+REASON_COLUMN = "reason"  # SKIPPED rows say why (madengine appends this column to perf.csv)
+# The launcher a run without one records, per deployment type (madengine's defaults).
+DEFAULT_LAUNCHERS = {"local": "docker", "slurm": "torchrun", "kubernetes": "native", "k8s": "native"}
 
 NO_PERFORMANCE = ("no performance found in the log: the model script must print a line "
                   "'performance: <value> <metric>' (e.g. 'performance: 812.4 tokens/s'); "
@@ -76,8 +81,11 @@ def failed_result(card: Any, *, phase: str, reason: str, image: ImageRef | None 
 
 def skipped_result(card: Any, reason: str, context: Any, *, image: ImageRef | None = None,
                    gpus: tuple[int, ...] = ()) -> ModelResult:
-    """A SKIPPED result (skip_gpu_arch, not enough GPUs, --mad-skip-run), recorded as madengine does."""
+    """A SKIPPED result (skip_gpu_arch, not enough GPUs, --mad-skip-run), recorded as madengine does:
+    its row carries the ``reason`` column (appended after the 29)."""
     rows = build_rows(card, [], status=SKIPPED, image=image, context=context, gpus=gpus)
+    for row in rows:
+        row[REASON_COLUMN] = reason
     return ModelResult(model=card.name, status=SKIPPED, reason=reason, rows=rows,
                        image=image.name if image else "", gpus=tuple(gpus),
                        build_duration=image.build_duration if image else 0.0)
@@ -87,19 +95,26 @@ def build_rows(card: Any, measurements: list[Measurement], *, status: str, image
                context: Any = None, gpus: tuple[int, ...] = (), nnodes: int = 1,
                deployment_type: str = "local", launcher: str = "", test_duration: float | None = None,
                extra: Mapping[str, Any] | None = None) -> list[dict[str, str]]:
-    """perf.csv rows (all 29 columns, in order) for one model run: one per measurement.
+    """perf.csv rows (all 29 columns, in order, then a results CSV's extra columns) for one model run:
+    one per measurement.
 
     No measurement → one row for the card with an empty performance. When the run succeeded, a
-    multiple-results row without a performance is still marked FAILURE (as madengine does).
+    multiple-results row without a performance is still marked FAILURE (as madengine does). A
+    multiple-results CSV's other columns are kept; one named like a perf.csv column replaces the
+    common value where its cell is not empty (madengine copies every CSV column over the row).
     """
     common = _common_fields(card, image=image, context=context, gpus=gpus, nnodes=nnodes,
                             deployment_type=deployment_type, launcher=launcher,
                             test_duration=test_duration, extra=extra or {})
     rows = []
-    for model, performance, metric in measurements or [(card.name, "", "")]:
+    for model, performance, metric, *rest in measurements or [(card.name, "", "")]:
+        others: dict[str, str] = rest[0] if rest else {}
         row_status = FAILURE if status == SUCCESS and not performance else status
-        row = dict(common, model=model, performance=performance, metric=metric, status=row_status)
-        rows.append({name: row.get(name, "") for name in PERF_CSV_COLUMNS})
+        given = {name: value for name, value in others.items() if value or name not in common}
+        row = dict(common, **given, model=model, performance=performance, metric=metric, status=row_status)
+        ordered = {name: row.get(name, "") for name in PERF_CSV_COLUMNS}
+        ordered.update((name, value) for name, value in others.items() if name not in ordered)
+        rows.append(ordered)
     return rows
 
 
@@ -122,7 +137,8 @@ def _measure(card: Any, outcome: RunOutcome, log_text: str,
             rows, properties = _result_files(card, outcome.result_files)
         except MadError as error:
             return [], error.message, {}
-        return [(row["model"], row["performance"], row["metric"]) for row in rows], "", properties
+        return [(row["model"], row["performance"], row["metric"],
+                 {k: v for k, v in row.items() if k not in _MEASURED}) for row in rows], "", properties
     found = parse_hook(card, log_text) if parse_hook else None
     found = found or find_performance(log_text)
     if not found:
@@ -132,8 +148,8 @@ def _measure(card: Any, outcome: RunOutcome, log_text: str,
     per_node = [hit for hit in map(find_performance, nodes) if hit and hit[1] == metric]
     combined = aggregate([value for value, _ in per_node], metric)
     if combined is None:
-        return [(card.name, performance, metric)], "", {}
-    return [(card.name, combined.value, metric)], "", combined.properties()
+        return [(card.name, performance, metric, {})], "", {}
+    return [(card.name, combined.value, metric, {})], "", combined.properties()
 
 
 def _result_files(card: Any, files: list[Path]) -> tuple[list[dict[str, str]], dict[str, str]]:
@@ -199,7 +215,7 @@ def _common_fields(card: Any, *, image: ImageRef | None, context: Any, gpus: tup
         "nnodes": str(nnodes),
         "gpus_per_node": str(per_node),
         "training_precision": card.training_precision,
-        "pipeline": _ctx(context, "pipeline"),
+        "pipeline": os.environ.get("pipeline", ""),  # madengine: the CI's ``pipeline`` variable
         "args": card.full_args,
         "tags": ",".join(card.tags),
         "docker_file": image.dockerfile if image else "",
@@ -209,7 +225,7 @@ def _common_fields(card: Any, *, image: ImageRef | None, context: Any, gpus: tup
         "git_commit": str(extra.get("git_commit") or _ctx(context, "git_commit")),
         "machine_name": _ctx(context, "machine_name") or platform.node(),
         "deployment_type": deployment_type,
-        "launcher": launcher,
+        "launcher": run_launcher(launcher, deployment_type, context, card),
         "gpu_architecture": _gpu_architecture(context),
         "relative_change": "",
         "build_duration": _seconds(image.build_duration) if image else "",
@@ -219,6 +235,22 @@ def _common_fields(card: Any, *, image: ImageRef | None, context: Any, gpus: tup
         "build_number": os.environ.get("BUILD_NUMBER") or "0",
         "additional_docker_run_options": card.additional_docker_run_options,
     }
+
+
+def run_launcher(launcher: str, deployment_type: str, context: Any, card: Any) -> str:
+    """The perf.csv ``launcher``: the run's own, else the context's or the card's
+    ``distributed.launcher``, else ``MAD_LAUNCHER``, else the deployment's default (``docker``
+    locally; ``MAD_LAUNCHER_TYPE`` or ``torchrun`` on SLURM) — madengine's order."""
+    if launcher:
+        return launcher
+    for distributed in (_as_mapping(context).get("distributed"), getattr(card, "distributed", None)):
+        if isinstance(distributed, Mapping) and distributed.get("launcher"):
+            return str(distributed["launcher"])
+    if os.environ.get("MAD_LAUNCHER"):
+        return os.environ["MAD_LAUNCHER"]
+    if deployment_type == "slurm":
+        return os.environ.get("MAD_LAUNCHER_TYPE") or DEFAULT_LAUNCHERS["slurm"]
+    return DEFAULT_LAUNCHERS.get(deployment_type, "")
 
 
 def _seconds(value: float) -> str:

@@ -2,7 +2,7 @@
 
 Workers never record: they attach results to their reports, and the controller's recorder gets
 them from ``pytest_runtest_logreport`` (how pytest's junitxml survives ``-n``). A sink that fails
-to write (disk full, read-only file) is reported once as a warning; the other sinks, and the
+to write (disk full, read-only file, a damaged results file) is reported once as a warning; the other sinks, and the
 results already in memory, are kept.
 """
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable, Sequence
 
+from ..errors import MadError
 from ..records import ModelResult
 from .sinks import ResultSink
 
@@ -31,7 +32,7 @@ class Recorder:
         for index, sink in enumerate(self.sinks):
             try:
                 sink.record(result)
-            except OSError as exc:
+            except (OSError, MadError) as exc:
                 self._warn(index, sink, exc)
         if self.on_recorded is not None:
             self.on_recorded(result)
@@ -42,11 +43,11 @@ class Recorder:
         for index, sink in enumerate(self.sinks):
             try:
                 lines.extend(sink.finish())
-            except OSError as exc:
+            except (OSError, MadError) as exc:
                 self._warn(index, sink, exc)
         return lines
 
-    def _warn(self, index: int, sink: ResultSink, exc: OSError) -> None:
+    def _warn(self, index: int, sink: ResultSink, exc: OSError | MadError) -> None:
         if index in self._failed:
             return
         self._failed.add(index)

@@ -57,7 +57,8 @@ def package(tmp_path, docker_engine, busybox_image):
 
 def test_build_then_reuse_by_content_hash(package):
     first = package.ensure()
-    assert not first.reused and first.docker_sha.startswith("sha256:")
+    assert not first.reused and first.image_id.startswith("sha256:")
+    assert first.docker_sha == package.client.images.get("mad-test/busybox:latest").id  # the base image
     assert first.name == f"ci-{package.name}_m.ubuntu.amd"
     assert first.base_docker == "mad-test/busybox:latest" and first.dockerfile == "docker/m.ubuntu.amd.Dockerfile"
     assert "Step 1/" in Path(first.build_log).read_text()
@@ -65,14 +66,14 @@ def test_build_then_reuse_by_content_hash(package):
     assert image.labels[HASH_LABEL] == build_spec(package.card, package.dockerfile, package_root=package.root,
                                                   context=amd_context()).content_hash
     second = package.ensure()
-    assert second.reused and second.docker_sha == first.docker_sha and second.build_duration == 0.0
+    assert second.reused and second.image_id == first.image_id and second.build_duration == 0.0
 
 
 def test_context_file_change_rebuilds(package):
     first = package.ensure()
     (package.root / "docker" / "extra.txt").write_text("two")
     second = package.ensure()
-    assert not second.reused and second.docker_sha != first.docker_sha
+    assert not second.reused and second.image_id != first.image_id
     assert package.ensure().reused
 
 
@@ -141,7 +142,7 @@ root, name, locks = Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3])
 ref = ensure_image(make_card(name=name, dockerfile="docker/m"), root / "docker/m.ubuntu.amd.Dockerfile",
                    package_root=root, context=amd_context(), clean_cache=False, log_dir=root / "logs",
                    lock_dir=locks)
-print(json.dumps({"reused": ref.reused, "id": ref.docker_sha}))
+print(json.dumps({"reused": ref.reused, "id": ref.image_id}))
 """
 
 

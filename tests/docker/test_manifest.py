@@ -42,7 +42,9 @@ def image(name: str, **fields: object) -> ImageRef:
     values: dict[str, object] = {
         "dockerfile": "docker/dummy.ubuntu.amd.Dockerfile", "base_docker": "mad-test/busybox:latest",
         "docker_sha": "sha256:" + "ab" * 32, "build_duration": 1.5,
-        "registry_image": f"localhost:5000/{name}:latest", "build_log": "/x/y.log", "reused": False}
+        "registry_image": f"localhost:5000/{name}:latest", "build_log": "/x/y.log", "reused": False,
+        "build_command": f"docker build --network=host -t {name} -f docker/dummy.ubuntu.amd.Dockerfile /pkg/docker",
+        "gpu_vendor": "AMD", "gpu_architecture": "gfx942", "image_id": "sha256:" + "cd" * 32}
     values.update(fields)
     return ImageRef(name=name, **values)  # type: ignore[arg-type]
 
@@ -63,7 +65,12 @@ def test_written_manifest_has_madengine_shape(tmp_path: Path) -> None:
     assert built == {"docker_image": "ci-dummy_dummy.ubuntu.amd", "model": "dummy", "registry": "localhost:5000",
                      "dockerfile": "docker/dummy.ubuntu.amd.Dockerfile", "base_docker": "mad-test/busybox:latest",
                      "docker_sha": "sha256:" + "ab" * 32, "build_duration": 1.5,
-                     "registry_image": "localhost:5000/ci-dummy_dummy.ubuntu.amd:latest"}
+                     "registry_image": "localhost:5000/ci-dummy_dummy.ubuntu.amd:latest",
+                     "build_command": "docker build --network=host -t ci-dummy_dummy.ubuntu.amd -f "
+                                      "docker/dummy.ubuntu.amd.Dockerfile /pkg/docker",
+                     "log_file": "/x/y.log", "gpu_vendor": "AMD", "gpu_architecture": "gfx942",
+                     "image_id": "sha256:" + "cd" * 32}
+    assert "deployment_config" not in data  # a plain local context: madengine leaves it out too
     model = data["built_models"]["ci-dummy2_model1_dummy.ubuntu.amd"]
     assert model["name"] == "dummy2/model1" and model["scripts"] == "scripts/dummy/run.sh"
     assert model["custom_key"] == {"x": 1} and model["docker_image"] == "ci-dummy2_model1_dummy.ubuntu.amd"
@@ -93,7 +100,9 @@ def test_roundtrip_rebuilds_the_same_cards(tmp_path: Path) -> None:
         assert loaded.n_gpus == original.n_gpus and loaded.tags == original.tags
     assert manifest.image_for("dummy2/model1") == ImageRef(
         name="ci-img1", dockerfile="docker/dummy.ubuntu.amd.Dockerfile", base_docker="mad-test/busybox:latest",
-        docker_sha="sha256:" + "ab" * 32, build_duration=1.5)
+        docker_sha="sha256:" + "ab" * 32, build_duration=1.5, build_log="/x/y.log", image_id="sha256:" + "cd" * 32,
+        build_command="docker build --network=host -t ci-img1 -f docker/dummy.ubuntu.amd.Dockerfile /pkg/docker",
+        gpu_vendor="AMD", gpu_architecture="gfx942")
     assert manifest.image_for("p[batch=8]").name == "ci-img2"
     assert manifest.context == {"gpu_vendor": "NVIDIA"} and manifest.registry == ""
     with pytest.raises(MadError, match="'nope' is not in the manifest"):
@@ -118,17 +127,66 @@ def test_reads_a_madengine_written_manifest(tmp_path: Path) -> None:
         "built_images": {"ci-dummy2_model1_dummy.ubuntu.amd": {
             "docker_image": "ci-dummy2_model1_dummy.ubuntu.amd", "dockerfile": "docker/dummy.ubuntu.amd.Dockerfile",
             "base_docker": "rocm/pytorch", "docker_sha": "", "build_duration": 12.3,
-            "build_command": "docker build ...", "log_file": "x.log",
+            "build_command": "docker build  --network=host --build-context tools=docker/common "
+                             "-t ci-dummy2_model1_dummy.ubuntu.amd --pull -f docker/dummy.ubuntu.amd.Dockerfile  ./docker",
+            "log_file": "dummy2_model1_dummy.ubuntu.amd.build.live.log", "gpu_vendor": "AMD",
+            "gpu_architecture": "gfx942",
             "registry_image": "localhost:5000/ci-dummy2_model1_dummy.ubuntu.amd", "registry": "localhost:5000"}},
         "built_models": {"ci-dummy2_model1_dummy.ubuntu.amd": {
             "name": "dummy2/model1", "dockerfile": "docker/dummy", "scripts": "scripts/dummy2/run.sh",
             "n_gpus": "1", "owner": "", "training_precision": "", "tags": ["dummies"], "args": ""}},
-        "context": {"gpu_vendor": "AMD"}, "credentials_required": []}))
+        "context": {"gpu_vendor": "AMD"}, "credentials_required": [],
+        "deployment_config": {"target": "slurm", "slurm": {"partition": "gpu", "nodes": 2},
+                              "distributed": {"launcher": "torchrun"}, "env_vars": {}, "debug": False},
+        "summary": {"successful_builds": [], "failed_builds": [], "total_build_time": 12.3}}))
     manifest = load_manifest(path)
     [only] = manifest.cards()
     assert (only.name, only.directory, only.short_name) == ("dummy2/model1", "dummy2", "model1")
-    ref = manifest.image_for("dummy2/model1")
+    ref = manifest.image_for("dummy2/model1", "gfx942")
     assert ref.registry_image == "localhost:5000/ci-dummy2_model1_dummy.ubuntu.amd" and ref.build_duration == 12.3
+    assert (ref.gpu_vendor, ref.gpu_architecture, ref.build_log) == (
+        "AMD", "gfx942", "dummy2_model1_dummy.ubuntu.amd.build.live.log")
+
+
+# What madengine's run side reads from a manifest (run_orchestrator / container_runner / deployment):
+MADENGINE_IMAGE_KEYS = {"docker_image", "dockerfile", "base_docker", "docker_sha", "build_duration",
+                        "build_command", "log_file", "gpu_vendor"}
+MADENGINE_CONTEXT_KEYS = {"docker_env_vars", "docker_build_arg", "gpu_vendor", "guest_os"}
+
+
+def test_ours_has_every_key_madengines_reader_uses(tmp_path: Path) -> None:
+    path = tmp_path / "build_manifest.json"
+    context = {"gpu_vendor": "AMD", "guest_os": "UBUNTU", "docker_env_vars": {"MAD_PASSWORD": "pw"},
+               "docker_build_arg": {}, "slurm": {"partition": "gpu"}, "distributed": {"launcher": "torchrun"},
+               "env_vars": {"MIOPEN_USER_DB_PATH": "/x", "NCCL_DEBUG": "INFO"}}
+    writer = ManifestWriter(path, context, None)
+    writer.add(card(), image("ci-dummy_dummy.ubuntu.amd"))
+    writer.write()
+    data = json.loads(path.read_text())
+    for key, entry in data["built_images"].items():
+        assert MADENGINE_IMAGE_KEYS <= set(entry) and entry["docker_image"] == key
+        assert key in data["built_models"]  # madengine pairs images and models by this key
+    assert MADENGINE_CONTEXT_KEYS <= set(data["context"]) and "pw" not in path.read_text()
+    assert data["deployment_config"] == {"target": "slurm", "slurm": {"partition": "gpu"},
+                                         "distributed": {"launcher": "torchrun"},
+                                         "env_vars": {"NCCL_DEBUG": "INFO"}, "debug": False}
+
+
+def test_one_entry_per_target_arch_and_the_hosts_is_run(tmp_path: Path) -> None:
+    path = tmp_path / "m.json"
+    writer = ManifestWriter(path, {}, None)
+    for arch in ("gfx942", "gfx90a"):
+        writer.add(card(), image(f"ci-dummy_dummy.ubuntu.amd_{arch}", gpu_architecture=arch))
+    writer.write()
+    data = json.loads(path.read_text())
+    assert sorted(data["built_images"]) == ["ci-dummy_dummy.ubuntu.amd_gfx90a", "ci-dummy_dummy.ubuntu.amd_gfx942"]
+    assert sorted(data["built_models"]) == sorted(data["built_images"])
+    manifest = load_manifest(path)
+    assert [c.name for c in manifest.cards()] == ["dummy"]  # one test, not one per image
+    assert manifest.image_for("dummy", "gfx90a").name == "ci-dummy_dummy.ubuntu.amd_gfx90a"
+    with pytest.raises(MadError, match=r"images of 'dummy' for gfx90a, gfx942 only, not for .* gfx1100.*"
+                                       r"--mad-target-archs gfx1100"):
+        manifest.image_for("dummy", "gfx1100")
 
 
 @pytest.mark.parametrize("content, expected", [
@@ -365,7 +423,10 @@ def test_build_push_then_run_pulled_images_from_another_directory(
         local = f"ci-{name}_tiny.ubuntu.amd"
         entry = data["built_images"][local]
         assert entry["registry_image"] == f"{registry.host}/{local}:latest"
-        assert entry["docker_sha"] == client.images.get(local).id
+        assert entry["image_id"] == client.images.get(local).id
+        assert entry["docker_sha"] == client.images.get("mad-test/busybox:latest").id  # the base image digest
+        assert entry["log_file"].endswith(f"{local}.build.log") and entry["gpu_vendor"] == "AMD"
+        assert entry["build_command"].startswith("docker build --network=host -t " + local)
         assert entry["dockerfile"] == "docker/tiny.ubuntu.amd.Dockerfile"
         assert entry["base_docker"] == "mad-test/busybox:latest" and entry["build_duration"] >= 0
         assert entry["registry"] == registry.host and entry["model"] == name

@@ -14,7 +14,7 @@ from pytest_madengine.workload.run import RunOutcome
 IMAGE = ImageRef(name="ci-dummy_dummy.ubuntu.amd", dockerfile="docker/dummy.ubuntu.amd.Dockerfile",
                  base_docker="rocm/pytorch:latest", docker_sha="sha256:abc", build_duration=12.345)
 CONTEXT = {"gpu_architecture": "gfx942", "machine_name": "node-a", "git_commit": "deadbeef",
-           "pipeline": "nightly"}
+           "pipeline": "from-the-context"}  # madengine reads the environment's ``pipeline``, not this
 
 
 def make_card(**fields: object) -> ModelCard:
@@ -38,7 +38,9 @@ def run_judge(card: ModelCard, out: RunOutcome, **kwargs: object):
 
 @pytest.fixture(autouse=True)
 def _build_number(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("BUILD_NUMBER", raising=False)
+    for name in ("BUILD_NUMBER", "MAD_LAUNCHER", "MAD_LAUNCHER_TYPE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("pipeline", "nightly")
 
 
 def test_success_row_field_by_field(tmp_path: Path) -> None:
@@ -78,10 +80,10 @@ def test_row_defaults_without_gpus_context_or_env(tmp_path: Path, monkeypatch: p
     row = result.rows[0]
     assert row["n_gpus"] == "-1" and row["gpus_per_node"] == "-1"  # the card's value, as madengine
     assert row["gpu_architecture"] == "gfx90a"
-    assert row["pipeline"] == "" and row["git_commit"] == ""
+    assert row["pipeline"] == "nightly" and row["git_commit"] == ""
     assert row["machine_name"]  # falls back to the host name
     assert row["build_number"] == "77"
-    assert row["deployment_type"] == "local" and row["launcher"] == ""
+    assert row["deployment_type"] == "local" and row["launcher"] == "docker"  # madengine's local default
     assert row["data_provider_type"] == row["data_size"] == row["data_download_duration"] == ""
 
 
@@ -220,7 +222,7 @@ def test_multiple_results_rows(tmp_path: Path) -> None:
         ("dummy_bs8", "", "tok/s", FAILURE),  # a row without a value is a failed measurement
         ("dummy_bs16", "80", "tok/s", SUCCESS),
     ]
-    assert all(list(r) == list(COLUMNS) for r in result.rows)  # extra CSV columns do not leak
+    assert all(list(r)[:29] == list(COLUMNS) for r in result.rows)  # extra CSV columns follow the 29
     assert all(r["docker_image"] == IMAGE.name and r["n_gpus"] == "2" for r in result.rows)
     assert (result.performance, result.metric) == ("10", "tok/s")
 
@@ -305,3 +307,44 @@ def test_result_round_trips_through_json(tmp_path: Path) -> None:
 
     result = run_judge(make_card(), outcome(tmp_path, "performance: 1 x\n"))
     assert ModelResult.from_json(result.to_json()) == result
+
+
+def test_pipeline_is_the_environment_variable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("pipeline")
+    assert run_judge(make_card(), outcome(tmp_path, "performance: 1 x\n")).rows[0]["pipeline"] == ""
+
+
+@pytest.mark.parametrize(("given", "deployment", "context", "env", "expected"), [
+    ("", "local", {}, {}, "docker"),
+    ("", "slurm", {}, {}, "torchrun"),
+    ("", "slurm", {}, {"MAD_LAUNCHER_TYPE": "deepspeed"}, "deepspeed"),
+    ("", "local", {"distributed": {"launcher": "vllm"}}, {}, "vllm"),
+    ("", "local", {}, {"MAD_LAUNCHER": "megatron"}, "megatron"),
+    ("torchrun", "local", {"distributed": {"launcher": "vllm"}}, {}, "torchrun"),
+])
+def test_launcher_follows_madengines_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, given: str,
+                                           deployment: str, context: dict, env: dict, expected: str) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    result = run_judge(make_card(), outcome(tmp_path, "performance: 1 x\n"), context=context,
+                       deployment_type=deployment, launcher=given)
+    assert result.rows[0]["launcher"] == expected
+
+
+def test_skipped_row_carries_the_reason_column(tmp_path: Path) -> None:
+    result = skipped_result(make_card(), "skip_gpu_arch gfx90a matches this host", CONTEXT)
+    row = result.rows[0]
+    assert list(row)[:29] == list(COLUMNS) and list(row)[29:] == ["reason"]
+    assert row["status"] == SKIPPED and row["reason"] == "skip_gpu_arch gfx90a matches this host"
+
+
+def test_multiple_results_extra_columns_are_kept_after_the_29(tmp_path: Path) -> None:
+    (tmp_path / "res.csv").write_text("model,performance,metric,temperature,test_duration\n"
+                                      "a,1.5,tok/s,71,9.5\nb,2,tok/s,,\n")
+    card = make_card(multiple_results="res.csv")
+    out = outcome(tmp_path, "done\n", result_files=[tmp_path / "res.csv"])
+    result = run_judge(card, out)
+    assert [list(row)[29:] for row in result.rows] == [["temperature"], ["temperature"]]
+    first, second = result.rows
+    assert (first["model"], first["temperature"], first["test_duration"]) == ("dummy_a", "71", "9.5")
+    assert (second["temperature"], second["test_duration"]) == ("", "3.14")  # the CSV's empty cell: ours

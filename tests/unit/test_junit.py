@@ -193,3 +193,17 @@ def test_node_junit_files_merge_into_one_suite_per_job(tmp_path: Path) -> None:
     assert cases["pair [rank 0]"].is_passed and cases["pair [rank 0]"].system_out == "rank=0 of 2"
     assert cases["pair [rank 1]"].result[0].message == "exit code 3"
     assert (xml.tests, xml.failures) == (2, 1)
+
+
+def test_failure_type_names_the_phase_so_ci_can_filter(pytester: pytest.Pytester) -> None:
+    xml = write_junit(pytester, "test_typed", make_result())
+    add_system_out(xml, {("test_typed", "test_broken"): "performance: none (FAILURE) [build] no image",
+                         ("test_typed", "test_plain"): "performance: 1 x (SUCCESS)"},
+                   {("test_typed", "test_broken"): "mad.build", ("test_typed", "test_plain"): "mad.run"})
+    root = ET.parse(xml).getroot()
+    assert_junit_schema(root)
+    cases = {case.get("name"): case for case in root.iter("testcase")}
+    failure = cases["test_broken"].find("failure")
+    assert failure is not None and failure.get("type") == "mad.build"
+    assert failure.get("message")  # pytest's message kept
+    assert cases["test_plain"].find("failure") is None  # a passed test gets no failure element

@@ -7,9 +7,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-import pytest
-
-from pytest_madengine.results.sinks.perfcsv import COLUMNS, PerfCsvWarning, append_rows, read_rows, write_entry
+from pytest_madengine.results.sinks.perfcsv import COLUMNS, append_rows, read_rows, write_entry
 
 
 def row(model: str, **values: str) -> dict[str, str]:
@@ -81,19 +79,27 @@ def test_existing_header_order_is_respected(tmp_path: Path) -> None:
     assert got["model"] == "a" and got["n_gpus"] == "8" and got["status"] == "SUCCESS"
 
 
-def test_unknown_existing_columns_get_empty_cells_and_missing_ones_warn_once(tmp_path: Path) -> None:
+def test_a_header_lacking_columns_is_extended_under_the_lock_and_old_rows_padded(tmp_path: Path) -> None:
     path = tmp_path / "perf.csv"
     path.write_text("model,custom_column,performance,status\nold,keep,1,SUCCESS\n")
-    with pytest.warns(PerfCsvWarning, match="metric"):
-        append_rows(path, [row("a", unknown_key="dropped")])
-    with warnings_as_errors():
-        append_rows(path, [row("b")])  # same file, same dropped columns: no second warning
+    path.chmod(0o640)
+    inode = path.stat().st_ino
+    append_rows(path, [row("a", temperature="71")])
+    header = path.read_text().splitlines()[0].split(",")
+    assert header[:4] == ["model", "custom_column", "performance", "status"]  # the file's order kept
+    assert header[4:] == ["metric", "temperature"]  # only columns with values, ours in order, then extras
+    assert path.stat().st_ino != inode and oct(path.stat().st_mode & 0o777) == "0o640"  # replaced, mode kept
+    append_rows(path, [row("b")])  # the file now has every column: plain append
     rows = read_rows(path)
     assert rows == [
-        {"model": "old", "custom_column": "keep", "performance": "1", "status": "SUCCESS"},
-        {"model": "a", "custom_column": "", "performance": "1.5", "status": "SUCCESS"},
-        {"model": "b", "custom_column": "", "performance": "1.5", "status": "SUCCESS"},
+        {"model": "old", "custom_column": "keep", "performance": "1", "status": "SUCCESS", "metric": "",
+         "temperature": ""},
+        {"model": "a", "custom_column": "", "performance": "1.5", "status": "SUCCESS", "metric": "x/s",
+         "temperature": "71"},
+        {"model": "b", "custom_column": "", "performance": "1.5", "status": "SUCCESS", "metric": "x/s",
+         "temperature": ""},
     ]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["perf.csv"]  # no temp file left
 
 
 def test_existing_file_without_final_newline(tmp_path: Path) -> None:
@@ -134,8 +140,12 @@ WRITER = textwrap.dedent("""
     while not start.exists():
         time.sleep(0.005)
     big = "x" * 6000  # rows longer than PIPE_BUF, so unlocked writes could tear
+    extra = len(sys.argv) > 4  # each writer brings a column of its own at row 10
     def row(i):
-        return {"model": f"w{writer}_{i}", "args": big, "performance": str(i), "status": "SUCCESS"}
+        values = {"model": f"w{writer}_{i}", "args": big, "performance": str(i), "status": "SUCCESS"}
+        if extra and i == 10:
+            values[f"extra{writer}"] = f"e{writer}"
+        return values
     for i in range(100):
         append_rows(path, [row(i)])
     append_rows(path, [row(i) for i in range(100, 150)])
@@ -162,13 +172,15 @@ def test_concurrent_processes_never_lose_or_interleave_rows(tmp_path: Path) -> N
         assert own == list(range(200))
 
 
-class warnings_as_errors:
-    def __enter__(self) -> None:
-        import warnings
-
-        self._catcher = warnings.catch_warnings()
-        self._catcher.__enter__()
-        warnings.simplefilter("error")
-
-    def __exit__(self, *exc: object) -> None:
-        self._catcher.__exit__(*exc)
+def test_concurrent_header_extensions_lose_no_row(tmp_path: Path) -> None:
+    path, start = tmp_path / "perf.csv", tmp_path / "go"
+    writers = [subprocess.Popen([sys.executable, "-c", WRITER, str(path), str(n), str(start), "extra"])
+               for n in range(4)]
+    start.touch()
+    assert [proc.wait(timeout=120) for proc in writers] == [0] * 4
+    rows = read_rows(path)
+    assert list(rows[0])[:29] == list(COLUMNS) and sorted(list(rows[0])[29:]) == [f"extra{n}" for n in range(4)]
+    assert sorted(r["model"] for r in rows) == sorted(f"w{w}_{i}" for w in range(4) for i in range(200))
+    assert {r["model"]: r[f"extra{r['model'][1]}"] for r in rows if r["model"].endswith("_10")} == {
+        f"w{n}_10": f"e{n}" for n in range(4)}
+    assert sum(1 for r in rows for n in range(4) if r[f"extra{n}"]) == 4

@@ -39,7 +39,7 @@ def test_reason_only_for_non_success() -> None:
 
 
 def test_totals_line() -> None:
-    assert totals_line(RESULTS) == "3 model runs: 1 passed, 1 failed, 1 skipped; build + test time 72.2 s"
+    assert totals_line(RESULTS) == "3 model runs: 1 passed, 1 failed (1 timeout), 1 skipped; build + test time 72.2 s"
     assert totals_line(RESULTS[:1]).startswith("1 model run: 1 passed, 0 failed, 0 skipped")
     assert render_summary(RESULTS, width=200).rstrip().endswith(totals_line(RESULTS))
 

@@ -2,7 +2,9 @@
 
 Properties travel as pytest ``user_properties`` (they survive xdist); GitLab ignores testcase
 properties, so the one-line result also goes into ``system-out`` by post-processing the XML
-pytest wrote. junitparser is imported only inside the functions that touch XML files.
+pytest wrote; that pass also gives each failed model's ``<failure>`` / ``<error>`` the ``type``
+``mad.<phase>`` (build, run, timeout, sanity, performance) so CI can filter build failures from
+run failures and timeouts while pytest's exit codes stay as they are. junitparser is imported only inside the functions that touch XML files.
 """
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ...errors import MadError
-from ...records import ModelResult
+from ...records import FAILURE_TYPES, ModelResult
 
 if TYPE_CHECKING:
     from junitparser import JUnitXml
@@ -31,6 +33,8 @@ def junit_properties(result: ModelResult) -> list[tuple[str, str]]:
         ("test_duration", f"{result.test_duration:.2f}"),
         ("gpus", ",".join(str(gpu) for gpu in result.gpus)),
     ]
+    if result.rows and result.rows[0].get("docker_sha"):
+        properties.append(("docker_sha", result.rows[0]["docker_sha"]))
     if result.phase:
         properties.append(("phase", result.phase))
     if len(result.rows) > 1:
@@ -59,18 +63,26 @@ def system_out_line(result: ModelResult) -> str:
     return line
 
 
-def add_system_out(xml_path: Path, lines_by_testcase: dict[tuple[str, str], str]) -> None:
-    """Append a line to the system-out of each listed testcase (classname, name), keeping its text."""
+def add_system_out(xml_path: Path, lines_by_testcase: dict[tuple[str, str], str],
+                   types_by_testcase: dict[tuple[str, str], str] | None = None) -> None:
+    """Append a line to the system-out of each listed testcase (classname, name), keeping its text,
+    and set the ``type`` of its ``<failure>`` / ``<error>`` to ``types_by_testcase``'s value
+    (``mad.build``, ``mad.run``, ``mad.timeout``, ``mad.sanity``, ``mad.performance``)."""
     if not lines_by_testcase:
         return
+    types = types_by_testcase or {}
     xml = _load(xml_path)
     for suite in xml:
         for case in suite:
-            line = lines_by_testcase.get((case.classname or "", case.name or ""))
+            key = (case.classname or "", case.name or "")
+            line = lines_by_testcase.get(key)
             if line is None:
                 continue
             existing = case.system_out
             case.system_out = f"{existing.rstrip()}\n{line}" if existing and existing.strip() else line
+            for outcome in case.result if key in types else ():
+                if type(outcome).__name__ in ("Failure", "Error"):
+                    outcome.type = types[key]
     xml.write(str(xml_path))
 
 
@@ -160,17 +172,20 @@ class JUnitSink:
     def __init__(self, xml_path: Path | None) -> None:
         self.xml_path = xml_path
         self.lines: dict[tuple[str, str], str] = {}
+        self.types: dict[tuple[str, str], str] = {}
         self.node_files: list[Path] = []
 
     def record(self, result: ModelResult) -> None:
         self.lines[testcase_key(result.nodeid)] = system_out_line(result)
+        if result.phase in FAILURE_TYPES:
+            self.types[testcase_key(result.nodeid)] = FAILURE_TYPES[result.phase]
         if result.node_junit:
             self.node_files.append(Path(result.node_junit))
 
     def finish(self) -> list[str]:
         if not self.lines or self.xml_path is None or not self.xml_path.is_file():
             return []
-        add_system_out(self.xml_path, self.lines)
+        add_system_out(self.xml_path, self.lines, self.types)
         nodes = [path for path in self.node_files if path.is_file()]
         if nodes:
             try:

@@ -1,12 +1,15 @@
-"""perf.csv (appended, file-locked, madengine's 29 columns) and perf_entry.csv (this session).
+"""perf.csv (appended, file-locked, madengine's 29 columns, then extra columns) and perf_entry.csv.
 
 Concurrency: ``append_rows`` holds an exclusive ``flock`` on perf.csv itself while it reads the
 header and writes all its rows with one ``write`` + fsync, so writers in other processes (xdist
 controller, other sessions, SLURM nodes on a shared filesystem) never lose or interleave rows.
 
-An existing file's header wins: its column order is kept, its columns we do not know are left
-empty, and columns of ours that it lacks are dropped (with one warning per file and process);
-rewriting an existing results file behind a dashboard's back would be worse.
+Extra columns (a multiple-results CSV's own columns, a SKIPPED row's ``reason``) go after the
+existing ones, as madengine's pandas writer appends them. An existing file's column order is kept;
+when rows bring a column its header lacks, the file is rewritten with the longer header (older rows
+padded with empty cells) into a temporary file that atomically replaces it, still under the lock:
+a reader sees the old file or the new one, never a half-written one. A writer that waited on the
+lock of the replaced file notices (its inode is gone) and locks the new one.
 """
 from __future__ import annotations
 
@@ -14,7 +17,7 @@ import csv
 import fcntl
 import io
 import os
-import warnings
+import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -25,30 +28,26 @@ from ...records import PERF_CSV_COLUMNS, ModelResult
 COLUMNS = PERF_CSV_COLUMNS
 
 
-
-class PerfCsvWarning(UserWarning):
-    """An existing results file cannot hold every value we have (its header lacks columns)."""
-
-
-_warned: set[tuple[str, tuple[str, ...]]] = set()
-
-
 def append_rows(path: Path, rows: list[dict[str, Any]]) -> None:
     """Append ``rows`` to the CSV at ``path`` (created with the 29-column header when new/empty)."""
     if not rows:
         return
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+    fd = _open_locked(path)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
         header, ends_with_newline = _read_header(fd)
         text = io.StringIO()
         if header is None:
-            header = list(COLUMNS)
+            header = columns_of(rows)
             _writer(text).writerow(header)
-        elif not ends_with_newline:
-            text.write("\n")  # another tool left the last line open; never glue rows onto it
-        _warn_dropped(path, header, rows)
+        else:
+            missing = [name for name in columns_of(rows)
+                       if name not in header and any(row.get(name) not in (None, "") for row in rows)]
+            if missing:
+                _rewrite_with_header(path, fd, header + missing, rows)
+                return
+            if not ends_with_newline:
+                text.write("\n")  # another tool left the last line open; never glue rows onto it
         _write_rows(text, header, rows)
         _write_all(fd, text.getvalue().encode("utf-8"))
         os.fsync(fd)
@@ -56,12 +55,69 @@ def append_rows(path: Path, rows: list[dict[str, Any]]) -> None:
         os.close(fd)  # closing releases the lock
 
 
-def write_entry(path: Path, rows: list[dict[str, Any]]) -> None:
-    """Overwrite perf_entry.csv with this session's rows (atomic replace, 29 columns)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+def columns_of(rows: Iterable[dict[str, Any]]) -> list[str]:
+    """The 29 columns, then every other key of ``rows`` in order of first appearance."""
+    names = list(COLUMNS)
+    seen = set(names)
+    for row in rows:
+        for name in row:
+            if name not in seen:
+                seen.add(name)
+                names.append(name)
+    return names
+
+
+def _open_locked(path: Path) -> int:
+    """An fd of ``path`` holding its exclusive lock (retried when the file was replaced meanwhile)."""
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            if os.stat(path).st_ino == os.fstat(fd).st_ino:
+                return fd
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+
+
+def _rewrite_with_header(path: Path, fd: int, header: list[str], rows: list[dict[str, Any]]) -> None:
+    """Replace ``path`` (locked through ``fd``) by its rows under ``header`` plus ``rows``."""
+    old = _read_all(fd).decode("utf-8", errors="replace").lstrip("\ufeff")
     text = io.StringIO()
-    _writer(text).writerow(COLUMNS)
-    _write_rows(text, list(COLUMNS), rows)
+    writer = _writer(text)
+    writer.writerow(header)
+    for record in list(csv.reader(io.StringIO(old)))[1:]:
+        if any(cell.strip() for cell in record):
+            writer.writerow(record + [""] * (len(header) - len(record)))
+    _write_rows(text, header, rows)
+    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        _write_all(handle, text.getvalue().encode("utf-8"))
+        os.fchmod(handle, os.fstat(fd).st_mode & 0o777)
+        os.fsync(handle)
+    finally:
+        os.close(handle)
+    os.replace(tmp, path)
+
+
+def _read_all(fd: int) -> bytes:
+    size, offset, chunks = os.fstat(fd).st_size, 0, []
+    while offset < size:
+        chunk = os.pread(fd, min(1 << 20, size - offset), offset)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        offset += len(chunk)
+    return b"".join(chunks)
+
+
+def write_entry(path: Path, rows: list[dict[str, Any]]) -> None:
+    """Overwrite perf_entry.csv with this session's rows (atomic replace; 29 columns, then extras)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    header = columns_of(rows)
+    text = io.StringIO()
+    _writer(text).writerow(header)
+    _write_rows(text, header, rows)
     atomic_write(path, text.getvalue(), fsync=True)
 
 
@@ -104,19 +160,6 @@ def _write_rows(handle: io.StringIO, header: list[str], rows: Iterable[dict[str,
 
 def _cell(value: Any) -> str:
     return "" if value is None else str(value)
-
-
-def _warn_dropped(path: Path, header: list[str], rows: list[dict[str, Any]]) -> None:
-    known = set(header)
-    dropped = tuple(name for name in COLUMNS if name not in known and any(row.get(name) for row in rows))
-    if dropped and (str(path), dropped) not in _warned:
-        _warned.add((str(path), dropped))
-        warnings.warn(
-            f"{path}: its header lacks the column(s) {', '.join(dropped)}; those values are not "
-            f"written. Start a new results file (or add the columns to its header) to keep them.",
-            PerfCsvWarning,
-            stacklevel=3,
-        )
 
 
 def _write_all(fd: int, data: bytes) -> None:

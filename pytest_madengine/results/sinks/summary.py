@@ -72,7 +72,9 @@ def totals_line(results: list[ModelResult]) -> str:
     counts = Counter(result.status for result in results)
     seconds = sum(r.build_duration + r.test_duration for r in results)
     noun = "model run" if len(results) == 1 else "model runs"
-    return (f"{len(results)} {noun}: {counts[SUCCESS]} passed, {counts[FAILURE]} failed, "
+    phases = Counter(result.phase or "run" for result in results if result.status == FAILURE)
+    by_phase = f" ({', '.join(f'{n} {phase}' for phase, n in sorted(phases.items()))})" if phases else ""
+    return (f"{len(results)} {noun}: {counts[SUCCESS]} passed, {counts[FAILURE]} failed{by_phase}, "
             f"{counts[SKIPPED]} skipped; build + test time {seconds:.1f} s")
 
 

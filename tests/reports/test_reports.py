@@ -1,0 +1,153 @@
+"""``python -m pytest_madengine report to-html|to-email`` and ``database upload`` — the HTML in
+headless Chromium, the upload against a real MongoDB-protocol server (FerretDB, tests/infra/mongo.py)."""
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pytest_madengine.__main__ import main
+from pytest_madengine.reports.html import chart_spec, read_table, write_email, write_html
+from pytest_madengine.reports.mongo import redact_uri, resolve_uri, upload
+from pytest_madengine.results.sinks.perfcsv import append_rows
+from tests.infra.browser import browse, console_lines
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def perf_csv(directory: Path) -> Path:
+    path = directory / "perf.csv"
+    rows = [
+        {"model": "llama", "performance": "812.4", "metric": "tokens/s", "status": "SUCCESS", "pipeline": "nightly",
+         "build_number": "7", "n_gpus": "8", "test_duration": "30.10"},
+        {"model": "bert", "performance": "95", "metric": "samples/s", "status": "SUCCESS", "pipeline": "nightly",
+         "build_number": "7", "n_gpus": "1", "test_duration": "12.00"},
+        {"model": "vllm_a", "performance": "1500.5", "metric": "tokens/s", "status": "SUCCESS",
+         "pipeline": "nightly", "build_number": "7", "n_gpus": "8", "test_duration": "9.5"},
+        {"model": "broken <b>", "performance": "", "metric": "", "status": "FAILURE", "pipeline": "nightly",
+         "build_number": "7", "n_gpus": "1", "test_duration": "1.00"},
+    ]
+    append_rows(path, rows)
+    return path
+
+
+def test_to_html_page_has_table_and_chart_spec(tmp_path: Path) -> None:
+    out = write_html(perf_csv(tmp_path))
+    assert out == tmp_path / "perf.html"
+    page = out.read_text()
+    assert "broken &lt;b&gt;" in page and "<b>" not in page.split("<body>")[1].split("<script")[0]  # escaped
+    assert page.count("<tr>") == 5 and 'id="chart"' in page
+    assert "https://" not in page.split("<script>")[0]  # no external resource before plotly.js
+    spec = chart_spec(read_table(tmp_path / "perf.csv"))
+    assert [(trace["name"], trace["x"], trace["y"]) for trace in spec["data"]] == [  # type: ignore[index]
+        ("samples/s", ["bert"], [95.0]), ("tokens/s", ["llama", "vllm_a"], [812.4, 1500.5])]
+
+
+def test_cli_reports_and_clear_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    perf_csv(tmp_path)
+    assert main(["report", "to-html", str(tmp_path / "perf.csv"), "-o", str(tmp_path / "r.html")]) == 0
+    assert (tmp_path / "r.html").is_file()
+    assert main(["report", "to-email", str(tmp_path)]) == 0
+    assert main(["report", "to-html", str(tmp_path / "absent.csv")]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == (f"error: {tmp_path / 'absent.csv'}: the CSV file {tmp_path / 'absent.csv'} does not "
+                           "exist. Fix: give a results file written by a session (perf.csv, perf_super.csv).")
+    done = subprocess.run([sys.executable, "-m", "pytest_madengine", "report", "to-email", str(tmp_path / "none")],
+                          capture_output=True, text=True, cwd=REPO, check=False)
+    assert done.returncode == 2 and "is not a directory" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_to_email_is_one_inline_styled_body_per_directory(tmp_path: Path) -> None:
+    perf_csv(tmp_path)
+    (tmp_path / "other.csv").write_text("model,value\nx,1\n")
+    page = write_email(tmp_path).read_text()
+    assert [m for m in re.findall(r"<h2[^>]*>([^<]+)</h2>", page)] == ["other", "perf"]  # sorted, by stem
+    assert "<script" not in page and "<style" not in page and "<link" not in page
+    assert 'style="border:1px solid' in page and "color:#b00020;font-weight:bold;" in page  # FAILURE status
+
+
+def test_html_report_in_headless_chromium(chromium: str, tmp_path: Path) -> None:
+    page = write_html(perf_csv(tmp_path))
+    dom = browse(chromium, page, "--dump-dom")
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    assert console_lines(dom.stderr) == [], console_lines(dom.stderr)
+    chart = dom.stdout[dom.stdout.index('id="chart"'):]
+    assert 'class="main-svg"' in chart  # plotly drew the chart
+    assert len(re.findall(r'class="point"', chart)) == 3  # one bar per model with a number
+    assert dom.stdout.count("<tr>") == 5
+    shot = tmp_path / "report.png"
+    done = browse(chromium, page, f"--screenshot={shot}")
+    assert done.returncode == 0 and console_lines(done.stderr) == []
+    data = shot.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000  # a blank page is a few KB
+
+
+def test_sorting_by_a_header_click_orders_numbers_numerically(chromium: str, tmp_path: Path) -> None:
+    page = write_html(perf_csv(tmp_path))
+    probe = tmp_path / "probe.html"
+    script = ("<script>window.addEventListener('load', function () {"
+              "var th = Array.prototype.find.call(document.querySelectorAll('th'),"
+              " function (h) { return h.textContent === 'performance'; });"
+              "th.click(); th.click();"
+              "var i = th.cellIndex; document.title = Array.prototype.map.call("
+              "document.querySelectorAll('#results tbody tr'), function (r) { return r.cells[i].textContent; })"
+              ".join('|'); });</script></body>")
+    probe.write_text(page.read_text().replace("</body>", script))
+    dom = browse(chromium, probe, "--dump-dom")
+    assert console_lines(dom.stderr) == []
+    assert "<title>|1500.5|812.4|95</title>" in dom.stdout or "<title>1500.5|812.4|95|</title>" in dom.stdout
+
+
+def test_uri_resolution_and_redaction() -> None:
+    assert redact_uri("mongodb://mad:s3cret@db:27017/x") == "mongodb://mad:***@db:27017/x"
+    assert redact_uri("mongodb://db:27017") == "mongodb://db:27017"
+    env = {"MONGO_HOST": "db", "MONGO_PORT": "27018", "MONGO_USER": "mad", "MONGO_PASSWORD": "p@ss"}
+    assert resolve_uri(None, env) == "mongodb://mad:p%40ss@db:27018"
+    assert resolve_uri(None, {"MAD_MONGO_URI": "mongodb://x"}) == "mongodb://x"
+    assert resolve_uri("mongodb://given", env) == "mongodb://given"
+
+
+def test_upload_to_an_unreachable_server_is_one_clear_line(tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    perf_csv(tmp_path)
+    code = main(["database", "upload", str(tmp_path / "perf.csv"), "--db", "mad", "-c", "perf", "--timeout", "1",
+                 "--uri", "mongodb://mad:topsecret@127.0.0.1:9"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("error: mad.perf: MongoDB at mongodb://mad:***@127.0.0.1:9 is unreachable")
+    assert "topsecret" not in err and "Fix: start the server" in err
+
+
+def test_upload_upserts_by_model_and_session_on_a_real_server(mongodb: str, tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    import pymongo
+
+    path = perf_csv(tmp_path)
+    # FerretDB 1.x with SQLite takes PLAIN credentials (any user): the password must stay hidden
+    uri = mongodb.replace("mongodb://", "mongodb://mad:hidden-pw@") + "/?authMechanism=PLAIN"
+    first = upload(path, uri=mongodb, database="mad", collection="perf")
+    assert (first.inserted, first.updated, first.unchanged) == (4, 0, 0)
+    assert upload(path, uri=mongodb, database="mad", collection="perf").unchanged == 4  # idempotent
+    append_rows(path, [{"model": "llama", "performance": "900", "metric": "tokens/s", "status": "SUCCESS",
+                        "pipeline": "nightly", "build_number": "8"}])  # the next CI build
+    assert main(["database", "upload", str(path), "--db", "mad", "-c", "perf", "--uri", uri]) == 0
+    output = capsys.readouterr()
+    assert "1 inserted, 0 updated, 4 unchanged in mad.perf" in output.out and "mad:***@" in output.out
+    assert "hidden-pw" not in output.out + output.err
+    super_json = tmp_path / "perf_super.json"
+    super_json.write_text(json.dumps([{"model": "llama", "performance": "812.4", "configs": {"tp": 8},
+                                       "multi_results": None, "pipeline": "nightly", "build_number": "7"}]))
+    assert upload(super_json, uri=mongodb, database="mad", collection="perf").updated == 1  # same model+session
+    client: pymongo.MongoClient[dict[str, object]] = pymongo.MongoClient(mongodb)
+    try:
+        docs = {(d["model"], d["session"]): d for d in client.mad.perf.find({}, {"_id": 0})}
+    finally:
+        client.close()
+    assert sorted(docs) == [("bert", "nightly-7"), ("broken <b>", "nightly-7"), ("llama", "nightly-7"),
+                            ("llama", "nightly-8"), ("vllm_a", "nightly-7")]
+    assert docs[("llama", "nightly-8")]["performance"] == 900  # numbers stored as numbers
+    assert docs[("llama", "nightly-7")]["configs"] == {"tp": 8}
+    assert docs[("bert", "nightly-7")]["n_gpus"] == 1 and docs[("bert", "nightly-7")]["metric"] == "samples/s"

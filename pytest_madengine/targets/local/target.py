@@ -289,15 +289,20 @@ class LocalTarget:
 
     def cancel_all(self) -> None:
         """Kill and remove the containers this target is running now (Ctrl-C). Idempotent."""
-        from docker.errors import APIError
-
         with self._lock:
             running, self._running = list(self._running.values()), {}
             removals, self._removals = self._removals, []
-        for container in running:
-            try:
-                container.remove(force=True)
-            except APIError:
-                continue  # already gone
+        if running:
+            _remove_running(running)
         for remover in removals:
             remover.join(timeout=60)
+
+
+def _remove_running(running: list[Container]) -> None:
+    from docker.errors import APIError  # only here: a session that ran nothing never loads the SDK
+
+    for container in running:
+        try:
+            container.remove(force=True)
+        except APIError:
+            continue  # already gone

@@ -80,6 +80,11 @@ def option(name: str) -> Option:
     return next(opt for opt in OPTIONS if opt.name == name)
 
 
+def _default(name: str) -> str:
+    """An option's default, stated once in ``OPTIONS`` (Settings' field defaults read it too)."""
+    return str(option(name).default)
+
+
 # Options whose presence switches the plugin on.
 SELECTION = ("tags", "manifest", "batch-manifest", "build-only", "package")
 
@@ -111,7 +116,7 @@ class Settings:
     registry: str | None = None
     build_only: bool = False
     manifest: Path | None = None
-    manifest_output: Path = Path("build_manifest.json")
+    manifest_output: Path = Path(_default("manifest-output"))
     batch_manifest: Path | None = None
     use_image: str | None = None
     skip_run: bool = False
@@ -119,12 +124,12 @@ class Settings:
     keep_model_dir: bool = False
     live_output: bool = False
     clean_cache: bool = False
-    perf_csv: Path = Path("perf.csv")
+    perf_csv: Path = Path(_default("perf-csv"))
     gpus: str | None = None
-    log_dir: Path = Path("mad_logs")
+    log_dir: Path = Path(_default("log-dir"))
     disable_skip_gpu_arch: bool = False
-    discover_timeout: int = 120
-    slurm_jobs: int = 8
+    discover_timeout: int = int(_default("discover-timeout"))
+    slurm_jobs: int = int(_default("slurm-jobs"))
     history: Path | None = None  # None: --mad-history none
     references: Path | None = None
     compare: str | None = None  # validated when the session starts (history.spec.parse_compare_spec)
@@ -218,7 +223,7 @@ def from_config(config: pytest.Config, namespace: argparse.Namespace | None = No
         registry=values["mad_registry"] or None,
         build_only=bool(values["mad_build_only"]),
         manifest=path("mad_manifest"),
-        manifest_output=Path(values["mad_manifest_output"] or "build_manifest.json"),
+        manifest_output=Path(values["mad_manifest_output"] or _default("manifest-output")),
         batch_manifest=path("mad_batch_manifest"),
         use_image=values["mad_use_image"] or None,
         skip_run=bool(values["mad_skip_run"]),
@@ -226,12 +231,13 @@ def from_config(config: pytest.Config, namespace: argparse.Namespace | None = No
         keep_model_dir=bool(values["mad_keep_model_dir"]),
         live_output=bool(values["mad_live_output"]),
         clean_cache=bool(values["mad_clean_cache"]),
-        perf_csv=Path(values["mad_perf_csv"] or "perf.csv"),
+        perf_csv=Path(values["mad_perf_csv"] or _default("perf-csv")),
         gpus=values["mad_gpus"] or None,
-        log_dir=Path(values["mad_log_dir"] or "mad_logs"),
+        log_dir=Path(values["mad_log_dir"] or _default("log-dir")),
         disable_skip_gpu_arch=bool(values["mad_disable_skip_gpu_arch"]),
-        discover_timeout=_as_int(option("discover-timeout"), values["mad_discover_timeout"]) or 120,
-        slurm_jobs=max(1, _as_int(option("slurm-jobs"), values["mad_slurm_jobs"]) or 8),
+        discover_timeout=(_as_int(option("discover-timeout"), values["mad_discover_timeout"])
+                          or int(_default("discover-timeout"))),
+        slurm_jobs=max(1, _as_int(option("slurm-jobs"), values["mad_slurm_jobs"]) or int(_default("slurm-jobs"))),
         target_archs=_target_archs(values["mad_target_archs"], bool(values["mad_build_only"])),
         **_results_settings(values, package),
     )

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..cards import ModelCard
 from ..errors import MadError
 from ..fileio import locked
 from ..records import ImageRef
@@ -85,7 +86,7 @@ def dockerfile_args(text: str) -> dict[str, str | None]:
     return {match.group(1): match.group(2) for match in _ARG.finditer(text)}
 
 
-def build_args_for(text: str, card: Any, context: Any) -> dict[str, str]:
+def build_args_for(text: str, card: ModelCard, context: Any) -> dict[str, str]:
     """The build args the Dockerfile declares (plus Docker's predefined proxy args)."""
     offered: dict[str, str] = {}
     arch = getattr(context, "gpu_architecture", "") or ""
@@ -155,7 +156,7 @@ def _hash_file(digest: Any, path: Path, stat: os.stat_result) -> None:
     digest.update(file_digest)
 
 
-def _tools(card: Any, package_root: Path, text: str) -> tuple[Path | None, tuple[str, ...]]:
+def _tools(card: ModelCard, package_root: Path, text: str) -> tuple[Path | None, tuple[str, ...]]:
     """The package's docker/common and its files, when the Dockerfile reads the tools context."""
     if not buildkit.uses_tools(text):
         return None, ()
@@ -168,7 +169,7 @@ def _tools(card: Any, package_root: Path, text: str) -> tuple[Path | None, tuple
     return tools_dir, tuple(context_files(tools_dir, None, []))
 
 
-def build_spec(card: Any, dockerfile: Path, *, package_root: Path, context: Any,
+def build_spec(card: ModelCard, dockerfile: Path, *, package_root: Path, context: Any,
                log_dir: Path | None = None, target_arch: str = "") -> BuildSpec:
     package_root = Path(package_root).resolve()
     dockerfile = Path(dockerfile).resolve()
@@ -240,7 +241,7 @@ def find_reusable(client: Any, spec: BuildSpec) -> Any | None:
     return image if (image.labels or {}).get(HASH_LABEL) == spec.content_hash else None
 
 
-def ensure_image(card: Any, dockerfile: Path, *, package_root: Path, context: Any, clean_cache: bool,
+def ensure_image(card: ModelCard, dockerfile: Path, *, package_root: Path, context: Any, clean_cache: bool,
                  log_dir: Path, lock_dir: Path | None, client: Any = None, target_arch: str = "") -> ImageRef:
     """Reuse the card's image when its content hash matches, else build it (once across workers).
 
@@ -287,7 +288,7 @@ def _build_context(spec: BuildSpec) -> tuple[Any, str]:
     return archive, rel or _DOCKERFILE_IN_TAR
 
 
-def build_image(client: Any, spec: BuildSpec, *, card: Any, nocache: bool, log_path: Path) -> str:
+def build_image(client: Any, spec: BuildSpec, *, card: ModelCard, nocache: bool, log_path: Path) -> str:
     """Build through the low-level API, streaming the log to ``log_path``; returns the image id."""
     from docker.errors import APIError
 
@@ -345,7 +346,7 @@ def _buildkit_context(spec: BuildSpec, directory: Path) -> Path:
     return archive
 
 
-def build_with_buildkit(client: Any, spec: BuildSpec, *, card: Any, nocache: bool, log_path: Path) -> str:
+def build_with_buildkit(client: Any, spec: BuildSpec, *, card: ModelCard, nocache: bool, log_path: Path) -> str:
     """Build with BuildKit through the docker CLI (argv list, context tar on stdin); the image id."""
     cli = buildkit.find_build_cli()
     log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -379,7 +380,7 @@ def _current_step(text: str) -> str:
     return ""
 
 
-def _build_error(client: Any, spec: BuildSpec, card: Any, step: str, error: str,
+def _build_error(client: Any, spec: BuildSpec, card: ModelCard, step: str, error: str,
                  tail: list[str], log_path: Path) -> MadError:
     where = f"{card.source}: card {card.name!r}, Dockerfile {spec.dockerfile_rel}"
     if spec.base_docker and spec.base_docker != "scratch" and not _image_exists(client, spec.base_docker):

@@ -15,6 +15,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from ..cards import ModelCard
 from ..errors import MadError
 
 HEADER_LINES = 10  # the header must be among a Dockerfile's first lines
@@ -22,11 +23,11 @@ _HEADER = re.compile(r"^\s*#\s*CONTEXT\b(.*)$")
 _SUFFIX = ".Dockerfile"
 
 
-def _card_label(card: Any) -> str:
+def _card_label(card: ModelCard) -> str:
     return f"{card.source}: card {card.name!r}" if getattr(card, "source", "") else f"card {card.name!r}"
 
 
-def find_candidates(card: Any, package_root: Path) -> list[Path]:
+def find_candidates(card: ModelCard, package_root: Path) -> list[Path]:
     """``<prefix>.*Dockerfile`` files, sorted; the prefix itself when it names a Dockerfile."""
     prefix = package_root / card.dockerfile
     if prefix.is_file() and prefix.name.endswith("Dockerfile"):
@@ -60,7 +61,7 @@ def _header_text(path: str, mtime_ns: int, size: int) -> str | None:
     return None
 
 
-def read_header(card: Any, dockerfile: Path) -> dict[str, Any] | None:
+def read_header(card: ModelCard, dockerfile: Path) -> dict[str, Any] | None:
     """The ``# CONTEXT`` dict of a Dockerfile, or None when it has none."""
     where = f"{_card_label(card)}, Dockerfile {dockerfile}"
     try:
@@ -96,7 +97,7 @@ def header_matches(header: dict[str, Any], context: dict[str, Any]) -> bool:
     return all(values_equal(value, context[key]) for key, value in header.items() if key in context)
 
 
-def resolve_dockerfiles(card: Any, package_root: Path, context: dict[str, Any]) -> list[Path]:
+def resolve_dockerfiles(card: ModelCard, package_root: Path, context: dict[str, Any]) -> list[Path]:
     """The Dockerfiles of ``card`` that fit ``context`` (sorted), or a MadError saying why none."""
     package_root = Path(package_root)
     candidates = find_candidates(card, package_root)
@@ -132,7 +133,7 @@ def resolve_dockerfiles(card: Any, package_root: Path, context: dict[str, Any]) 
     return kept
 
 
-def image_name(card: Any, dockerfile: Path) -> str:
+def image_name(card: ModelCard, dockerfile: Path) -> str:
     """madengine's image name: ``ci-<name>_<dockerfile basename without .Dockerfile>``."""
     base = Path(dockerfile).name
     base = base.removesuffix(_SUFFIX)

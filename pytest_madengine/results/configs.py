@@ -18,8 +18,8 @@ import re
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
+from ..cards import ModelCard
 from ..records import JsonValue
 
 CONFIG_ARG = re.compile(r"--config\s+(\S+)")
@@ -31,7 +31,7 @@ class ConfigsWarning(UserWarning):
     """A card's ``--config`` file cannot be found or read; its results carry no configs."""
 
 
-def load_configs(card: Any, package: Path) -> JsonValue:
+def load_configs(card: ModelCard, package: Path) -> JsonValue:
     """The configs of ``card`` (``None`` when its args name no ``--config``)."""
     match = CONFIG_ARG.search(getattr(card, "full_args", "") or "")
     if not match:
@@ -140,7 +140,7 @@ def _normal(value: JsonValue) -> str:
     return str(value).replace("/", "_").replace("-", "_").lower()
 
 
-def _warn(card: Any, name: str, message: str) -> None:
+def _warn(card: ModelCard, name: str, message: str) -> None:
     key = (str(card.name), name)
     if key in _warned:
         return

@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from ..cards import ModelCard
 from ..errors import MadError
 from ..records import FAILURE, PERF_CSV_COLUMNS, SKIPPED, SUCCESS, ImageRef, ModelResult
 from ..workload.run import RunOutcome
@@ -44,7 +45,7 @@ NO_PERFORMANCE = ("no performance found in the log: the model script must print 
                   f"if it writes a results CSV instead, {TRAP}")
 
 
-def judge(card: Any, outcome: RunOutcome, *, image: ImageRef | None, context: Any,
+def judge(card: ModelCard, outcome: RunOutcome, *, image: ImageRef | None, context: Any,
           gpus: tuple[int, ...], nnodes: int = 1, deployment_type: str = "local", launcher: str = "",
           parse_hook: ParseHook | None = None) -> ModelResult:
     """Turn what a target reported into the judged result and its perf.csv rows."""
@@ -68,7 +69,7 @@ def judge(card: Any, outcome: RunOutcome, *, image: ImageRef | None, context: An
         node_junit=str(outcome.extra.get("node_junit") or ""), properties=properties)
 
 
-def failed_result(card: Any, *, phase: str, reason: str, image: ImageRef | None = None, context: Any,
+def failed_result(card: ModelCard, *, phase: str, reason: str, image: ImageRef | None = None, context: Any,
                   gpus: tuple[int, ...] = (), nnodes: int = 1, deployment_type: str = "local",
                   launcher: str = "", log_path: str = "", log_tail: str = "") -> ModelResult:
     """A FAILURE result for a model that never ran to judgement (build failure, setup error)."""
@@ -79,7 +80,7 @@ def failed_result(card: Any, *, phase: str, reason: str, image: ImageRef | None 
                        gpus=tuple(gpus), build_duration=image.build_duration if image else 0.0)
 
 
-def skipped_result(card: Any, reason: str, context: Any, *, image: ImageRef | None = None,
+def skipped_result(card: ModelCard, reason: str, context: Any, *, image: ImageRef | None = None,
                    gpus: tuple[int, ...] = ()) -> ModelResult:
     """A SKIPPED result (skip_gpu_arch, not enough GPUs, --mad-skip-run), recorded as madengine does:
     its row carries the ``reason`` column (appended after the 29)."""
@@ -91,7 +92,7 @@ def skipped_result(card: Any, reason: str, context: Any, *, image: ImageRef | No
                        build_duration=image.build_duration if image else 0.0)
 
 
-def build_rows(card: Any, measurements: list[Measurement], *, status: str, image: ImageRef | None = None,
+def build_rows(card: ModelCard, measurements: list[Measurement], *, status: str, image: ImageRef | None = None,
                context: Any = None, gpus: tuple[int, ...] = (), nnodes: int = 1,
                deployment_type: str = "local", launcher: str = "", test_duration: float | None = None,
                extra: Mapping[str, Any] | None = None) -> list[dict[str, str]]:
@@ -126,7 +127,7 @@ def tail(text: str, lines: int = TAIL_LINES) -> str:
 
 # --- performance and verdict ---------------------------------------------------------------
 
-def _measure(card: Any, outcome: RunOutcome, log_text: str,
+def _measure(card: ModelCard, outcome: RunOutcome, log_text: str,
              parse_hook: ParseHook | None) -> tuple[list[Measurement], str, dict[str, str]]:
     """The run's measurements, why there are none (one paragraph), and the aggregation properties.
 
@@ -152,7 +153,7 @@ def _measure(card: Any, outcome: RunOutcome, log_text: str,
     return [(card.name, combined.value, metric, {})], "", combined.properties()
 
 
-def _result_files(card: Any, files: list[Path]) -> tuple[list[dict[str, str]], dict[str, str]]:
+def _result_files(card: ModelCard, files: list[Path]) -> tuple[list[dict[str, str]], dict[str, str]]:
     """One results CSV as is; several (one per node) merged row by row model name, each metric's
     values combined by its rule, the file with the most performance values giving the order."""
     if not files:
@@ -205,7 +206,7 @@ def _shorten(line: str) -> str:
 
 # --- rows ----------------------------------------------------------------------------------
 
-def _common_fields(card: Any, *, image: ImageRef | None, context: Any, gpus: tuple[int, ...],
+def _common_fields(card: ModelCard, *, image: ImageRef | None, context: Any, gpus: tuple[int, ...],
                    nnodes: int, deployment_type: str, launcher: str, test_duration: float | None,
                    extra: Mapping[str, Any]) -> dict[str, str]:
     per_node = len(gpus) if gpus else card.n_gpus
@@ -237,7 +238,7 @@ def _common_fields(card: Any, *, image: ImageRef | None, context: Any, gpus: tup
     }
 
 
-def run_launcher(launcher: str, deployment_type: str, context: Any, card: Any) -> str:
+def run_launcher(launcher: str, deployment_type: str, context: Any, card: ModelCard) -> str:
     """The perf.csv ``launcher``: the run's own, else the context's or the card's
     ``distributed.launcher``, else ``MAD_LAUNCHER``, else the deployment's default (``docker``
     locally; ``MAD_LAUNCHER_TYPE`` or ``torchrun`` on SLURM) — madengine's order."""

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..cards import ModelCard
 from ..errors import MadError
 from ..jsonfile import read_json
 from .layout import MODEL_DIR, WORKSPACE
@@ -78,7 +79,7 @@ def datanames(value: str) -> list[str]:
     return [name.strip() for name in str(value or "").split(",") if name.strip()]
 
 
-def resolve_data(card: Any, context_data: Mapping[str, Any] | None, package_root: Path, *,
+def resolve_data(card: ModelCard, context_data: Mapping[str, Any] | None, package_root: Path, *,
                  model_dir: str = MODEL_DIR) -> DataPlan:
     """The plan for the card's ``data``; an empty plan when it names no data or nothing defines any."""
     names = datanames(card.data)
@@ -264,7 +265,7 @@ def _package_relative(value: str, where: str) -> str:
     return script
 
 
-def _undefined(card: Any, name: str, package_root: Path) -> MadError:
+def _undefined(card: ModelCard, name: str, package_root: Path) -> MadError:
     return MadError(f"dataname {name!r} is not defined in {package_root / DATA_FILE} nor in the context's 'data'",
                     where=f"{card.source}: card {card.name!r}, field 'data'",
                     fix=f'add {{"{name}": {{"local": {{"path": "/host/dir"}}}}}} to data.json (or to the '

@@ -13,8 +13,8 @@ import re
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Any
 
+from ..cards import ModelCard
 from ..errors import MadError
 from ..fileio import locked
 
@@ -26,7 +26,7 @@ def redact(url: str) -> str:
     return re.sub(r"(?<=://)[^/@\s]+@", "***@", url)
 
 
-def clone_into(card: Any, dest: Path, *, cache_dir: Path | None) -> str:
+def clone_into(card: ModelCard, dest: Path, *, cache_dir: Path | None) -> str:
     """Clone ``card.url`` into ``dest`` (fresh); return its HEAD commit."""
     if cache_dir is None:
         _clone(card, card.url, dest)
@@ -36,7 +36,7 @@ def clone_into(card: Any, dest: Path, *, cache_dir: Path | None) -> str:
     return _git(card, ["rev-parse", "HEAD"], cwd=dest).strip()
 
 
-def _cached_clone(card: Any, cache_dir: Path) -> Path:
+def _cached_clone(card: ModelCard, cache_dir: Path) -> Path:
     cache_dir.mkdir(parents=True, exist_ok=True)
     key = hashlib.sha256(card.url.encode()).hexdigest()[:16]
     clone = cache_dir / key
@@ -47,7 +47,7 @@ def _cached_clone(card: Any, cache_dir: Path) -> Path:
     return clone
 
 
-def _clone(card: Any, url: str, dest: Path, *, local: bool = False) -> None:
+def _clone(card: ModelCard, url: str, dest: Path, *, local: bool = False) -> None:
     if dest.exists():
         shutil.rmtree(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -57,7 +57,7 @@ def _clone(card: Any, url: str, dest: Path, *, local: bool = False) -> None:
         _git(card, ["remote", "set-url", "origin", card.url], cwd=dest)
 
 
-def _git(card: Any, args: list[str], cwd: Path | None = None) -> str:
+def _git(card: ModelCard, args: list[str], cwd: Path | None = None) -> str:
     where = f"{card.source}: card {card.name!r}, field 'url'"
     env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "true", "SSH_ASKPASS": "true"}
     try:

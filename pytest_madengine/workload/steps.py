@@ -13,8 +13,8 @@ import shlex
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
+from ..cards import ModelCard
 from ..errors import MadError
 from .dataproviders import DataPlan, resolve_data
 from .gitclone import clone_into
@@ -65,7 +65,7 @@ def script_argv(path: Path, args: str, where: str) -> list[str]:
         raise MadError(f"args {args!r} cannot be split ({exc})", where=where, fix="balance the quotes") from None
 
 
-def model_script(card: Any, package_root: Path) -> tuple[Path, Path]:
+def model_script(card: ModelCard, package_root: Path) -> tuple[Path, Path]:
     """(scripts dir to copy, script) — a dir means its run.sh, as in madengine."""
     path = package_root / card.scripts
     script = path / "run.sh" if path.is_dir() else path

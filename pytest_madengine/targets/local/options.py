@@ -14,6 +14,7 @@ import shlex
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from ...cards import ModelCard
 from ...errors import MadError
 from ...workload.environment import mad_environment
 
@@ -187,7 +188,7 @@ def mount_volumes(mounts: Mapping[str, str] | None) -> list[str]:
     return [f"{host}:{container}:rw" for container, host in (mounts or {}).items()]
 
 
-def assemble_options(card: Any, context: Any, gpus: tuple[int, ...], *, no_gpus: bool = False,
+def assemble_options(card: ModelCard, context: Any, gpus: tuple[int, ...], *, no_gpus: bool = False,
                      host_env: Mapping[str, str] | None = None) -> dict[str, Any]:
     """All SDK kwargs that come from the card, the context and the GPU allocation.
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
+from ...cards import ModelCard
 from ...errors import MadError
 from ...jsonfile import require_object
 from ...workload.launchers import Launcher, disagg_split, get_launcher
@@ -72,7 +73,7 @@ def _section(source: Any, key: str, where: str) -> dict[str, Any]:
     return value
 
 
-def _merged(key: str, card: Any, context: dict[str, Any]) -> dict[str, Any]:
+def _merged(key: str, card: ModelCard, context: dict[str, Any]) -> dict[str, Any]:
     merged = dict(load_preset()[key])
     for where, source in ((f"card {card.name}", card.raw), ("context", context)):
         merged.update({k: v for k, v in _section(source, key, where).items() if v is not None})
@@ -146,7 +147,7 @@ def _time_limit(value: Any, timeout: int | None) -> str:
     return ""
 
 
-def _node_count(card: Any, context: dict[str, Any]) -> int:
+def _node_count(card: ModelCard, context: dict[str, Any]) -> int:
     """context distributed.nnodes > context slurm.nodes > card distributed.nnodes > card slurm.nodes."""
     layers = [(context, "context"), (card.raw, f"card {card.name}")]
     for source, where in layers:
@@ -157,7 +158,7 @@ def _node_count(card: Any, context: dict[str, Any]) -> int:
     return 1
 
 
-def resolve(card: Any, context: dict[str, Any], *, timeout: int | None) -> JobConfig:
+def resolve(card: ModelCard, context: dict[str, Any], *, timeout: int | None) -> JobConfig:
     slurm = _merged("slurm", card, context)
     dist = _merged("distributed", card, context)
     launcher = get_launcher(dist.get("launcher"))

@@ -10,12 +10,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from ...cards import ModelCard
 from ...errors import MadError
 from .config import JobConfig
 from .jobs import SlurmCli
 
 
-def card_script(card: Any, package_root: Path) -> Path:
+def card_script(card: ModelCard, package_root: Path) -> Path:
     script = package_root / card.scripts
     if not script.is_file():
         raise MadError(f"SLURM script {card.scripts} does not exist", where=f"{card.source}: card {card.name!r}",
@@ -23,12 +24,12 @@ def card_script(card: Any, package_root: Path) -> Path:
     return script
 
 
-def result_candidates(card: Any, run_dir: Path, package_root: Path) -> list[Path]:
+def result_candidates(card: ModelCard, run_dir: Path, package_root: Path) -> list[Path]:
     name = card.multiple_results or "results.csv"
     return [run_dir / Path(name).name, card_script(card, package_root).parent / name]
 
 
-def job_environment(card: Any, context: dict[str, Any], config: JobConfig, run_dir: Path) -> dict[str, str]:
+def job_environment(card: ModelCard, context: dict[str, Any], config: JobConfig, run_dir: Path) -> dict[str, str]:
     env = {str(k): str(v) for k, v in card.env_vars.items()}
     env.update({str(k): str(v) for k, v in (context.get("docker_env_vars") or {}).items()})
     results_csv = run_dir / Path(card.multiple_results or "results.csv").name

@@ -282,10 +282,10 @@ def _results_settings(values: dict[str, Any], package: Path) -> dict[str, Any]:
     history = (None if history_raw.lower() == "none" else
                Path(history_raw).absolute() if history_raw else package / ".mad" / "history.sqlite")
     compare = str(values["mad_compare"]).strip() if values["mad_compare"] else None
-    if compare is not None:  # its grammar is checked when the session starts (history.spec)
-        if history is None:
-            raise MadError("--mad-compare needs the history", where="--mad-history none",
-                           fix="leave out --mad-history none (or --mad-compare)")
+    # The grammar of --mad-compare is checked when the session starts (history.spec).
+    if compare is not None and history is None:
+        raise MadError("--mad-compare needs the history", where="--mad-history none",
+                       fix="leave out --mad-history none (or --mad-compare)")
     fail_on_regression, max_cv = percent("fail-on-regression"), percent("max-cv")
     if fail_on_regression is not None and compare is None:
         raise MadError("--mad-fail-on-regression compares with a baseline that is not chosen",

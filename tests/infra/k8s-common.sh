@@ -15,7 +15,8 @@ API_URL=https://127.0.0.1:$API_PORT
 CLUSTER_DOMAIN=cluster.local
 SERVICE_CIDR=10.252.0.0/16
 API_SERVICE_IP=10.252.0.1
-# Node IPs and the cluster DNS live on a dummy interface of the host: the kubelets may not
+# Node IPs and the cluster DNS live on an empty bridge of the host (this kernel has no dummy
+# interfaces, bridges it has: CNI needs them): the kubelets may not
 # use a loopback address as node IP, and the pods reach the DNS through their bridge gateway.
 DUMMY_IF=mad-k8s0
 NODE_IP_BASE=10.250.0
@@ -26,7 +27,8 @@ POD_CIDR_PREFIX=10.251
 PAUSE_IMAGE=mad-test/pause:latest
 PAUSE_IMAGE_REF=docker.io/$PAUSE_IMAGE
 CONTROL_PLANE=(etcd kube-apiserver kube-controller-manager kube-scheduler)
-NEEDED_BINARIES=(etcd kube-apiserver kube-controller-manager kube-scheduler kubelet coredns)
+NEEDED_BINARIES=("${CONTROL_PLANE[@]}")
+if [ "$NODE_MODE" = kubelet ]; then NEEDED_BINARIES+=(kubelet coredns); fi
 
 check_binaries() {
     local b missing=()

@@ -185,7 +185,7 @@ start_control_plane() {
 setup_host_network() {
     modprobe br_netfilter 2>/dev/null || true
     sysctl -qw net.ipv4.ip_forward=1
-    ip link show "$DUMMY_IF" >/dev/null 2>&1 || ip link add "$DUMMY_IF" type dummy
+    ip link show "$DUMMY_IF" >/dev/null 2>&1 || ip link add "$DUMMY_IF" type bridge
     ip link set "$DUMMY_IF" up
     local addr
     for addr in "${NODE_IPS[@]}" "$DNS_IP"; do
@@ -267,7 +267,7 @@ address: "${NODE_IPS[$((i - 1))]}"
 port: 10250
 readOnlyPort: 0
 healthzBindAddress: 127.0.0.1
-healthzPort: $((10247 + i * 10))
+healthzPort: $((10247 + i))
 authentication:
   anonymous: {enabled: false}
   webhook: {enabled: false}
@@ -302,6 +302,21 @@ YAML
     write_kubeconfig "$dir/kubelet.kubeconfig" "kubelet-$node"
 }
 
+# The kubelet refuses a cgroup root that does not exist: make it in every cgroup v1 hierarchy
+# (cpuset needs its cpus and mems filled in before anything can join it).
+make_cgroup_root() { # node
+    local h
+    for h in /sys/fs/cgroup/*/; do
+        [ -d "$h" ] && [ "$h" != /sys/fs/cgroup/unified/ ] || continue
+        mkdir -p "$h/mad-k8s-$1"
+    done
+    if [ -f /sys/fs/cgroup/cpuset/cpuset.cpus ]; then
+        local c=/sys/fs/cgroup/cpuset/mad-k8s-$1
+        [ -n "$(cat "$c/cpuset.cpus")" ] || cat /sys/fs/cgroup/cpuset/cpuset.cpus >"$c/cpuset.cpus"
+        [ -n "$(cat "$c/cpuset.mems")" ] || cat /sys/fs/cgroup/cpuset/cpuset.mems >"$c/cpuset.mems"
+    fi
+}
+
 containerd_up() { ctr -a "$RUN/$1/containerd.sock" version; }
 
 start_node() { # index node
@@ -310,6 +325,7 @@ start_node() { # index node
     launch "containerd-$node" containerd --config "$dir/containerd.toml"
     wait_for "containerd-$node" 30 containerd_up "$node"
     load_pause_image "$node"
+    make_cgroup_root "$node"
     launch "kubelet-$node" "$BIN/kubelet" --config "$dir/kubelet.yaml" \
         --kubeconfig "$dir/kubelet.kubeconfig" --root-dir "$dir/kubelet" \
         --cert-dir "$dir/kubelet/pki" --hostname-override "$node" \
@@ -345,6 +361,7 @@ start_coredns() {
 .:53 {
     bind $DNS_IP
     errors
+    ready 127.0.0.1:18181
     kubernetes $CLUSTER_DOMAIN in-addr.arpa ip6.arpa {
         kubeconfig $STATE/coredns.kubeconfig mad-test
         pods insecure
@@ -359,7 +376,7 @@ COREFILE
     wait_for coredns 30 coredns_ready
 }
 
-coredns_ready() { grep -q 'CoreDNS-' "$LOGS/coredns.log" && ! grep -q 'plugin/kubernetes.*not ready' <(tail -n 1 "$LOGS/coredns.log"); }
+coredns_ready() { curl -fsS --max-time 2 http://127.0.0.1:18181/ready; }
 
 nodes_ready() {
     local node

@@ -69,4 +69,7 @@ if $purge; then
     ip link del mad-cni2 2>/dev/null || true
     iptables -D FORWARD -s "$POD_CIDR" -j ACCEPT 2>/dev/null || true
     iptables -D FORWARD -d "$POD_CIDR" -j ACCEPT 2>/dev/null || true
+    for node in "${NODES[@]}"; do
+        find /sys/fs/cgroup/*/"mad-k8s-$node" -depth -type d -exec rmdir {} + 2>/dev/null || true
+    done
 fi

@@ -79,7 +79,7 @@ echo "index=$me host=$(hostname)"
 for i in 0 1; do
     name="$JOB-$i.$SVC"
     n=0
-    until addr=$(nslookup "$name.$NS.svc.cluster.local" 2>/dev/null | awk '/^Address/ && !/#53/ {a=$NF} END {if (a) print a; else exit 1}'); do
+    until addr=$(nslookup "$name.$NS.svc.cluster.local" 2>/dev/null | awk '/^Name:/ {n=1} n && /^Address/ {a=$NF} END {if (a) print a; else exit 1}'); do
         n=$((n + 1)); [ $n -ge 120 ] && { echo "unresolved $name"; exit 1; }
         sleep 0.5
     done

@@ -187,9 +187,11 @@ setup_host_network() {
     sysctl -qw net.ipv4.ip_forward=1
     ip link show "$DUMMY_IF" >/dev/null 2>&1 || ip link add "$DUMMY_IF" type bridge
     ip link set "$DUMMY_IF" up
-    local addr
+    local addr have
+    # Not `ip ... | grep -q`: grep exiting early fails the pipe (pipefail) when ip gets SIGPIPE.
+    have=$(ip -4 -o addr show dev "$DUMMY_IF")
     for addr in "${NODE_IPS[@]}" "$DNS_IP"; do
-        ip -4 addr show dev "$DUMMY_IF" | grep -q " $addr/" || ip addr add "$addr/32" dev "$DUMMY_IF"
+        grep -q " $addr/" <<<"$have" || ip addr add "$addr/32" dev "$DUMMY_IF"
     done
     # Docker sets the FORWARD policy to DROP; let pod traffic through (the CNI firewall plugin
     # accepts per pod too, this covers replies across the two node bridges).
@@ -336,7 +338,7 @@ start_node() { # index node
 # static binary of Debian's busybox-static, PID 1 a shell that waits for SIGTERM.
 load_pause_image() { # node
     local sock=$RUN/$1/containerd.sock
-    ctr -a "$sock" -n k8s.io images ls -q 2>/dev/null | grep -qx "$PAUSE_IMAGE_REF" && return 0
+    grep -qx "$PAUSE_IMAGE_REF" <<<"$(ctr -a "$sock" -n k8s.io images ls -q 2>/dev/null)" && return 0
     local tar=$STATE/pause.tar
     if [ ! -s "$tar" ]; then
         local rootfs

@@ -390,6 +390,25 @@ sys.exit(not any(c["type"] == "Ready" and c["status"] == "True" for c in node["s
     done
 }
 
+# No GPU here: node1 advertises amd.com/gpu, node2 nvidia.com/gpu, as extended resources patched
+# into the node status (the kubelet keeps extended capacity it has no device plugin for), so
+# pods asking for either vendor's GPUs are scheduled to "their" node and really run there.
+advertise_gpus() {
+    local node=$1 resource=$2 count=$3
+    curl -fsS --max-time 5 --cacert "$pki/ca.crt" --cert "$pki/admin.crt" --key "$pki/admin.key" \
+        -X PATCH -H 'Content-Type: application/merge-patch+json' \
+        --data "{\"status\": {\"capacity\": {\"$resource\": \"$count\"}}}" \
+        "$API_URL/api/v1/nodes/$node/status" >/dev/null
+}
+
+# The kubelet copies capacity into allocatable (what the scheduler looks at) on its next status
+# update, within nodeStatusUpdateFrequency (5 s).
+gpus_allocatable() { # node resource
+    api_get "/api/v1/nodes/$1" | python3 -c '
+import json, sys
+sys.exit(sys.argv[1] not in json.load(sys.stdin)["status"].get("allocatable", {}))' "$2"
+}
+
 make_pki
 write_kubeconfig "$STATE/admin.kubeconfig" admin
 write_kubeconfig "$STATE/controller-manager.kubeconfig" controller-manager
@@ -405,6 +424,10 @@ if [ "$NODE_MODE" = kubelet ]; then
     done
     start_coredns
     for node in "${NODES[@]}"; do wait_for "kubelet-$node" 120 nodes_ready; done
+    advertise_gpus node1 amd.com/gpu "$GPUS_PER_NODE"
+    advertise_gpus node2 nvidia.com/gpu "$GPUS_PER_NODE"
+    wait_for kubelet-node1 30 gpus_allocatable node1 amd.com/gpu
+    wait_for kubelet-node2 30 gpus_allocatable node2 nvidia.com/gpu
 fi
 log "cluster up"
 echo "$STATE/admin.kubeconfig"

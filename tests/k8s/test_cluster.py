@@ -125,3 +125,21 @@ def test_indexed_job_spreads_over_both_nodes_and_pods_resolve_each_other(api, bu
         assert log[0] == f"index={i} host={job_name}-{i}"
         resolved = dict(line.split()[1:] for line in log[1:] if line.startswith("resolved "))
         assert resolved == {f"{job_name}-{j}.{svc}": ips[f"{job_name}-{j}"] for j in (0, 1)}
+
+
+@pytest.mark.parametrize(("resource", "node"), [("amd.com/gpu", "node1"), ("nvidia.com/gpu", "node2")])
+def test_gpu_requests_go_to_the_node_advertising_that_vendor(api, busybox_image, k8s_namespace, resource, node):
+    from kubernetes import client
+
+    batch, core = client.BatchV1Api(api), client.CoreV1Api(api)
+    container = client.V1Container(
+        name="main", image=busybox_image, image_pull_policy="IfNotPresent", command=["echo", "gpu job"],
+        resources=client.V1ResourceRequirements(limits={resource: "2"}))
+    batch.create_namespaced_job(k8s_namespace, client.V1Job(
+        metadata=client.V1ObjectMeta(name="gpu"),
+        spec=client.V1JobSpec(backoff_limit=0, template=client.V1PodTemplateSpec(
+            spec=client.V1PodSpec(restart_policy="Never", containers=[container])))))
+    _wait_job(batch, "gpu", k8s_namespace)
+    (pod,) = _job_pods(core, "gpu", k8s_namespace)
+    assert pod.spec.node_name == node
+    assert core.read_namespaced_pod_log(pod.metadata.name, k8s_namespace) == "gpu job\n"

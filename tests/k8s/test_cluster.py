@@ -143,3 +143,24 @@ def test_gpu_requests_go_to_the_node_advertising_that_vendor(api, busybox_image,
     (pod,) = _job_pods(core, "gpu", k8s_namespace)
     assert pod.spec.node_name == node
     assert core.read_namespaced_pod_log(pod.metadata.name, k8s_namespace) == "gpu job\n"
+
+
+def test_pod_writes_results_into_a_host_path(api, busybox_image, k8s_namespace, tmp_path):
+    """The kubelets run on this host: a hostPath volume is how a test collects files from a pod."""
+    from kubernetes import client
+
+    batch = client.BatchV1Api(api)
+    out = tmp_path / "results"
+    out.mkdir()
+    container = client.V1Container(
+        name="main", image=busybox_image, image_pull_policy="IfNotPresent",
+        command=["sh", "-c", 'echo "model,performance,metric" > /results/perf.csv; echo "m,42.5,tok/s" >> /results/perf.csv'],
+        volume_mounts=[client.V1VolumeMount(name="results", mount_path="/results")])
+    batch.create_namespaced_job(k8s_namespace, client.V1Job(
+        metadata=client.V1ObjectMeta(name="results"),
+        spec=client.V1JobSpec(backoff_limit=0, template=client.V1PodTemplateSpec(
+            spec=client.V1PodSpec(restart_policy="Never", containers=[container], volumes=[
+                client.V1Volume(name="results", host_path=client.V1HostPathVolumeSource(
+                    path=str(out), type="Directory"))])))))
+    _wait_job(batch, "results", k8s_namespace)
+    assert (out / "perf.csv").read_text() == "model,performance,metric\nm,42.5,tok/s\n"

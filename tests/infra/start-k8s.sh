@@ -16,9 +16,12 @@ here=$(cd "$(dirname "$0")" && pwd)
 source "$here/k8s-common.sh"
 
 check_binaries
+for tool in openssl curl python3; do
+    command -v "$tool" >/dev/null || { echo "$tool is not installed (apt-get install openssl curl python3)" >&2; exit 3; }
+done
 if [ "$NODE_MODE" = kubelet ]; then
-    for tool in containerd ctr runc iptables conntrack; do
-        command -v "$tool" >/dev/null || { echo "$tool is not installed (apt-get install containerd runc iptables conntrack)" >&2; exit 3; }
+    for tool in containerd ctr runc iptables ip docker; do
+        command -v "$tool" >/dev/null || { echo "$tool is not installed (apt-get install containerd runc iptables iproute2 docker.io)" >&2; exit 3; }
     done
     [ -x /usr/lib/cni/bridge ] || { echo "CNI plugins are not installed (apt-get install containernetworking-plugins)" >&2; exit 3; }
 fi

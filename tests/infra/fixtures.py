@@ -14,7 +14,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -185,6 +185,8 @@ def clean_containers(docker_engine: docker.DockerClient) -> Iterator[ContainerLe
 
 # --- Kubernetes ---------------------------------------------------------------------------------
 K8S_NODES = ("node1", "node2")
+# Extended resources start-k8s.sh advertises (no GPU here): node -> (resource name, count).
+K8S_GPUS = {"node1": ("amd.com/gpu", 8), "node2": ("nvidia.com/gpu", 8)}
 
 
 @dataclass(frozen=True)
@@ -198,6 +200,7 @@ class K8sCluster:
 
     kubeconfig: Path
     nodes: tuple[str, ...]
+    gpus: dict[str, tuple[str, int]] = field(default_factory=lambda: dict(K8S_GPUS))
 
     def api_client(self):
         """A fresh `kubernetes.client.ApiClient` for this cluster (close it when done)."""

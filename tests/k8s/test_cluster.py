@@ -127,9 +127,12 @@ def test_indexed_job_spreads_over_both_nodes_and_pods_resolve_each_other(api, bu
         assert resolved == {f"{job_name}-{j}.{svc}": ips[f"{job_name}-{j}"] for j in (0, 1)}
 
 
-@pytest.mark.parametrize(("resource", "node"), [("amd.com/gpu", "node1"), ("nvidia.com/gpu", "node2")])
-def test_gpu_requests_go_to_the_node_advertising_that_vendor(api, busybox_image, k8s_namespace, resource, node):
+@pytest.mark.parametrize("node", ["node1", "node2"])
+def test_gpu_requests_go_to_the_node_advertising_that_vendor(k8s_cluster, api, busybox_image, k8s_namespace, node):
     from kubernetes import client
+
+    resource, _count = k8s_cluster.gpus[node]
+    assert resource == {"node1": "amd.com/gpu", "node2": "nvidia.com/gpu"}[node]
 
     batch, core = client.BatchV1Api(api), client.CoreV1Api(api)
     container = client.V1Container(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -179,3 +180,63 @@ def clean_containers(docker_engine: docker.DockerClient) -> Iterator[ContainerLe
     after = _labelled_containers(docker_engine, check.filter)
     leftovers = sorted(name for cid, name in after.items() if cid not in before)
     assert not leftovers, f"containers labelled {check.filter} survived the test: {leftovers}"
+
+
+# --- Kubernetes ---------------------------------------------------------------------------------
+K8S_NODES = ("node1", "node2")
+
+
+@dataclass(frozen=True)
+class K8sCluster:
+    """The real Kubernetes cluster on this host (tests/infra/start-k8s.sh, KUBERNETES.md).
+
+    `kubeconfig` holds an admin client certificate (group system:masters). `nodes` are real
+    kubelets on containerd instances of their own: images must be loaded with `load_images`
+    and used with imagePullPolicy IfNotPresent or Never, since nothing can be pulled here.
+    """
+
+    kubeconfig: Path
+    nodes: tuple[str, ...]
+
+    def api_client(self):
+        """A fresh `kubernetes.client.ApiClient` for this cluster (close it when done)."""
+        from kubernetes import config
+
+        return config.new_client_from_config(config_file=str(self.kubeconfig))
+
+    def load_images(self, *images: str) -> None:
+        """Copy Docker images into every node's containerd (skipped when already there)."""
+        _check(run_infra_script("load-k8s-image.sh", *images, timeout=600), "load-k8s-image.sh")
+
+
+@pytest.fixture(scope="session")
+def k8s_cluster(docker_engine: docker.DockerClient) -> K8sCluster:
+    """The cluster, started if it is not running (left running after the session).
+
+    The binaries are built by `.ci/setup` (tests/infra/build-k8s.sh), never here: without them
+    the tests skip with the reason (fail under CI).
+    """
+    proc = run_infra_script("start-k8s.sh", timeout=300)
+    _check(proc, "start-k8s.sh")
+    kubeconfig = Path(proc.stdout.strip().splitlines()[-1])
+    return K8sCluster(kubeconfig=kubeconfig, nodes=K8S_NODES)
+
+
+@pytest.fixture
+def k8s_namespace(k8s_cluster: K8sCluster) -> Iterator[str]:
+    """A namespace of this test's own, deleted (with everything in it) afterwards."""
+    from kubernetes import client
+
+    name = f"mad-test-{uuid.uuid4().hex[:10]}"
+    with k8s_cluster.api_client() as api:
+        core = client.CoreV1Api(api)
+        core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+        # The service-account controller adds "default" shortly after; pods need it.
+        for _ in range(100):
+            if core.list_namespaced_service_account(name, field_selector="metadata.name=default").items:
+                break
+            time.sleep(0.1)
+        try:
+            yield name
+        finally:
+            core.delete_namespace(name, body=client.V1DeleteOptions(propagation_policy="Background"))

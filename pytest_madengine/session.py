@@ -186,7 +186,10 @@ class MadSession:
         _ = self.specs  # load (and run dynamic scripts) once, before xdist workers start
         _ = self.target  # an unknown target is a usage error before anything is built
         if not self.config.option.collectonly:
-            self.target.sweep_stale()
+            try:
+                self.target.sweep_stale()
+            except MadError as exc:  # e.g. no kubeconfig: the session cannot run anything
+                raise usage_error(exc) from None
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         data = getattr(report, "mad_result", None)

@@ -59,6 +59,10 @@ OPTIONS: tuple[Option, ...] = (
     Option("discover-timeout", "int", "seconds a get_models_json.py may run (default 120)", 120),
     Option("slurm-jobs", "int", "SLURM jobs kept in the queue at once when -n is not given: that many "
            "xdist workers submit and follow them (default 8; 1 = one at a time)", 8),
+    Option("k8s-kubeconfig", "str", "kubeconfig of the Kubernetes target (default: k8s.kubeconfig of the "
+           "context, KUBECONFIG, ~/.kube/config, in-cluster)"),
+    Option("k8s-jobs", "int", "Kubernetes Jobs kept in flight at once when -n is not given: that many "
+           "xdist workers submit and follow them (default 8; 1 = one at a time)", 8),
 )
 
 def option(name: str) -> Option:
@@ -110,6 +114,8 @@ class Settings:
     disable_skip_gpu_arch: bool = False
     discover_timeout: int = 120
     slurm_jobs: int = 8
+    k8s_kubeconfig: str | None = None
+    k8s_jobs: int = 8
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -210,4 +216,6 @@ def from_config(config: pytest.Config, namespace: argparse.Namespace | None = No
         disable_skip_gpu_arch=bool(values["mad_disable_skip_gpu_arch"]),
         discover_timeout=_as_int(option("discover-timeout"), values["mad_discover_timeout"]) or 120,
         slurm_jobs=max(1, _as_int(option("slurm-jobs"), values["mad_slurm_jobs"]) or 8),
+        k8s_kubeconfig=values["mad_k8s_kubeconfig"] or None,
+        k8s_jobs=max(1, _as_int(option("k8s-jobs"), values["mad_k8s_jobs"]) or 8),
     )

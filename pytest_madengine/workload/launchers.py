@@ -2,7 +2,9 @@
 
 ``MAD_MULTI_NODE_RUNNER`` is the command line a model script prefixes to its entry point
 (``$MAD_MULTI_NODE_RUNNER train.py ...``); it is built here for one node from its rank and the
-job's master address, so every target (SLURM today, Kubernetes later) sets the same variables.
+job's master address, so every target (SLURM, Kubernetes) sets the same variables. The torchrun
+family also gets torchrun's own ``PET_NNODES``, ``PET_NPROC_PER_NODE``, ``PET_NODE_RANK``,
+``PET_MASTER_ADDR`` and ``PET_MASTER_PORT``.
 """
 from __future__ import annotations
 
@@ -43,7 +45,7 @@ _ALIASES = {
     "megatron-lm": "torchrun", "torchtitan": "torchrun", "primus": "torchrun",
     "deepspeed": "deepspeed",
     "vllm": "vllm",
-    "sglang": "sglang", "sglang-disagg": "sglang",
+    "sglang": "sglang", "sglang-disagg": "sglang", "sglang_disagg": "sglang",
     "slurm_multi": "slurm_multi", "slurm-multi": "slurm_multi",
 }
 
@@ -99,4 +101,7 @@ def distributed_env(launcher: Launcher, *, nnodes: int, nproc_per_node: int, nod
             launcher.family, nnodes=nnodes, nproc_per_node=nproc_per_node, node_rank=node_rank,
             master_addr=master_addr, master_port=master_port),
     )
+    if launcher.family == "torchrun":  # torchrun reads its options from PET_<OPTION> too
+        env.update(PET_NNODES=str(nnodes), PET_NPROC_PER_NODE=str(nproc_per_node), PET_NODE_RANK=str(node_rank),
+                   PET_MASTER_ADDR=master_addr, PET_MASTER_PORT=str(master_port))
     return env

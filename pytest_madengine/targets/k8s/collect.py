@@ -67,7 +67,8 @@ def _result_files(follower: JobFollower, ranks: dict[int, PodState], request: Ru
 
 
 def _junit(job: JobRecord, ranks: dict[int, PodState], follower: JobFollower, request: RunRequest,
-           seconds: float) -> str:
+           seconds: float, junit_dir: Path) -> str:
+    """The pods' testcases merged into ``<junit_dir>/<job>.xml`` (it must outlive the run's work dir)."""
     from ...results.sinks.junit import NodeCase, merge_junit, write_node_junit
 
     files = []
@@ -76,7 +77,7 @@ def _junit(job: JobRecord, ranks: dict[int, PodState], follower: JobFollower, re
         code = pod.exit_code
         failure = "" if code == 0 else (pod.terminated_reason or pod.waiting[0] or pod.pod_reason or "not run")
         failure = failure if code in (0, None) else f"exit code {code} ({pod.terminated_reason or 'Error'})"
-        path = request.work_dir / f"pod-{rank}.xml"
+        path = junit_dir / f"{job.name}-{rank}.xml"
         write_node_junit(path, NodeCase(
             suite=f"k8s job {job.namespace}/{job.name}", name=f"{request.card.name} [rank {rank}]",
             classname=f"k8s.{pod.node or 'unscheduled'}", seconds=seconds, failure=failure,
@@ -85,15 +86,16 @@ def _junit(job: JobRecord, ranks: dict[int, PodState], follower: JobFollower, re
         files.append(path)
     if not files:
         return ""
+    merged = junit_dir / f"{job.name}.xml"
     try:
-        merge_junit(files, request.work_dir / "junit.xml")
+        merge_junit(files, merged)
     except MadError:
         return ""
-    return str(request.work_dir / "junit.xml")
+    return str(merged)
 
 
 def collect_outcome(job: JobRecord, follower: JobFollower, verdict: Verdict, request: RunRequest,
-                    *, duration: float, kept: str = "") -> RunOutcome:
+                    *, duration: float, junit_dir: Path, kept: str = "") -> RunOutcome:
     ranks = _last_pod_per_rank(follower)
     sections = [("" if job.nnodes == 1 else f"pod {pod.name} (rank {rank}) on {pod.node or '?'}",
                  _read(follower.log_path(pod)) if pod.name in follower.logs else "")
@@ -116,5 +118,5 @@ def collect_outcome(job: JobRecord, follower: JobFollower, verdict: Verdict, req
         extra={"job_name": job.name, "namespace": job.namespace, "job_state": verdict.state,
                "nodes": ",".join(pod.node for pod in ranks.values() if pod.node), "nnodes": job.nnodes,
                "launcher": job.launcher, "pods": [pod.name for pod in ranks.values()],
-               "node_junit": _junit(job, ranks, follower, request, duration),
+               "node_junit": _junit(job, ranks, follower, request, duration, junit_dir),
                "node_exit_codes": {pod.name: pod.exit_code for pod in ranks.values()}})

@@ -27,6 +27,7 @@ from .payload import ResultsFilter
 HOPELESS_WAITING = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull",
                     "CreateContainerConfigError", "CreateContainerError", "RunContainerError")
 WATCH_SECONDS = 30  # server-side timeout of one watch request; it is renewed from its resourceVersion
+UNREACHABLE_GRACE = 60  # seconds an API restart may take before the run is reported as lost
 
 
 @dataclass
@@ -174,7 +175,7 @@ class Watches:
         from kubernetes import watch
 
         version = ""
-        failures = 0
+        failing_since: float | None = None
         while not self.stopping.is_set():
             stream = watch.Watch()
             try:
@@ -188,13 +189,13 @@ class Watches:
                         break
                     version = event["object"].metadata.resource_version or version
                     self.events.put((kind, event["object"]))
-                    failures = 0
+                    failing_since = None
             except Exception as exc:  # noqa: BLE001 -- 410 Gone: list again; unreachable: tell the loop
                 if getattr(exc, "status", None) == 410:
                     version = ""
                     continue
-                failures += 1
-                if failures >= 3 or not is_connection_error(exc):
+                failing_since = failing_since or time.monotonic()
+                if not is_connection_error(exc) or time.monotonic() - failing_since > UNREACHABLE_GRACE:
                     self.events.put(("error", exc))
                     return
                 time.sleep(1)
@@ -324,6 +325,6 @@ class JobFollower:
 
 def _describe(exc: Any) -> str:
     if is_connection_error(exc):
-        return f"the Kubernetes API became unreachable ({type(exc).__name__})"
+        return f"the Kubernetes API became unreachable ({type(exc).__name__}: {str(exc)[:200]})"
     status, reason, message = api_message(exc)
     return f"{reason or type(exc).__name__} ({status}): {message}"

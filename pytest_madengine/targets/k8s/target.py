@@ -176,8 +176,10 @@ class K8sTarget:
             kept = f"kept Job {record.name}; delete it with: {delete_command(record.namespace, self.session_id)}"
         else:
             self._delete(run.access, run.namespace, run.created)
+        junit_dir = self.session_dir / "k8s-junit"
+        junit_dir.mkdir(parents=True, exist_ok=True)
         return collect_outcome(record, run.follower, verdict, request, duration=time.monotonic() - started,
-                               kept=kept)
+                               junit_dir=junit_dir, kept=kept)
 
     # --- API helpers ----------------------------------------------------------------------
     @staticmethod

@@ -81,7 +81,7 @@ def test_multi_node_job_is_indexed_with_a_master_behind_the_headless_service() -
     assert pod["subdomain"] == service["metadata"]["name"] == job["metadata"]["name"]
     env = {e["name"]: e["value"] for e in pod["containers"][0]["env"]}
     name = job["metadata"]["name"]
-    assert env["MASTER_ADDR"] == env["PET_MASTER_ADDR"] == f"{name}-0.{name}"
+    assert env["MASTER_ADDR"] == env["PET_MASTER_ADDR"] == f"{name}-0.{name}.ml-training.svc.cluster.local"
     assert (env["NNODES"], env["NPROC_PER_NODE"], env["WORLD_SIZE"], env["MASTER_PORT"]) == ("2", "2", "4", "29600")
     assert "--node_rank=1" in env["MAD_MULTI_NODE_RUNNER_RANK_1"]
     assert pod["containers"][0]["resources"]["limits"]["amd.com/gpu"] == "2"

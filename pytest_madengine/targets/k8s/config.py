@@ -80,6 +80,7 @@ class K8sConfig:
     scheduling_timeout: int = 300  # seconds until every pod of the gang must be scheduled
     termination_grace_period_seconds: int = 30
     image_loader: tuple[str, ...] = ()  # argv + image: makes a locally built image usable
+    cluster_domain: str = "cluster.local"  # in the master's DNS name
 
 
 def load_preset() -> dict[str, dict[str, Any]]:
@@ -296,4 +297,5 @@ def resolve(card: Any, context: dict[str, Any], *, timeout: int | None) -> K8sCo
         termination_grace_period_seconds=_int(k8s.get("termination_grace_period_seconds"),
                                               "k8s.termination_grace_period_seconds"),
         image_loader=_argv(k8s.get("image_loader"), "k8s.image_loader"),
+        cluster_domain=_name(k8s.get("cluster_domain") or "cluster.local", "k8s.cluster_domain"),
     )

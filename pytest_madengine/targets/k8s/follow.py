@@ -13,6 +13,7 @@ from __future__ import annotations
 import codecs
 import contextlib
 import queue
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -139,11 +140,14 @@ class PodLog(threading.Thread):
             self.live(self.prefix + line)
 
     def stop(self) -> None:
+        """Unblock the reader: shut the socket down (closing the response from here would wait for
+        the reading thread's buffer lock, forever on a pod that prints nothing)."""
         self.stopped = True
-        response = self._response
-        if response is not None:
-            with contextlib.suppress(Exception):  # already closed
-                response.close()
+        connection = getattr(self._response, "connection", None)
+        sock = getattr(connection, "sock", None)
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
 
 
 def _short(exc: BaseException) -> str:

@@ -88,8 +88,11 @@ def headless_service(inputs: JobInputs, namespace: str, port: int) -> Manifest:
 
 
 def master_address(job: str, config: K8sConfig) -> str:
-    """Pod 0 by its stable DNS name ``<job>-0.<service>`` (the Service is named like the Job)."""
-    return f"{job}-0.{job}" if config.nnodes > 1 else "localhost"
+    """Pod 0 by its fully qualified DNS name ``<job>-0.<service>.<namespace>.svc.<cluster domain>``
+    (the Service is named like the Job), so no resolver depends on search domains."""
+    if config.nnodes == 1:
+        return "localhost"
+    return f"{job}-0.{job}.{config.namespace}.svc.{config.cluster_domain}"
 
 
 def rank_env(job: str, config: K8sConfig) -> dict[str, str]:

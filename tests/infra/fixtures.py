@@ -1,4 +1,5 @@
-"""Session fixtures that give tests the real parts: Docker engine, base images, registry, SLURM.
+"""Session fixtures that give tests the real parts: Docker engine, base images, registry, SLURM,
+Kubernetes.
 
 Each part is started by the shell scripts beside this file (the same ones `.ci/setup` uses), lazily,
 the first time a test asks for it. A part whose software is not installed at all skips its tests

@@ -26,6 +26,7 @@ POD_CIDR=10.251.0.0/16
 POD_CIDR_PREFIX=10.251
 PAUSE_IMAGE=mad-test/pause:latest
 PAUSE_IMAGE_REF=docker.io/$PAUSE_IMAGE
+GPUS_PER_NODE=8  # extended resources only: amd.com/gpu on node1, nvidia.com/gpu on node2
 CONTROL_PLANE=(etcd kube-apiserver kube-controller-manager kube-scheduler)
 NEEDED_BINARIES=("${CONTROL_PLANE[@]}")
 if [ "$NODE_MODE" = kubelet ]; then NEEDED_BINARIES+=(kubelet coredns); fi

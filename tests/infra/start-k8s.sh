@@ -16,9 +16,12 @@ here=$(cd "$(dirname "$0")" && pwd)
 source "$here/k8s-common.sh"
 
 check_binaries
+for tool in openssl curl python3; do
+    command -v "$tool" >/dev/null || { echo "$tool is not installed (apt-get install openssl curl python3)" >&2; exit 3; }
+done
 if [ "$NODE_MODE" = kubelet ]; then
-    for tool in containerd ctr runc iptables conntrack; do
-        command -v "$tool" >/dev/null || { echo "$tool is not installed (apt-get install containerd runc iptables conntrack)" >&2; exit 3; }
+    for tool in containerd ctr runc iptables ip docker; do
+        command -v "$tool" >/dev/null || { echo "$tool is not installed (apt-get install containerd runc iptables iproute2 docker.io)" >&2; exit 3; }
     done
     [ -x /usr/lib/cni/bridge ] || { echo "CNI plugins are not installed (apt-get install containernetworking-plugins)" >&2; exit 3; }
 fi
@@ -187,9 +190,11 @@ setup_host_network() {
     sysctl -qw net.ipv4.ip_forward=1
     ip link show "$DUMMY_IF" >/dev/null 2>&1 || ip link add "$DUMMY_IF" type bridge
     ip link set "$DUMMY_IF" up
-    local addr
+    local addr have
+    # Not `ip ... | grep -q`: grep exiting early fails the pipe (pipefail) when ip gets SIGPIPE.
+    have=$(ip -4 -o addr show dev "$DUMMY_IF")
     for addr in "${NODE_IPS[@]}" "$DNS_IP"; do
-        ip -4 addr show dev "$DUMMY_IF" | grep -q " $addr/" || ip addr add "$addr/32" dev "$DUMMY_IF"
+        grep -q " $addr/" <<<"$have" || ip addr add "$addr/32" dev "$DUMMY_IF"
     done
     # Docker sets the FORWARD policy to DROP; let pod traffic through (the CNI firewall plugin
     # accepts per pod too, this covers replies across the two node bridges).
@@ -336,7 +341,7 @@ start_node() { # index node
 # static binary of Debian's busybox-static, PID 1 a shell that waits for SIGTERM.
 load_pause_image() { # node
     local sock=$RUN/$1/containerd.sock
-    ctr -a "$sock" -n k8s.io images ls -q 2>/dev/null | grep -qx "$PAUSE_IMAGE_REF" && return 0
+    grep -qx "$PAUSE_IMAGE_REF" <<<"$(ctr -a "$sock" -n k8s.io images ls -q 2>/dev/null)" && return 0
     local tar=$STATE/pause.tar
     if [ ! -s "$tar" ]; then
         local rootfs
@@ -388,6 +393,25 @@ sys.exit(not any(c["type"] == "Ready" and c["status"] == "True" for c in node["s
     done
 }
 
+# No GPU here: node1 advertises amd.com/gpu, node2 nvidia.com/gpu, as extended resources patched
+# into the node status (the kubelet keeps extended capacity it has no device plugin for), so
+# pods asking for either vendor's GPUs are scheduled to "their" node and really run there.
+advertise_gpus() {
+    local node=$1 resource=$2 count=$3
+    curl -fsS --max-time 5 --cacert "$pki/ca.crt" --cert "$pki/admin.crt" --key "$pki/admin.key" \
+        -X PATCH -H 'Content-Type: application/merge-patch+json' \
+        --data "{\"status\": {\"capacity\": {\"$resource\": \"$count\"}}}" \
+        "$API_URL/api/v1/nodes/$node/status" >/dev/null
+}
+
+# The kubelet copies capacity into allocatable (what the scheduler looks at) on its next status
+# update, within nodeStatusUpdateFrequency (5 s).
+gpus_allocatable() { # node resource
+    api_get "/api/v1/nodes/$1" | python3 -c '
+import json, sys
+sys.exit(sys.argv[1] not in json.load(sys.stdin)["status"].get("allocatable", {}))' "$2"
+}
+
 make_pki
 write_kubeconfig "$STATE/admin.kubeconfig" admin
 write_kubeconfig "$STATE/controller-manager.kubeconfig" controller-manager
@@ -403,6 +427,10 @@ if [ "$NODE_MODE" = kubelet ]; then
     done
     start_coredns
     for node in "${NODES[@]}"; do wait_for "kubelet-$node" 120 nodes_ready; done
+    advertise_gpus node1 amd.com/gpu "$GPUS_PER_NODE"
+    advertise_gpus node2 nvidia.com/gpu "$GPUS_PER_NODE"
+    wait_for kubelet-node1 30 gpus_allocatable node1 amd.com/gpu
+    wait_for kubelet-node2 30 gpus_allocatable node2 nvidia.com/gpu
 fi
 log "cluster up"
 echo "$STATE/admin.kubeconfig"

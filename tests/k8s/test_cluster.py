@@ -125,3 +125,42 @@ def test_indexed_job_spreads_over_both_nodes_and_pods_resolve_each_other(api, bu
         assert log[0] == f"index={i} host={job_name}-{i}"
         resolved = dict(line.split()[1:] for line in log[1:] if line.startswith("resolved "))
         assert resolved == {f"{job_name}-{j}.{svc}": ips[f"{job_name}-{j}"] for j in (0, 1)}
+
+
+@pytest.mark.parametrize(("resource", "node"), [("amd.com/gpu", "node1"), ("nvidia.com/gpu", "node2")])
+def test_gpu_requests_go_to_the_node_advertising_that_vendor(api, busybox_image, k8s_namespace, resource, node):
+    from kubernetes import client
+
+    batch, core = client.BatchV1Api(api), client.CoreV1Api(api)
+    container = client.V1Container(
+        name="main", image=busybox_image, image_pull_policy="IfNotPresent", command=["echo", "gpu job"],
+        resources=client.V1ResourceRequirements(limits={resource: "2"}))
+    batch.create_namespaced_job(k8s_namespace, client.V1Job(
+        metadata=client.V1ObjectMeta(name="gpu"),
+        spec=client.V1JobSpec(backoff_limit=0, template=client.V1PodTemplateSpec(
+            spec=client.V1PodSpec(restart_policy="Never", containers=[container])))))
+    _wait_job(batch, "gpu", k8s_namespace)
+    (pod,) = _job_pods(core, "gpu", k8s_namespace)
+    assert pod.spec.node_name == node
+    assert core.read_namespaced_pod_log(pod.metadata.name, k8s_namespace) == "gpu job\n"
+
+
+def test_pod_writes_results_into_a_host_path(api, busybox_image, k8s_namespace, tmp_path):
+    """The kubelets run on this host: a hostPath volume is how a test collects files from a pod."""
+    from kubernetes import client
+
+    batch = client.BatchV1Api(api)
+    out = tmp_path / "results"
+    out.mkdir()
+    container = client.V1Container(
+        name="main", image=busybox_image, image_pull_policy="IfNotPresent",
+        command=["sh", "-c", 'echo "model,performance,metric" > /results/perf.csv; echo "m,42.5,tok/s" >> /results/perf.csv'],
+        volume_mounts=[client.V1VolumeMount(name="results", mount_path="/results")])
+    batch.create_namespaced_job(k8s_namespace, client.V1Job(
+        metadata=client.V1ObjectMeta(name="results"),
+        spec=client.V1JobSpec(backoff_limit=0, template=client.V1PodTemplateSpec(
+            spec=client.V1PodSpec(restart_policy="Never", containers=[container], volumes=[
+                client.V1Volume(name="results", host_path=client.V1HostPathVolumeSource(
+                    path=str(out), type="Directory"))])))))
+    _wait_job(batch, "results", k8s_namespace)
+    assert (out / "perf.csv").read_text() == "model,performance,metric\nm,42.5,tok/s\n"

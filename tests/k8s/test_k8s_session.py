@@ -230,3 +230,76 @@ def test_ctrl_c_leaves_no_job_pod_configmap_secret_or_service(tmp_path, k8s_clus
     assert proc.returncode == 2, output  # pytest: interrupted
     assert wait_empty(api, k8s_namespace) == [], output
     assert "t0ken" not in output
+
+
+CONFTEST = '''
+import pytest
+
+
+@pytest.fixture
+def mad_result(mad_result, mad_k8s):
+    job = mad_k8s.job()
+    pods = mad_k8s.pods()
+    with open("seen.txt", "a") as seen:
+        seen.write(f"{mad_k8s.namespace} {mad_k8s.job_name} {job.status.succeeded} {len(pods)}\\n")
+    return mad_result
+'''
+
+
+def test_mad_k8s_fixture_and_keep_alive(pytester, k8s_cluster, k8s_namespace, api, busybox_image):
+    """conftest code reads the model's Job through mad_k8s; --mad-keep-alive keeps it and says how to delete it."""
+    write_package(pytester.path)
+    (pytester.path / "conftest.py").write_text(CONFTEST)
+    result = pytester.runpytest_subprocess("-n", "0", "--mad-keep-alive",
+                                           *session_args(k8s_namespace, k8s_cluster.kubeconfig, "pair"))
+    result.assert_outcomes(passed=1)
+    namespace, job, succeeded, pods = (pytester.path / "seen.txt").read_text().split()
+    assert (namespace, succeeded, pods) == (k8s_namespace, "2", "2") and job.startswith("mad-pair-")
+    result.stderr.fnmatch_lines([f"*kept * Kubernetes objects*kubectl delete jobs,configmaps,secrets,services "
+                                 f"-n {k8s_namespace} -l pytest-madengine.session=*"])
+    assert {item.split("/")[0] for item in leftovers(api, k8s_namespace)} == {"job", "pod", "configmap", "service"}
+
+
+def token_kubeconfig(api, admin_kubeconfig: Path, namespace: str, path: Path) -> Path:
+    """A kubeconfig for a fresh service account that RBAC grants nothing."""
+    import yaml
+    from kubernetes import client
+
+    core = client.CoreV1Api(api)
+    core.create_namespaced_service_account(namespace, client.V1ServiceAccount(
+        metadata=client.V1ObjectMeta(name="nobody")))
+    token = core.create_namespaced_service_account_token("nobody", namespace, client.AuthenticationV1TokenRequest(
+        spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=3600))).status.token
+    admin = yaml.safe_load(admin_kubeconfig.read_text())
+    path.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "clusters": admin["clusters"],
+        "users": [{"name": "nobody", "user": {"token": token}}],
+        "contexts": [{"name": "nobody", "context": {"cluster": admin["clusters"][0]["name"], "user": "nobody"}}],
+        "current-context": "nobody"}))
+    return path
+
+
+def test_rbac_forbidden_and_an_unreachable_api_are_clear_failures(pytester, k8s_cluster, k8s_namespace, api,
+                                                                  busybox_image, tmp_path):
+    write_package(pytester.path)
+    kubeconfig = token_kubeconfig(api, k8s_cluster.kubeconfig, k8s_namespace, tmp_path / "nobody.kubeconfig")
+    result = pytester.runpytest("-n", "0", *session_args(k8s_namespace, kubeconfig, "bad"))
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([f"*broken failed (phase run): creating the objects of mad-broken-* in namespace "
+                                 f"{k8s_namespace}: Forbidden (RBAC): configmaps is forbidden*Fix: grant*"])
+    unreachable = tmp_path / "unreachable.kubeconfig"
+    unreachable.write_text(kubeconfig.read_text().replace("https://127.0.0.1:16443", "https://127.0.0.1:9"))
+    result = pytester.runpytest("-n", "0", *session_args(k8s_namespace, unreachable, "bad"))
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*the Kubernetes API is unreachable*Fix: check the kubeconfig's server*"])
+    assert "Traceback" not in result.stdout.str()
+
+
+def test_oom_killed_model_fails_with_the_reason(pytester, k8s_cluster, k8s_namespace, busybox_image):
+    write_package(pytester.path)
+    (pytester.path / "scripts" / "m" / "fail.sh").write_text("echo eating\ndd if=/dev/zero of=/dev/null bs=256M count=1\n")
+    result = pytester.runpytest("-n", "0", *session_args(k8s_namespace, k8s_cluster.kubeconfig, "bad",
+                                                         memory="32Mi", memory_limit="32Mi"))
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*broken failed (phase run): Job mad-broken-* failed: BackoffLimitExceeded: pod "
+                                 "mad-broken-*: OOMKilled*"])

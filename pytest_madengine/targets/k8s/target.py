@@ -29,6 +29,7 @@ from .api import KubeAccess, api_client, describe_failure, find_access, is_not_f
 from .collect import JobRecord, collect_outcome
 from .config import K8sConfig, k8s_section, resolve
 from .follow import JobFollower
+from .handle import K8sHandle
 from .prepare import Prepared, load_image, prepare_run
 
 KINDS = ("jobs", "configmaps", "secrets", "services")
@@ -64,6 +65,7 @@ class K8sTarget:
         self.keep_alive, self.controller, self.build_only = keep_alive, controller, build_only
         self._active: dict[str, Submitted] = {}
         self._lock = threading.Lock()
+        self.jobs_by_model: dict[str, str] = {}  # model name -> Job name of its last run (mad_k8s)
 
     @classmethod
     def from_settings(cls, settings: TargetSettings) -> K8sTarget:
@@ -120,6 +122,12 @@ class K8sTarget:
             if not self.keep_alive:
                 self._delete(run.access, run.namespace, run.created)
 
+    def handle(self, card: Any, context: Context) -> K8sHandle:
+        """The ``mad_k8s`` fixture's value for ``card`` (the namespace and kubeconfig its runs use)."""
+        config = resolve(card, context.to_json(), timeout=None)
+        access = find_access(self.kubeconfig_option, config.kubeconfig, config.context, os.environ)
+        return K8sHandle(api_client(access), config.namespace, self.jobs_by_model, card.name)
+
     # --- one run --------------------------------------------------------------------------
     def run(self, request: RunRequest) -> RunOutcome:
         started = time.monotonic()
@@ -133,6 +141,7 @@ class K8sTarget:
         except MadError as exc:
             return self._failed(request, exc.message, timeout, started)
         record = JobRecord(config.namespace, prepared.inputs.name, config.launcher.name, config.nnodes, timeout)
+        self.jobs_by_model[request.card.name] = record.name
         run = Submitted(access, config.namespace)
         with self._lock:
             self._active[record.name] = run

@@ -255,8 +255,8 @@ def test_mad_k8s_fixture_and_keep_alive(pytester, k8s_cluster, k8s_namespace, ap
     result.assert_outcomes(passed=1)
     namespace, job, succeeded, pods = (pytester.path / "seen.txt").read_text().split()
     assert (namespace, succeeded, pods) == (k8s_namespace, "2", "2") and job.startswith("mad-pair-")
-    result.stderr.fnmatch_lines([f"*kept * Kubernetes objects*kubectl delete jobs,configmaps,secrets,services "
-                                 f"-n {k8s_namespace} -l pytest-madengine.session=*"])
+    result.stderr.fnmatch_lines([(f"*kept * Kubernetes objects*kubectl delete jobs,configmaps,secrets,services "
+                                  f"-n {k8s_namespace} -l pytest-madengine.session=*")])
     assert {item.split("/")[0] for item in leftovers(api, k8s_namespace)} == {"job", "pod", "configmap", "service"}
 
 
@@ -285,8 +285,8 @@ def test_rbac_forbidden_and_an_unreachable_api_are_clear_failures(pytester, k8s_
     kubeconfig = token_kubeconfig(api, k8s_cluster.kubeconfig, k8s_namespace, tmp_path / "nobody.kubeconfig")
     result = pytester.runpytest("-n", "0", *session_args(k8s_namespace, kubeconfig, "bad"))
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines([f"*broken failed (phase run): creating the objects of mad-broken-* in namespace "
-                                 f"{k8s_namespace}: Forbidden (RBAC): configmaps is forbidden*Fix: grant*"])
+    result.stdout.fnmatch_lines([(f"*broken failed (phase run): creating the objects of mad-broken-* in namespace "
+                                  f"{k8s_namespace}: Forbidden (RBAC): configmaps is forbidden*Fix: grant*")])
     unreachable = tmp_path / "unreachable.kubeconfig"
     unreachable.write_text(kubeconfig.read_text().replace("https://127.0.0.1:16443", "https://127.0.0.1:9"))
     result = pytester.runpytest("-n", "0", *session_args(k8s_namespace, unreachable, "bad"))
@@ -301,5 +301,5 @@ def test_oom_killed_model_fails_with_the_reason(pytester, k8s_cluster, k8s_names
     result = pytester.runpytest("-n", "0", *session_args(k8s_namespace, k8s_cluster.kubeconfig, "bad",
                                                          memory="32Mi", memory_limit="32Mi"))
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*broken failed (phase run): Job mad-broken-* failed: BackoffLimitExceeded: pod "
-                                 "mad-broken-*: OOMKilled*"])
+    result.stdout.fnmatch_lines([("*broken failed (phase run): Job mad-broken-* failed: BackoffLimitExceeded: pod "
+                                  "mad-broken-*: OOMKilled*")])

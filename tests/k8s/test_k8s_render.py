@@ -212,3 +212,10 @@ def test_names_fit_kubernetes_limits() -> None:
     name = objects.job_name("Very_Long/Model.Name " * 5, "0123456789-abcdef01")
     assert len(name) <= 53 and name.endswith("-abcdef01") and name == name.lower()
     assert objects.label_value("-a/b c.-") == "a-b-c"
+
+
+def test_target_is_inferred_from_a_k8s_or_kubernetes_context_key() -> None:
+    from pytest_madengine.targets.registry import BUILTIN_TARGETS, infer_target
+
+    assert infer_target(None, {"kubernetes": {"namespace": "x"}}) == infer_target(None, {"k8s": {}}) == "k8s"
+    assert infer_target("kubernetes", {}) == "k8s" and "k8s" in BUILTIN_TARGETS

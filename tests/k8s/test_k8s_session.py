@@ -116,8 +116,10 @@ def test_models_pass_and_fail_with_rows_logs_and_nothing_left(pytester, k8s_clus
 def test_two_node_model_ranks_see_their_variables_and_both_report(pytester, k8s_cluster, k8s_namespace,
                                                                    busybox_image):
     write_package(pytester.path)
-    result = pytester.runpytest("-n", "0", *session_args(k8s_namespace, k8s_cluster.kubeconfig, "pair"))
+    result = pytester.runpytest("-n", "0", "--mad-live-output",
+                                *session_args(k8s_namespace, k8s_cluster.kubeconfig, "pair"))
     result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["[[]rank 1[]] rank=1 nnodes=2*"])  # streamed live, rank-prefixed
     log = (pytester.path / "mad_logs" / "pair.run.log").read_text()
     for rank in (0, 1):
         assert f"rank={rank} nnodes=2 world=2 pet={rank} master=mad-pair-" in log
@@ -303,3 +305,23 @@ def test_oom_killed_model_fails_with_the_reason(pytester, k8s_cluster, k8s_names
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines([("*broken failed (phase run): Job mad-broken-* failed: BackoffLimitExceeded: pod "
                                   "mad-broken-*: OOMKilled*")])
+
+
+def test_objects_of_a_dead_session_are_swept_at_start(pytester, k8s_cluster, k8s_namespace, api, busybox_image):
+    import socket
+
+    from kubernetes import client
+
+    from pytest_madengine.targets.k8s import objects
+
+    labels = {objects.SESSION_LABEL: "deadbeef00", objects.HOST_LABEL: objects.label_value(socket.gethostname()),
+              objects.PID_LABEL: "999999999", objects.MODEL_LABEL: "gone"}
+    core = client.CoreV1Api(api)
+    for name in ("stale", "other-host"):
+        meta = client.V1ObjectMeta(name=name, labels=labels if name == "stale" else {
+            **labels, objects.HOST_LABEL: "another-host"})
+        core.create_namespaced_config_map(k8s_namespace, client.V1ConfigMap(metadata=meta, data={"a": "b"}))
+    write_package(pytester.path)
+    result = pytester.runpytest("-n", "0", *session_args(k8s_namespace, k8s_cluster.kubeconfig, "bad"))
+    result.assert_outcomes(failed=1)
+    assert wait_empty(api, k8s_namespace, 30) == ["configmap/other-host"]  # another host's session: not ours

@@ -29,15 +29,15 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
 
 @pytest.hookimpl(wrapper=True)
 def pytest_cmdline_main(config: pytest.Config) -> Generator[None, object, object]:
-    """A SLURM session without ``-n`` gets xdist workers so its jobs queue side by side.
+    """A SLURM or Kubernetes session without ``-n`` gets xdist workers so its jobs run side by side.
 
     A wrapper, because pytest-xdist's own (tryfirst) cmdline_main turns ``numprocesses`` into
     workers and must see the value; plugin registration order would not guarantee that.
     """
     if _settings.is_active(config):
-        from .xdist import slurm_job_workers
+        from .xdist import queued_job_workers
 
-        workers = slurm_job_workers(config)
+        workers = queued_job_workers(config)
         if workers:
             config.option.numprocesses = workers
     return (yield)

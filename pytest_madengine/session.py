@@ -257,7 +257,10 @@ class MadSession:
         _ = self.performance_checks  # so are bad references and --mad-compare values
         if not self.config.option.collectonly:
             _ = self.recorder  # opens the history: an unusable file is a usage error too
-            self.target.sweep_stale()
+            try:
+                self.target.sweep_stale()
+            except MadError as exc:  # e.g. no kubeconfig: the session cannot run anything
+                raise usage_error(exc) from None
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         self._flush_warnings()

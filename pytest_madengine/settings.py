@@ -74,6 +74,10 @@ OPTIONS: tuple[Option, ...] = (
            "judged (default 1)", 1),
     Option("max-cv", "str", "with --mad-repeat: fail a model whose runs vary by more than PCT percent "
            "(coefficient of variation)"),
+    Option("k8s-kubeconfig", "str", "kubeconfig of the Kubernetes target (default: k8s.kubeconfig of the "
+           "context, KUBECONFIG, ~/.kube/config, in-cluster)"),
+    Option("k8s-jobs", "int", "Kubernetes Jobs kept in flight at once when -n is not given: that many "
+           "xdist workers submit and follow them (default 8; 1 = one at a time)", 8),
 )
 
 def option(name: str) -> Option:
@@ -130,6 +134,8 @@ class Settings:
     disable_skip_gpu_arch: bool = False
     discover_timeout: int = int(_default("discover-timeout"))
     slurm_jobs: int = int(_default("slurm-jobs"))
+    k8s_kubeconfig: str | None = None
+    k8s_jobs: int = int(_default("k8s-jobs"))
     history: Path | None = None  # None: --mad-history none
     references: Path | None = None
     compare: str | None = None  # validated when the session starts (history.spec.parse_compare_spec)
@@ -238,6 +244,8 @@ def from_config(config: pytest.Config, namespace: argparse.Namespace | None = No
         discover_timeout=(_as_int(option("discover-timeout"), values["mad_discover_timeout"])
                           or int(_default("discover-timeout"))),
         slurm_jobs=max(1, _as_int(option("slurm-jobs"), values["mad_slurm_jobs"]) or int(_default("slurm-jobs"))),
+        k8s_kubeconfig=values["mad_k8s_kubeconfig"] or None,
+        k8s_jobs=max(1, _as_int(option("k8s-jobs"), values["mad_k8s_jobs"]) or int(_default("k8s-jobs"))),
         target_archs=_target_archs(values["mad_target_archs"], bool(values["mad_build_only"])),
         **_results_settings(values, package),
     )

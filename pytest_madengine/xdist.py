@@ -111,11 +111,11 @@ def auto_num_workers(config: pytest.Config) -> int | None:
     return auto_workers(pool, os.cpu_count())
 
 
-def slurm_job_workers(config: pytest.Config) -> int | None:
-    """Workers to start when a SLURM session gave no ``-n``, so several jobs wait in the queue.
+def queued_job_workers(config: pytest.Config) -> int | None:
+    """Workers to start when a SLURM or Kubernetes session gave no ``-n``, so several jobs run at once.
 
     Each xdist worker submits one job and follows it, so N workers keep N jobs in the queue
-    (``--mad-slurm-jobs``). Not used when the user chose ``-n`` (0 included), a ``--dist`` mode,
+    (``--mad-slurm-jobs``, ``--mad-k8s-jobs``). Not used when the user chose ``-n`` (0 included), a ``--dist`` mode,
     ``--pdb``, ``--collect-only``, ``--mad-build-only``, or when pytest-xdist is not loaded.
     """
     from . import settings as _settings
@@ -131,10 +131,12 @@ def slurm_job_workers(config: pytest.Config) -> int | None:
         from .targets.registry import infer_target
 
         settings = _settings.from_config(config)
-        if settings.build_only or settings.slurm_jobs <= 1:
+        if settings.build_only:
             return None
         context = build_context(context_file=settings.context_file, context_text=settings.context,
                                 gpus_option=settings.gpus)
     except (MadError, pytest.UsageError):
         return None  # the session reports the bad option properly
-    return settings.slurm_jobs if infer_target(settings.target, context.data) == "slurm" else None
+    workers = {"slurm": settings.slurm_jobs, "k8s": settings.k8s_jobs}.get(
+        infer_target(settings.target, context.data), 1)
+    return workers if workers > 1 else None

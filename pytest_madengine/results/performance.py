@@ -110,3 +110,19 @@ def _row(header: list[str], values: list[str], card_name: str) -> dict[str, str]
 
 def count_performances(rows: list[dict[str, str]]) -> int:
     return sum(1 for row in rows if row.get("performance"))
+
+
+def performance_rows(path: Path) -> int:
+    """How many rows of a multiple-results CSV carry a performance value."""
+    try:
+        with open(path, newline="") as handle:
+            reader = csv.DictReader(handle)
+            return sum(1 for row in reader
+                       if str({(k or "").strip(): v for k, v in row.items()}.get("performance") or "").strip())
+    except (OSError, csv.Error, UnicodeDecodeError):
+        return 0
+
+
+def best_first(files: list[Path]) -> list[Path]:
+    """The node / pod file with the most non-empty performance rows first (ties keep rank order)."""
+    return sorted(files, key=lambda path: -performance_rows(path))

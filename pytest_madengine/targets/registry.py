@@ -14,13 +14,15 @@ from .base import Target, TargetSettings
 BUILTIN_TARGETS: dict[str, str] = {
     "local": "pytest_madengine.targets.local:LocalTarget",
     "slurm": "pytest_madengine.targets.slurm:SlurmTarget",
+    "k8s": "pytest_madengine.targets.k8s:K8sTarget",
 }
 
 
 def infer_target(explicit: str | None, context: Mapping[str, object]) -> str:
-    """``--mad-target`` when given, else ``slurm`` / ``k8s`` when the context has that key, else local."""
+    """``--mad-target`` when given (``kubernetes`` = ``k8s``), else ``slurm`` / ``k8s`` when the context
+    has that key (``k8s`` or ``kubernetes``), else local."""
     if explicit:
-        return explicit
+        return "k8s" if explicit == "kubernetes" else explicit
     if "slurm" in context:
         return "slurm"
     if "k8s" in context or "kubernetes" in context:

@@ -2,9 +2,11 @@
 
 ``MAD_MULTI_NODE_RUNNER`` is the command line a model script prefixes to its entry point
 (``$MAD_MULTI_NODE_RUNNER train.py ...``). Each launcher also exports madengine's variables for
-its kind, so a MAD script written for madengine reads what it expects on every target
-(madengine ``deployment/slurm.py`` ``_generate_*_command``, ``execution/container_runner.py``
-``_generate_local_launcher_command``):
+its kind, so a MAD script written for madengine reads what it expects on every target (local,
+SLURM, Kubernetes) (madengine ``deployment/slurm.py`` ``_generate_*_command``,
+``execution/container_runner.py`` ``_generate_local_launcher_command``). On SLURM and Kubernetes the
+torchrun family also gets torchrun's own ``PET_NNODES``, ``PET_NPROC_PER_NODE``,
+``PET_NODE_RANK``, ``PET_MASTER_ADDR`` and ``PET_MASTER_PORT``:
 
 =============  =====================================================  =================================
 kind           runner (1 node / several nodes)                        variables
@@ -259,6 +261,9 @@ def distributed_env(launcher: Launcher, *, nnodes: int, nproc_per_node: int, nod
             launcher.kind or launcher.family, nnodes=nnodes, nproc_per_node=nproc_per_node, node_rank=node_rank,
             master_addr=master_addr, master_port=master_port),
     )
+    if launcher.family == "torchrun":  # torchrun reads its options from PET_<OPTION> too
+        env.update(PET_NNODES=str(nnodes), PET_NPROC_PER_NODE=str(nproc_per_node), PET_NODE_RANK=str(node_rank),
+                   PET_MASTER_ADDR=master_addr, PET_MASTER_PORT=str(master_port))
     env.update(contract_env(launcher.kind or launcher.family, nnodes=nnodes, nproc_per_node=nproc_per_node,
                             node_rank=node_rank, master_addr=master_addr, master_port=master_port,
                             distributed=distributed, model_name=model_name, node_ips=node_ips))

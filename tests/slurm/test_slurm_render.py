@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from pytest_madengine.errors import MadError
-from pytest_madengine.targets.slurm.collect import best_first
+from pytest_madengine.results.performance import best_first
 from pytest_madengine.targets.slurm.config import resolve
 from pytest_madengine.targets.slurm.render import ScriptInputs, render_job_script
 from pytest_madengine.workload.launchers import distributed_env, families, get_launcher, runner_command

@@ -28,16 +28,26 @@ def remove_quietly(container: Container) -> None:
 
 def remove_session_containers(session_id: str, client: DockerClient, *, include_kept: bool = False) -> int:
     """Remove every container labelled with this session; kept (--mad-keep-alive) ones stay unless asked."""
-    containers = client.containers.list(all=True, filters={"label": f"{SESSION_LABEL}={session_id}"})
-    return _remove(containers, include_kept)
+    return _remove(_listed(client, f"{SESSION_LABEL}={session_id}"), include_kept)
 
 
 def remove_stale_containers(client: DockerClient) -> int:
     """Remove containers of sessions on this host whose pytest process is gone (crash, kill -9)."""
     host = socket.gethostname()
-    containers = client.containers.list(all=True, filters={"label": [SESSION_LABEL, f"{HOST_LABEL}={host}"]})
-    stale = [c for c in containers if not pid_alive(c.labels.get(PID_LABEL, ""))]
+    stale = [c for c in _listed(client, SESSION_LABEL, f"{HOST_LABEL}={host}")
+             if not pid_alive(_labels(c).get(PID_LABEL, ""))]
     return _remove(stale, include_kept=False)
+
+
+def _listed(client: DockerClient, *labels: str) -> list[Container]:
+    # sparse: the list call's own fields (labels included), no inspect per container, which fails
+    # with 404 when another session removes one of them meanwhile.
+    return client.containers.list(all=True, sparse=True, filters={"label": list(labels)})
+
+
+def _labels(container: Container) -> dict[str, str]:
+    """A sparse container's labels, as the list call returned them."""
+    return dict(container.attrs.get("Labels") or {})
 
 
 def _remove(containers: list[Container], include_kept: bool) -> int:
@@ -45,7 +55,7 @@ def _remove(containers: list[Container], include_kept: bool) -> int:
 
     removed = 0
     for container in containers:
-        if container.labels.get(KEEP_LABEL) and not include_kept:
+        if _labels(container).get(KEEP_LABEL) and not include_kept:
             continue
         try:
             container.remove(force=True)

@@ -1,29 +1,13 @@
 """Turn a finished job's run dir (node results, node logs, job output) into one RunOutcome."""
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 from typing import Any
 
+from ...results.performance import best_first
 from ...workload.run import RunOutcome
 from .jobs import JobState
-
-
-def performance_rows(path: Path) -> int:
-    """How many rows of a multiple-results CSV carry a performance value."""
-    try:
-        with open(path, newline="") as handle:
-            reader = csv.DictReader(handle)
-            return sum(1 for row in reader
-                       if str({(k or "").strip(): v for k, v in row.items()}.get("performance") or "").strip())
-    except (OSError, csv.Error, UnicodeDecodeError):
-        return 0
-
-
-def best_first(files: list[Path]) -> list[Path]:
-    """The node file with the most non-empty performance rows first (ties keep rank order)."""
-    return sorted(files, key=lambda path: -performance_rows(path))
 
 
 def _node_results(run_dir: Path, nnodes: int) -> dict[int, dict[str, Any]]:

@@ -1,0 +1,122 @@
+"""Turn a followed Job (pod states, pod logs, results blocks) into one RunOutcome.
+
+The run's log is the pod's log (one pod) or one section per rank (an Indexed Job), like the
+SLURM target's; each rank's ``multiple_results`` CSV, read back from its log, becomes a result
+file (the one with the most performance rows first); each rank becomes a JUnit testcase of its
+own, merged per Job (``results.sinks.junit``) into the session's JUnit.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ...errors import MadError
+from ...results.performance import best_first
+from ...workload.run import RunOutcome, RunRequest
+from .follow import JobFollower, PodState, Verdict
+
+NODE_LOG_LINES = 40  # of each pod's log in its JUnit testcase
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    """The names of one run's objects, for reports and cleanup."""
+
+    namespace: str
+    name: str
+    launcher: str
+    nnodes: int
+    timeout: int | None
+
+
+def _last_pod_per_rank(follower: JobFollower) -> dict[int, PodState]:
+    ranks: dict[int, PodState] = {}
+    for pod in follower.pods.values():  # watch order: a retried rank's later pod wins
+        if pod.name in follower.logs or pod.index not in ranks:
+            ranks[pod.index] = pod
+    return dict(sorted(ranks.items()))
+
+
+def _read(path: Path) -> str:
+    return path.read_text(errors="replace") if path.is_file() else ""
+
+
+def _write_log(request: RunRequest, sections: list[tuple[str, str]], error: str) -> None:
+    request.log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(request.log_path, "w") as handle:
+        for title, text in sections:
+            if title:
+                handle.write(f"===== {title} =====\n")
+            handle.write(text)
+            if text and not text.endswith("\n"):
+                handle.write("\n")
+        if error:
+            handle.write(f"[pytest-madengine] {error}\n")
+
+
+def _result_files(follower: JobFollower, ranks: dict[int, PodState], request: RunRequest) -> list[Path]:
+    name = Path(request.card.multiple_results).name if request.card.multiple_results else ""
+    files = []
+    for rank, pod in ranks.items():
+        pump = follower.logs.get(pod.name)
+        if name and pump is not None and pump.filter.found:
+            path = request.work_dir / (name if len(ranks) == 1 else f"rank-{rank}-{name}")
+            path.write_text(pump.filter.csv_text)
+            files.append(path)
+    return best_first(files)
+
+
+def _junit(job: JobRecord, ranks: dict[int, PodState], follower: JobFollower, request: RunRequest,
+           seconds: float, junit_dir: Path) -> str:
+    """The pods' testcases merged into ``<junit_dir>/<job>.xml`` (it must outlive the run's work dir)."""
+    from ...results.sinks.junit import NodeCase, merge_junit, write_node_junit
+
+    files = []
+    for rank, pod in ranks.items():
+        log = _read(follower.log_path(pod)).splitlines()
+        code = pod.exit_code
+        failure = "" if code == 0 else (pod.terminated_reason or pod.waiting[0] or pod.pod_reason or "not run")
+        failure = failure if code in (0, None) else f"exit code {code} ({pod.terminated_reason or 'Error'})"
+        path = junit_dir / f"{job.name}-{rank}.xml"
+        write_node_junit(path, NodeCase(
+            suite=f"k8s job {job.namespace}/{job.name}", name=f"{request.card.name} [rank {rank}]",
+            classname=f"k8s.{pod.node or 'unscheduled'}", seconds=seconds, failure=failure,
+            output="\n".join(log[-NODE_LOG_LINES:]),
+            properties={"pod": pod.name, "node": pod.node, "rank": str(rank), "exit_code": str(code)}))
+        files.append(path)
+    if not files:
+        return ""
+    merged = junit_dir / f"{job.name}.xml"
+    try:
+        merge_junit(files, merged)
+    except MadError:
+        return ""
+    return str(merged)
+
+
+def collect_outcome(job: JobRecord, follower: JobFollower, verdict: Verdict, request: RunRequest,
+                    *, duration: float, junit_dir: Path, kept: str = "") -> RunOutcome:
+    ranks = _last_pod_per_rank(follower)
+    sections = [("" if job.nnodes == 1 else f"pod {pod.name} (rank {rank}) on {pod.node or '?'}",
+                 _read(follower.log_path(pod)) if pod.name in follower.logs else "")
+                for rank, pod in ranks.items()]
+    error = verdict.error
+    codes = [pod.exit_code for pod in ranks.values()]
+    if not error and verdict.state == "Complete" and len(ranks) < job.nnodes:
+        error = f"Job {job.name} completed with {len(ranks)} of {job.nnodes} pods seen"
+    _write_log(request, sections, "; ".join(filter(None, [error, kept])))
+    failing = next((code for code in codes if code not in (0, None)), None)
+    exit_code = failing if failing is not None else (0 if codes and len(codes) >= job.nnodes
+                                                     and all(c == 0 for c in codes) else None)
+    if exit_code is None and not error and not verdict.timed_out:
+        error = f"Job {job.name} ended ({verdict.state}) without an exit code from every pod"
+    return RunOutcome(
+        exit_code=exit_code, log_path=request.log_path, duration=round(duration, 3), timed_out=verdict.timed_out,
+        timeout=job.timeout, error=error, result_files=_result_files(follower, ranks, request),
+        node_logs=[follower.log_path(pod) for pod in ranks.values() if pod.name in follower.logs]
+        if job.nnodes > 1 else [],
+        extra={"job_name": job.name, "namespace": job.namespace, "job_state": verdict.state,
+               "nodes": ",".join(pod.node for pod in ranks.values() if pod.node), "nnodes": job.nnodes,
+               "launcher": job.launcher, "pods": [pod.name for pod in ranks.values()],
+               "node_junit": _junit(job, ranks, follower, request, duration, junit_dir),
+               "node_exit_codes": {pod.name: pod.exit_code for pod in ranks.values()}})

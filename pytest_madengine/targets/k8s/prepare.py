@@ -1,0 +1,127 @@
+"""Everything a run needs before the API is called: model dir, payload, environment, the objects.
+
+What runs in the pod is what runs in the local target's container: ``workload.steps.plan_command``
+prepares the model dir and the step command, ``workload.environment.mad_environment`` gives the
+``MAD_*`` variables; the launcher variables come from ``workload.launchers`` (``objects.rank_env``).
+``MAD_SECRETS_*`` values go into a Secret the pod reads (``envFrom``), registry credentials of the
+image's registry into an image pull Secret: never into the Job spec, a log or a manifest.
+"""
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ...errors import MadError
+from ...fileio import locked, safe_name
+from ...workload.environment import mad_environment
+from ...workload.run import RunRequest
+from ...workload.steps import plan_command
+from . import objects
+from .config import K8sConfig, warn_once
+from .payload import RESULTS_MARK_VAR, build_payload
+
+SECRET_PREFIX = "MAD_SECRETS_"
+DOCKER_HUB_SERVER = "https://index.docker.io/v1/"
+IMAGE_LOADER_TIMEOUT = 900
+
+
+@dataclass(frozen=True)
+class Prepared:
+    inputs: objects.JobInputs
+    manifests: list[dict[str, Any]]  # in creation order: ConfigMap, Secrets, Service, Job
+    results_mark: str
+
+
+def pod_environment(request: RunRequest, config: K8sConfig, step_env: dict[str, str]) -> dict[str, str]:
+    """The pod's variables: madengine's MAD_* (GPUs as the device plugin shows them: 0..n-1) + steps."""
+    gpus = tuple(range(config.gpu_count)) if config.gpu_resource_name else ()
+    env = mad_environment(request.card, request.context, gpus, devices_passed=True)
+    env["MAD_SYSTEM_NGPUS"] = str(config.gpu_count)
+    env.update(step_env)
+    return env
+
+
+def _registry_secret_data(image: str, package_root: Path) -> str:
+    """The ``.dockerconfigjson`` for the image's registry when credentials exist, else ''."""
+    from ...images.registry import find_credentials, registry_of_image
+
+    registry = registry_of_image(image)
+    creds = find_credentials(registry, package_root, os.environ)
+    if creds is None:
+        return ""
+    server = registry or DOCKER_HUB_SERVER
+    token = base64.b64encode(f"{creds.username}:{creds.password}".encode()).decode("ascii")
+    config = {"auths": {server: {"username": creds.username, "password": creds.password, "auth": token}}}
+    return json.dumps(config)
+
+
+def _warn_docker_options(request: RunRequest) -> None:
+    if request.card.raw.get("additional_docker_run_options"):
+        warn_once("additional_docker_run_options", f"card {request.card.name}",
+                  "holds docker run flags, which a Kubernetes pod does not take; they are ignored "
+                  "(use k8s settings: resources, host_ipc, host_paths)")
+
+
+def prepare_run(request: RunRequest, config: K8sConfig, package_root: Path, labels: dict[str, str], *,
+                run_name: str) -> Prepared:
+    """Model dir, payload and objects of one run. Raises MadError for what the user must fix."""
+    request.work_dir.mkdir(parents=True, exist_ok=True)
+    model_dir = request.work_dir / "model"
+    plan = plan_command(request, package_root, model_dir)
+    if plan.data.volumes:
+        raise MadError(f"the card's data is mounted from this host ({', '.join(plan.data.volumes)}), which a pod "
+                       "cannot reach", where=f"card {request.card.name}: data",
+                       fix="put the data on a volume the cluster has and name it in k8s.data_pvc or k8s.host_paths")
+    _warn_docker_options(request)
+    payload = build_payload(model_dir, package_root, where=f"card {request.card.name}: scripts")
+    mark = f"----- pytest-madengine results {uuid.uuid4().hex} -----"
+    env = pod_environment(request, config, plan.env)
+    if config.data_pvc:
+        env.setdefault("MAD_DATAHOME", config.data_mount_path)
+    secret_env = {k: env.pop(k) for k in [k for k in env if k.startswith(SECRET_PREFIX)]}
+    namespace = config.namespace
+    manifests = [objects.configmap(run_name, labels, namespace, payload)]
+    env_secret = f"{run_name}-env" if secret_env else ""
+    if secret_env:
+        manifests.append(objects.env_secret(env_secret, labels, namespace, secret_env))
+    pull = list(config.image_pull_secrets)
+    if config.secret_strategy == "from_local_credentials":
+        dockerconfig = _registry_secret_data(request.image.name, package_root)
+        if dockerconfig:
+            manifests.append(objects.registry_secret(f"{run_name}-pull", labels, namespace, dockerconfig))
+            pull.insert(0, f"{run_name}-pull")
+    inputs = objects.JobInputs(name=run_name, labels=labels, image=request.image.name, command=plan.command,
+                               env={**env, **objects.rank_env(run_name, config), RESULTS_MARK_VAR: mark},
+                               env_secret=env_secret, pull_secrets=tuple(pull))
+    if config.nnodes > 1:
+        manifests.append(objects.headless_service(inputs, namespace, config.master_port))
+    manifests.append(objects.job(inputs, config, namespace))
+    return Prepared(inputs, manifests, mark)
+
+
+def load_image(config: K8sConfig, image: str, session_dir: Path) -> None:
+    """Run ``k8s.image_loader`` + image once per session and image (e.g. ``kind load docker-image``)."""
+    if not config.image_loader:
+        return
+    done = session_dir / "k8s-images" / f"{safe_name(image)}.loaded"
+    done.parent.mkdir(parents=True, exist_ok=True)
+    with locked(done.with_suffix(".lock")):
+        if done.is_file():
+            return
+        argv = [*config.image_loader, image]
+        try:
+            proc = subprocess.run(argv, capture_output=True, text=True, timeout=IMAGE_LOADER_TIMEOUT, check=False)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise MadError(f"the image loader could not run: {exc}", where="k8s.image_loader",
+                           fix="give a command that exists, as a list; the image name is appended") from None
+        if proc.returncode != 0:
+            tail = " | ".join((proc.stderr or proc.stdout).strip().splitlines()[-3:])
+            raise MadError(f"{argv[0]} exited {proc.returncode} loading {image}: {tail}", where="k8s.image_loader",
+                           fix="make the loader work by hand first (it gets the image name as its last argument)")
+        done.write_text(image + "\n")

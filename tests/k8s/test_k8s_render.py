@@ -1,0 +1,226 @@
+"""The Kubernetes target without a cluster: settings merging and warnings, generated objects
+(official schema in strict mode via kubernetes-validate, golden YAML per launcher), the payload
+channel, the pod's entry script, and kubeconfig resolution."""
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import tarfile
+import warnings
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pytest_madengine.errors import MadError
+from pytest_madengine.targets.k8s import config as k8s_config
+from pytest_madengine.targets.k8s import objects
+from pytest_madengine.targets.k8s.api import find_access
+from pytest_madengine.targets.k8s.config import K8sConfigWarning, resolve
+from pytest_madengine.targets.k8s.payload import CONFIGMAP_LIMIT, POD_SCRIPT, ResultsFilter, build_payload
+from pytest_madengine.targets.k8s.prepare import prepare_run
+
+from ..slurm.helpers import make_card, make_package, make_request
+
+GOLDEN = Path(__file__).parent / "golden"
+LAUNCHERS = ("native", "torchrun", "deepspeed", "megatron", "torchtitan", "primus", "vllm", "sglang",
+             "sglang_disagg")
+LABELS = {objects.SESSION_LABEL: "0123456789", objects.MODEL_LABEL: "golden_model",
+          objects.PID_LABEL: "4242", objects.HOST_LABEL: "ci-host"}
+FULL_K8S = {
+    "namespace": "ml-training", "gpu_count": 2, "memory": "128Gi", "memory_limit": "192Gi", "cpu": "24",
+    "cpu_limit": 32, "node_selector": {"feature.node.kubernetes.io/amd-gpu": "true"},
+    "tolerations": [{"key": "gpu", "operator": "Equal", "value": "amd", "effect": "NoSchedule"}],
+    "image_pull_secrets": ["regcred"], "service_account": "bench", "host_ipc": True,
+    "results_pvc": "results", "data_pvc": "datasets",
+    "host_paths": [{"host_path": "/srv/models", "mount_path": "/models"}],
+    "backoff_limit": 0, "ttl_seconds_after_finished": 600, "secrets": {"runtime_secret_name": "hf-token"},
+}
+
+
+def validate(manifest: dict) -> None:
+    import kubernetes_validate
+
+    kubernetes_validate.validate(manifest, "1.37", strict=True)
+
+
+def golden_objects(launcher: str) -> list[dict]:
+    nnodes = 3 if launcher == "sglang_disagg" else 2  # disaggregated serving: a proxy, prefill and decode
+    card = make_card("golden_model", "run.sh", distributed={"launcher": launcher, "nnodes": nnodes})
+    config = resolve(card, {"gpu_vendor": "AMD", "k8s": FULL_K8S, "distributed": {"master_port": 29600}},
+                     timeout=3600)
+    name = objects.job_name(card.name, "0123456789-abcdef01")
+    inputs = objects.JobInputs(name=name, labels=LABELS, image="registry.example/ci-golden:1",
+                               command=["bash", "run.sh", "--two words"],
+                               env={"MAD_MODEL_NAME": card.name, **objects.rank_env(name, config)},
+                               env_secret=f"{name}-env", pull_secrets=(f"{name}-pull", "regcred"))
+    return [objects.configmap(name, LABELS, config.namespace, b"payload"),
+            objects.env_secret(f"{name}-env", LABELS, config.namespace, {"MAD_SECRETS_HF": "s3cr3t"}),
+            objects.registry_secret(f"{name}-pull", LABELS, config.namespace, '{"auths": {}}'),
+            objects.headless_service(inputs, config.namespace, config.master_port),
+            objects.job(inputs, config, config.namespace)]
+
+
+@pytest.mark.parametrize("launcher", LAUNCHERS)
+def test_objects_match_golden_yaml_and_the_official_schema(launcher: str) -> None:
+    manifests = golden_objects(launcher)
+    for manifest in manifests:
+        validate(manifest)
+    text = yaml.safe_dump_all(manifests, sort_keys=True, width=120)
+    golden = GOLDEN / f"{launcher}.yaml"
+    if os.environ.get("MAD_UPDATE_GOLDEN"):
+        golden.write_text(text)
+    assert text == golden.read_text(), f"regenerate with MAD_UPDATE_GOLDEN=1 after checking the diff ({golden})"
+
+
+def test_multi_node_job_is_indexed_with_a_master_behind_the_headless_service() -> None:
+    *_, service, job = golden_objects("torchrun")
+    spec = job["spec"]
+    assert (spec["completionMode"], spec["completions"], spec["parallelism"]) == ("Indexed", 2, 2)
+    pod = spec["template"]["spec"]
+    assert pod["subdomain"] == service["metadata"]["name"] == job["metadata"]["name"]
+    env = {e["name"]: e["value"] for e in pod["containers"][0]["env"]}
+    name = job["metadata"]["name"]
+    assert env["MASTER_ADDR"] == env["PET_MASTER_ADDR"] == f"{name}-0.{name}.ml-training.svc.cluster.local"
+    assert (env["NNODES"], env["NPROC_PER_NODE"], env["WORLD_SIZE"], env["MASTER_PORT"]) == ("2", "2", "4", "29600")
+    assert "--node_rank=1" in env["MAD_RANK_1_MAD_MULTI_NODE_RUNNER"]
+    assert {"NODE_RANK", "PET_NODE_RANK", "MAD_MULTI_NODE_RUNNER"} <= set(env["MAD_PER_RANK_VARS"].split())
+    assert pod["containers"][0]["resources"]["limits"]["amd.com/gpu"] == "2"
+    assert spec["activeDeadlineSeconds"] == 3600 + 300 + 300
+
+
+def test_secrets_are_referenced_never_inlined_in_the_job() -> None:
+    job = golden_objects("native")[-1]
+    text = yaml.safe_dump(job)
+    assert "s3cr3t" not in text and "MAD_SECRETS_HF" not in text
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    assert {"secretRef": {"name": job["metadata"]["name"] + "-env"}} in container["envFrom"]
+    assert {"secretRef": {"name": "hf-token"}} in container["envFrom"]
+
+
+def test_single_pod_job_has_no_index_and_no_gpu_request_without_a_vendor(tmp_path: Path) -> None:
+    package = make_package(tmp_path / "pkg", {"run.sh": "echo performance: 1 x\n"})
+    card = make_card("solo", "run.sh", multiple_results="out.csv")
+    request = make_request(package, card, tmp_path, context={"gpu_vendor": "NONE"})
+    request.context.data["k8s"] = {"namespace": "bench"}
+    config = resolve(card, request.context.data, timeout=None)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MAD_SECRETS_TOKEN", "hunter2")
+        prepared = prepare_run(request, config, package, LABELS, run_name="mad-solo-1")
+    kinds = [m["kind"] for m in prepared.manifests]
+    assert kinds == ["ConfigMap", "Secret", "Job"]
+    for manifest in prepared.manifests:
+        validate(manifest)
+    job = prepared.manifests[-1]
+    assert "completionMode" not in job["spec"] and "activeDeadlineSeconds" not in job["spec"]
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert "resources" not in container and env["MASTER_ADDR"] == "localhost"
+    assert env["MAD_OUTPUT_CSV"] == "out.csv" and "hunter2" not in yaml.safe_dump(job)
+    assert prepared.manifests[1]["stringData"] == {"MAD_SECRETS_TOKEN": "hunter2"}
+
+
+def test_payload_carries_the_model_dir_and_scripts_common(tmp_path: Path) -> None:
+    package = make_package(tmp_path / "pkg", {"run.sh": "echo hi\n"})
+    (package / "scripts" / "common").mkdir()
+    (package / "scripts" / "common" / "helper.sh").write_text("echo helper\n")
+    data = build_payload(package / "scripts" / "m", package, where="card x")
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        names = set(tar.getnames())
+    assert {"run_directory/run.sh", "scripts/common/helper.sh"} <= names
+
+
+def test_payload_over_the_configmap_limit_is_a_clear_error(tmp_path: Path) -> None:
+    package = make_package(tmp_path / "pkg", {"run.sh": "echo hi\n"})
+    (package / "scripts" / "m" / "weights.bin").write_bytes(os.urandom(CONFIGMAP_LIMIT + 1))
+    with pytest.raises(MadError) as info:
+        build_payload(package / "scripts" / "m", package, where="card big: scripts")
+    assert "card big: scripts" in info.value.message and "ConfigMap" in info.value.message
+    assert "Fix:" in info.value.message
+
+
+def test_pod_script_unpacks_ranks_and_reports_results(tmp_path: Path) -> None:
+    """The entry script under a real sh, with the payload at a temporary root."""
+    package = make_package(tmp_path / "pkg", {"run.sh": "echo hi\n"})
+    model = package / "scripts" / "m"
+    (model / "out.csv").write_text("model,performance,metric\na,1,x\n")
+    payload = tmp_path / "in"
+    payload.mkdir()
+    (payload / "payload.tgz").write_bytes(build_payload(model, package, where="x"))
+    root = tmp_path / "ws"
+    script = POD_SCRIPT.replace("/mad-payload", str(payload)).replace("/myworkspace", str(root))
+    env = {"PATH": os.environ["PATH"], "JOB_COMPLETION_INDEX": "1", "PET_NNODES": "2",
+           "MAD_PER_RANK_VARS": "PET_NODE_RANK MAD_MULTI_NODE_RUNNER", "MAD_RANK_0_PET_NODE_RANK": "0",
+           "MAD_RANK_1_PET_NODE_RANK": "1", "MAD_RANK_0_MAD_MULTI_NODE_RUNNER": "runner --rank 0",
+           "MAD_RANK_1_MAD_MULTI_NODE_RUNNER": "runner --rank 1 '$(touch pwned)'", "MAD_OUTPUT_CSV": "out.csv",
+           "MAD_K8S_RESULTS_MARK": "--mark--"}
+    proc = subprocess.run(["sh", "-c", script, "mad-pod", "sh", "-c",
+                           'echo "$NODE_RANK $PET_NODE_RANK $MAD_MULTI_NODE_RUNNER $(pwd)"; exit 3'],
+                          env=env, capture_output=True, text=True, check=False)
+    lines = proc.stdout.splitlines()
+    assert proc.returncode == 3
+    assert lines[0] == f"1 1 runner --rank 1 '$(touch pwned)' {root}/run_directory"
+    assert not (root / "run_directory" / "pwned").exists()  # a value is expanded, never run
+    keep = ResultsFilter("--mark--")
+    assert [line for line in lines if keep.keep(line)] == [lines[0]]
+    assert keep.csv_text == "model,performance,metric\na,1,x\n"
+
+
+def test_unknown_keys_are_warned_about_once_with_their_origin() -> None:
+    k8s_config._warned.clear()
+    card = make_card("w", "run.sh", k8s={"namspace": "typo"})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for _ in range(2):
+            resolve(card, {"kubernetes": {"output_dir": "./m", "storage_class": "nfs"}}, timeout=None)
+    messages = [str(w.message) for w in caught if issubclass(w.category, K8sConfigWarning)]
+    assert len(messages) == 3
+    assert any(m.startswith("card w: k8s.namspace") for m in messages)
+    assert any("context: k8s.storage_class" in m and "existing claims" in m for m in messages)
+
+
+@pytest.mark.parametrize(("k8s", "field"), [
+    ({"namespace": "Bad_NS"}, "k8s.namespace"), ({"memory": "lots"}, "k8s.memory"),
+    ({"image_pull_policy": "Sometimes"}, "k8s.image_pull_policy"),
+    ({"tolerations": [{"key": "a", "colour": "x"}]}, "k8s.tolerations[0]"),
+    ({"image_loader": "kind load"}, "k8s.image_loader"), ({"gpu_count": -2}, "k8s.gpu_count"),
+])
+def test_bad_settings_name_the_field(k8s: dict, field: str) -> None:
+    with pytest.raises(MadError) as info:
+        resolve(make_card("b", "run.sh"), {"k8s": k8s}, timeout=None)
+    assert info.value.where == field and info.value.fix
+
+
+def test_all_gpus_card_needs_an_explicit_gpu_count() -> None:
+    with pytest.raises(MadError, match="k8s.gpu_count"):
+        resolve(make_card("all", "run.sh", n_gpus="-1"), {"gpu_vendor": "AMD"}, timeout=None)
+
+
+def test_kubeconfig_order_and_a_missing_one(tmp_path: Path) -> None:
+    option, env_file, home = tmp_path / "option", tmp_path / "env", tmp_path / "home"
+    option.write_text("x")
+    env_file.write_text("x")
+    (home / ".kube").mkdir(parents=True)
+    (home / ".kube" / "config").write_text("x")
+    env = {"KUBECONFIG": str(env_file), "HOME": str(home)}
+    assert find_access(str(option), "", "", env).kubeconfig == str(option)
+    assert find_access(None, "", "ctx", env).origin == "KUBECONFIG"
+    assert find_access(None, "", "", {"HOME": str(home)}).origin == "~/.kube/config"
+    assert find_access(None, "", "", {"HOME": str(tmp_path), "KUBERNETES_SERVICE_HOST": "10.0.0.1"}).kubeconfig == ""
+    with pytest.raises(MadError) as info:
+        find_access(None, "", "", {"HOME": str(tmp_path)})
+    assert "--mad-k8s-kubeconfig" in info.value.message and "\n" not in info.value.message
+
+
+def test_names_fit_kubernetes_limits() -> None:
+    name = objects.job_name("Very_Long/Model.Name " * 5, "0123456789-abcdef01")
+    assert len(name) <= 53 and name.endswith("-abcdef01") and name == name.lower()
+    assert objects.label_value("-a/b c.-") == "a-b-c"
+
+
+def test_target_is_inferred_from_a_k8s_or_kubernetes_context_key() -> None:
+    from pytest_madengine.targets.registry import BUILTIN_TARGETS, infer_target
+
+    assert infer_target(None, {"kubernetes": {"namespace": "x"}}) == infer_target(None, {"k8s": {}}) == "k8s"
+    assert infer_target("kubernetes", {}) == "k8s" and "k8s" in BUILTIN_TARGETS

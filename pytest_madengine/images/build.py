@@ -23,6 +23,7 @@ from typing import Any
 from ..errors import MadError
 from ..fileio import locked
 from ..records import ImageRef
+from ..workload.credentials import credential_env
 from .client import docker_client
 from .dockerfiles import image_name
 
@@ -61,13 +62,17 @@ def dockerfile_args(text: str) -> dict[str, str | None]:
     return {match.group(1): match.group(2) for match in _ARG.finditer(text)}
 
 
-def build_args_for(text: str, card: Any, context: Any) -> dict[str, str]:
-    """The build args the Dockerfile declares (plus Docker's predefined proxy args)."""
+def build_args_for(text: str, card: Any, context: Any, secrets: dict[str, str] | None = None) -> dict[str, str]:
+    """The build args the Dockerfile declares (plus Docker's predefined proxy args).
+
+    ``secrets``: the card's ``<CRED>_<KEY>`` values (``workload.credentials``), after the card's own args.
+    """
     offered: dict[str, str] = {}
     arch = getattr(context, "gpu_architecture", "") or ""
     if arch:
         offered["MAD_SYSTEM_GPU_ARCHITECTURE"] = str(arch)
     offered.update(card.docker_build_arg)
+    offered.update(secrets or {})
     # The run context (the user's command line) wins over the card, as for env vars.
     offered.update({str(k): str(v) for k, v in (getattr(context, "docker_build_args", None) or {}).items()})
     declared = dockerfile_args(text)
@@ -144,7 +149,8 @@ def build_spec(card: Any, dockerfile: Path, *, package_root: Path, context: Any,
     else:
         context_dir = dockerfile.parent
     text = dockerfile.read_text(errors="replace")
-    args = build_args_for(text, card, context)
+    secrets = credential_env(card, package_root)
+    args = build_args_for(text, card, context, secrets)
     inside = dockerfile.is_relative_to(context_dir)
     rel = str(dockerfile.relative_to(context_dir)) if inside else None
     excludes = [str(Path(log_dir).resolve().relative_to(context_dir))] \
@@ -154,7 +160,9 @@ def build_spec(card: Any, dockerfile: Path, *, package_root: Path, context: Any,
         image=image_name(card, dockerfile), dockerfile=dockerfile,
         dockerfile_rel=_package_relative(dockerfile, package_root), context_dir=context_dir,
         files=tuple(files), build_args=args, base_docker=base_image(text, args),
-        content_hash=content_hash(dockerfile, context_dir, files, args),
+        # secret values stay out of the hash (an image label): a changed password needs no rebuild
+        content_hash=content_hash(dockerfile, context_dir, files,
+                                  {k: "<secret>" if k in secrets else v for k, v in args.items()}),
     )
 
 

@@ -21,7 +21,7 @@ CONTEXT_KEYS = frozenset({
 # Card keys (models.json entries); madengine's informational fields count as understood.
 CARD_KEYS = frozenset({
     "name", "dockerfile", "scripts", "n_gpus", "timeout", "tags", "args", "multiple_results", "skip_gpu_arch",
-    "training_precision", "owner", "url", "data", "env_vars", "distributed", "slurm",
+    "training_precision", "owner", "url", "cred", "data", "env_vars", "distributed", "slurm",
     "additional_docker_run_options", "dockercontext", "docker_build_arg", "description",
     "log_error_pattern_scan", "log_error_patterns", "log_error_benign_patterns",
 })

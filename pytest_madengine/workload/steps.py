@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import MadError
+from .credentials import CardCredential, card_credential
 from .dataproviders import DataPlan, resolve_data
 from .gitclone import clone_into
 from .run import RunRequest
@@ -52,7 +53,8 @@ class StepPlan:
     """The container command and what it needs besides the image."""
 
     command: list[str]
-    env: dict[str, str] = field(default_factory=dict)  # runner steps + tool env vars + MAD_DATAHOME
+    # runner steps + tool env vars + MAD_DATAHOME + the card's <CRED>_<KEY> variables
+    env: dict[str, str] = field(default_factory=dict)
     git_commit: str = ""  # HEAD of the card's cloned url
     data: DataPlan = field(default_factory=DataPlan)  # data mounts, and what perf.csv reports after the run
 
@@ -76,7 +78,8 @@ def model_script(card: Any, package_root: Path) -> tuple[Path, Path]:
     return script.parent, script
 
 
-def prepare_model_dir(request: RunRequest, package_root: Path, model_dir: Path) -> str:
+def prepare_model_dir(request: RunRequest, package_root: Path, model_dir: Path,
+                      credential: CardCredential | None = None) -> str:
     """Fill the model dir; return the clone's commit ('' without a url)."""
     card = request.card
     scripts_dir, _ = model_script(card, package_root)
@@ -84,7 +87,7 @@ def prepare_model_dir(request: RunRequest, package_root: Path, model_dir: Path) 
         shutil.rmtree(model_dir)
     commit = ""
     if card.url:
-        commit = clone_into(card, model_dir, cache_dir=request.cache_dir)
+        commit = clone_into(card, model_dir, cache_dir=request.cache_dir, credential=credential)
     shutil.copytree(scripts_dir, model_dir, symlinks=True, dirs_exist_ok=True)
     return commit
 
@@ -93,7 +96,8 @@ def plan_command(request: RunRequest, package_root: Path, model_dir: Path) -> St
     """Prepare the model dir; return the container command, its env, the clone's commit and the data plan."""
     card, context = request.card, getattr(request.context, "data", None) or {}
     data = resolve_data(card, context, package_root)  # before a clone: data.json errors come fast
-    commit = prepare_model_dir(request, package_root, model_dir)
+    credential = card_credential(card, package_root)
+    commit = prepare_model_dir(request, package_root, model_dir, credential)
     _, script = model_script(card, package_root)
     where = f"{card.source}: card {card.name!r}"
     pre = package_scripts(context.get("pre_scripts"), package_root, "context 'pre_scripts'")
@@ -109,7 +113,8 @@ def plan_command(request: RunRequest, package_root: Path, model_dir: Path) -> St
                + ([] if skip else [("model", model)])
                + [("post", script_argv(s.path, s.args, s.where)) for s in tooling.post])
     command, env = _runner(ordered, skip)
-    return StepPlan(command=command, env={**tooling.env, **data.env, **env}, git_commit=commit, data=data)
+    secrets = credential.env() if credential else {}
+    return StepPlan(command=command, env={**secrets, **tooling.env, **data.env, **env}, git_commit=commit, data=data)
 
 
 def _runner(ordered: list[tuple[str, list[str]]], skip: bool) -> tuple[list[str], dict[str, str]]:

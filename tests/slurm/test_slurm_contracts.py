@@ -73,3 +73,23 @@ def test_slurm_keys_of_real_configs_reach_the_job_and_the_containers(target, tmp
     env = container_env(outcome.node_logs[0].read_text())
     assert {k: env.get(k) for k in ("NCCL_SOCKET_IFNAME", "GLOO_SOCKET_IFNAME", "NCCL_DEBUG", "MASTER_PORT")} == {
         "NCCL_SOCKET_IFNAME": "lo", "GLOO_SOCKET_IFNAME": "lo", "NCCL_DEBUG": "INFO", "MASTER_PORT": "29612"}
+
+
+def test_each_node_gets_madengines_container_variables_and_the_cards_credentials(target, tmp_path, monkeypatch):
+    import json
+
+    from pytest_madengine.context import build_context
+    from tests.docker.test_container_env import MI300X
+
+    monkeypatch.setenv("BUILD_NUMBER", "2718")  # the job inherits the submitter's environment
+    package = make_package(tmp_path / "pkg", {"env.sh": ENV_SCRIPT})
+    (package / "credential.json").write_text(json.dumps({"MAD_HF": {"username": "bot", "token": "t-1"}}))
+    card = make_card("vars", "env.sh", cred="MAD_HF", distributed={"launcher": "torchrun", "nnodes": 2})
+    context = build_context(context_text="{'gpu_vendor': 'AMD'}", host=MI300X).to_json()
+    outcome = target.run(make_request(package, card, tmp_path, context=context))
+    assert outcome.exit_code == 0, outcome.error
+    wanted = {"MAD_SYSTEM_HIP_VERSION": "6.2", "MAD_SYSTEM_GPU_PRODUCT_NAME": "AMD Instinct MI300X",
+              "JENKINS_BUILD_NUMBER": "2718", "ROCM_PATH": "/opt/rocm", "MAD_HF_USERNAME": "bot", "MAD_HF_TOKEN": "t-1"}
+    for log in outcome.node_logs:
+        env = container_env(log.read_text())
+        assert {key: env.get(key) for key in wanted} == wanted

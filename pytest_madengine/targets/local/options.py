@@ -188,7 +188,8 @@ def mount_volumes(mounts: Mapping[str, str] | None) -> list[str]:
 
 
 def assemble_options(card: Any, context: Any, gpus: tuple[int, ...], *, no_gpus: bool = False,
-                     host_env: Mapping[str, str] | None = None) -> dict[str, Any]:
+                     host_env: Mapping[str, str] | None = None,
+                     image_env: Mapping[str, str] | None = None) -> dict[str, Any]:
     """All SDK kwargs that come from the card, the context and the GPU allocation.
 
     ``no_gpus`` (``--mad-gpus none``) drops every device flag whatever the vendor. Device flags
@@ -212,7 +213,8 @@ def assemble_options(card: Any, context: Any, gpus: tuple[int, ...], *, no_gpus:
                                      where=f"{card.source}: card {card.name!r}")
     card_env = card_options.pop("environment", {})
     options = merge_options(options, card_options)
-    env = mad_environment(card, context, gpus, devices_passed=bool(devices), host_env=host_env)
+    env = mad_environment(card, context, gpus, devices_passed=bool(devices), host_env=host_env,
+                          image_env=image_env)
     context_env = {str(k): str(v) for k, v in (getattr(context, "docker_env_vars", None) or {}).items()}
     options["environment"] = {**env, **card_env, **context_env}  # the user's context wins
     return options

@@ -148,7 +148,8 @@ class LocalTarget:
                           data_volumes: list[str] | None = None) -> RunOptions:
         settings = request.settings
         options = assemble_options(request.card, request.context, tuple(request.gpus),
-                                   no_gpus=str(getattr(settings, "gpus", "") or "").lower() == "none")
+                                   no_gpus=str(getattr(settings, "gpus", "") or "").lower() == "none",
+                                   image_env=self.image_env(request.image.name))
         mounts = [f"{self.package_root}:{WORKSPACE}:rw", f"{model_dir}:{MODEL_DIR}:rw", *(data_volumes or [])]
         options = merge_options(options, {"volumes": mounts})
         labels = {SESSION_LABEL: self.session_id, MODEL_LABEL: request.card.name,
@@ -158,6 +159,16 @@ class LocalTarget:
         options.update(name=container_name(request.card, request.run_id), working_dir=MODEL_DIR,
                        image=request.image.name, labels=labels)
         return options
+
+    def image_env(self, image: str) -> dict[str, str]:
+        """The image's own ``ENV`` (its config); {} when the engine does not have it (creating fails later)."""
+        from docker.errors import DockerException
+
+        try:
+            lines = self.client.images.get(image).attrs.get("Config", {}).get("Env") or []
+        except DockerException:
+            return {}
+        return dict(line.partition("=")[::2] for line in lines)
 
     def run(self, request: RunRequest) -> RunOutcome:
         started = time.monotonic()

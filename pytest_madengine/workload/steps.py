@@ -21,7 +21,7 @@ from .dataproviders import DataPlan, resolve_data
 from .gitclone import clone_into
 from .run import RunRequest
 from .scripts import package_scripts
-from .tools import apply_tools
+from .tools import CATALOGUE_DIR, MODEL_TOOLS_DIR, apply_tools
 
 # Runs the steps given as MAD_STEP_<i>_KIND / _ARGC / _ARG_<j>. The eval lines only expand
 # variable *names* built from integers; values are never parsed as shell code.
@@ -57,6 +57,7 @@ class StepPlan:
     env: dict[str, str] = field(default_factory=dict)
     git_commit: str = ""  # HEAD of the card's cloned url
     data: DataPlan = field(default_factory=DataPlan)  # data mounts, and what perf.csv reports after the run
+    outputs: list[str] = field(default_factory=list)  # tool outputs (model-dir-relative globs) for the log dir
 
 
 def script_argv(path: Path, args: str, where: str) -> list[str]:
@@ -108,13 +109,16 @@ def plan_command(request: RunRequest, package_root: Path, model_dir: Path) -> St
     model = shlex.split(encapsulate) + tooling.model
     for item in (*tooling.pre, *tooling.post):
         shutil.copy2(item.path, model_dir / item.path.name)
+    if tooling.needs_catalogue:
+        shutil.copytree(CATALOGUE_DIR, model_dir / MODEL_TOOLS_DIR, dirs_exist_ok=True)
     skip = bool(getattr(request.settings, "skip_run", False))
     ordered = (data.steps + [("pre", script_argv(s.path, s.args, s.where)) for s in tooling.pre]
                + ([] if skip else [("model", model)])
                + [("post", script_argv(s.path, s.args, s.where)) for s in tooling.post])
     command, env = _runner(ordered, skip)
     secrets = credential.env() if credential else {}
-    return StepPlan(command=command, env={**secrets, **tooling.env, **data.env, **env}, git_commit=commit, data=data)
+    return StepPlan(command=command, env={**secrets, **tooling.env, **data.env, **env}, git_commit=commit, data=data,
+                    outputs=tooling.outputs)
 
 
 def _runner(ordered: list[tuple[str, list[str]]], skip: bool) -> tuple[list[str], dict[str, str]]:

@@ -5,6 +5,8 @@ and ``templates/slurm/job.sh.j2``), for nnodes=2, nproc_per_node=2, master node1
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from tests.docker.test_launcher_contracts import ENV_SCRIPT, container_env
@@ -93,3 +95,18 @@ def test_each_node_gets_madengines_container_variables_and_the_cards_credentials
     for log in outcome.node_logs:
         env = container_env(log.read_text())
         assert {key: env.get(key) for key in wanted} == wanted
+
+
+def test_tool_outputs_of_every_node_are_kept_and_named(target, tmp_path):
+    from pytest_madengine.results.judge import artifact_properties
+
+    script = 'mkdir -p rocprof_output && echo "rank $NODE_RANK" > rocprof_output/trace.txt\necho "performance: 1 x"\n'
+    package = make_package(tmp_path / "pkg", {"prof.sh": script})
+    card = make_card("prof", "prof.sh", distributed={"launcher": "torchrun", "nnodes": 2})
+    context = {"gpu_vendor": "NONE", "tools": [{"name": "rocprofv3", "cmd": " "}]}
+    outcome = target.run(make_request(package, card, tmp_path, context=context))
+    assert outcome.exit_code == 0, outcome.error
+    kept = [Path(path) for path in outcome.extra["tool_outputs"]]
+    assert [(path / "trace.txt").read_text().strip() for path in kept] == ["rank 0", "rank 1"]
+    assert sorted(artifact_properties(outcome.extra)) == ["tool_output.node-1.tools/rocprof_output",
+                                                         "tool_output.rocprof_output"]

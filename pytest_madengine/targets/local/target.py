@@ -30,6 +30,7 @@ from ...workload.dataproviders import data_fields
 from ...workload.layout import MODEL_DIR, MODEL_DIR_NAME, WORKSPACE
 from ...workload.run import RunOptions, RunOutcome, RunRequest, effective_timeout
 from ...workload.steps import plan_command
+from ...workload.tools import keep_outputs
 from ..base import TargetSettings
 from .cleanup import (
     HOST_LABEL,
@@ -196,6 +197,9 @@ class LocalTarget:
             finally:
                 self._dispose(container, request, outcome)
         outcome.extra.update(data_fields(plan.data, model_dir))  # read before _collect removes the dir
+        kept = keep_outputs(model_dir, plan.outputs, request.log_path)
+        if kept:
+            outcome.extra["tool_outputs"] = [str(path) for path in kept]
         self._collect(request, model_dir, outcome)
         if getattr(request.settings, "skip_run", False) and not outcome.error:
             outcome.skipped = SKIP_REASON

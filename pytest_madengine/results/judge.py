@@ -66,12 +66,14 @@ def judge(card: Any, outcome: RunOutcome, *, image: ImageRef | None, context: An
 
 def artifact_properties(extra: Mapping[str, Any]) -> dict[str, str]:
     """JUnit properties naming the files a run left in the log dir: ``tool_output.<name>`` per tool output
-    (``tool_output.<dir>/<name>`` when several nodes kept the same name)."""
+    (``tool_output.<dir>/<name>`` when several nodes kept the same name) and ``env_csv``."""
     paths = extra.get("tool_outputs") or []
     found: dict[str, str] = {}
     for path in (Path(str(item)) for item in (paths if isinstance(paths, list) else [])):
         name = path.name if f"tool_output.{path.name}" not in found else f"{path.parent.name}/{path.name}"
         found[f"tool_output.{name}"] = str(path)
+    if extra.get("env_csv"):
+        found["env_csv"] = str(extra["env_csv"])
     return found
 
 

@@ -16,7 +16,7 @@ CONTEXT_KEYS = frozenset({
     "pre_scripts", "post_scripts", "tools", "encapsulate_script", "log_error_patterns",
     "log_error_benign_patterns", "log_error_pattern_scan", "slurm", "distributed", "k8s", "kubernetes",
     "data", "pipeline", "git_commit", "model_args", "MAD_CONTAINER_IMAGE", "MAD_ROCM_PATH",
-    "n_gpus", "gpu_count", "num_gpus", "ngpus", "gpus_per_node",
+    "n_gpus", "gpu_count", "num_gpus", "ngpus", "gpus_per_node", "gen_sys_env_details", "rocenv_mode",
 })
 # Card keys (models.json entries); madengine's informational fields count as understood.
 CARD_KEYS = frozenset({

@@ -19,7 +19,8 @@ from ..settings import Settings
 RunOptions = dict[str, object]
 # Target specifics for reports and tests, JSON-like values. Keys the judge reads: ``nnodes``
 # (int), ``launcher``, ``git_commit``, ``data_provider_type``, ``data_size``,
-# ``data_download_duration``, ``node_junit`` (path), ``tool_outputs`` (list of paths in the log dir);
+# ``data_download_duration``, ``node_junit`` (path), ``tool_outputs`` (list of paths in the log dir),
+# ``env_csv`` (the system environment capture);
 # local: ``container``, ``kept_container``, ``model_dir``; SLURM: ``job_id``, ``job_state``, ``nodes``, ``run_dir``.
 TargetDetails = dict[str, object]
 

@@ -9,6 +9,7 @@ step's argv in environment variables, so user data never becomes shell text.
 """
 from __future__ import annotations
 
+import os
 import shlex
 import shutil
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from .dataproviders import DataPlan, resolve_data
 from .gitclone import clone_into
 from .run import RunRequest
 from .scripts import package_scripts
+from .sysenv import capture_step, sys_env_mode
 from .tools import CATALOGUE_DIR, MODEL_TOOLS_DIR, apply_tools
 
 # Runs the steps given as MAD_STEP_<i>_KIND / _ARGC / _ARG_<j>. The eval lines only expand
@@ -58,6 +60,7 @@ class StepPlan:
     git_commit: str = ""  # HEAD of the card's cloned url
     data: DataPlan = field(default_factory=DataPlan)  # data mounts, and what perf.csv reports after the run
     outputs: list[str] = field(default_factory=list)  # tool outputs (model-dir-relative globs) for the log dir
+    secret_values: list[str] = field(default_factory=list, repr=False)  # never to be written by the env capture
 
 
 def script_argv(path: Path, args: str, where: str) -> list[str]:
@@ -112,13 +115,27 @@ def plan_command(request: RunRequest, package_root: Path, model_dir: Path) -> St
     if tooling.needs_catalogue:
         shutil.copytree(CATALOGUE_DIR, model_dir / MODEL_TOOLS_DIR, dirs_exist_ok=True)
     skip = bool(getattr(request.settings, "skip_run", False))
-    ordered = (data.steps + [("pre", script_argv(s.path, s.args, s.where)) for s in tooling.pre]
+    secrets = credential.env() if credential else {}
+    secrets.update({k: v for k, v in os.environ.items() if k.startswith("MAD_SECRETS_")})
+    capture, capture_env = _sys_env(request, context, model_dir, secrets)
+    ordered = (capture + data.steps + [("pre", script_argv(s.path, s.args, s.where)) for s in tooling.pre]
                + ([] if skip else [("model", model)])
                + [("post", script_argv(s.path, s.args, s.where)) for s in tooling.post])
     command, env = _runner(ordered, skip)
-    secrets = credential.env() if credential else {}
-    return StepPlan(command=command, env={**secrets, **tooling.env, **data.env, **env}, git_commit=commit, data=data,
-                    outputs=tooling.outputs)
+    cred_env = credential.env() if credential else {}
+    return StepPlan(command=command, env={**cred_env, **tooling.env, **data.env, **capture_env, **env},
+                    git_commit=commit, data=data, outputs=tooling.outputs, secret_values=list(secrets.values()))
+
+
+def _sys_env(request: RunRequest, context: dict[str, Any], model_dir: Path,
+             secrets: dict[str, str]) -> tuple[list[tuple[str, list[str]]], dict[str, str]]:
+    """The system environment capture step (first, so its GPU table tops the log) and its env; none when off."""
+    mode = sys_env_mode(context, disabled_by_option=bool(getattr(request.settings, "no_sys_env", False)))
+    if mode is None:
+        return [], {}
+    shutil.copytree(CATALOGUE_DIR, model_dir / MODEL_TOOLS_DIR, dirs_exist_ok=True)
+    argv, env = capture_step(mode, secrets)
+    return [("pre", argv)], env
 
 
 def _runner(ordered: list[tuple[str, list[str]]], skip: bool) -> tuple[list[str], dict[str, str]]:

@@ -8,9 +8,11 @@ on AMD = the image's own else ``/opt/rocm`` (``rocm_path_resolver``), the host v
 """
 from __future__ import annotations
 
+import csv
 import io
 import json
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -109,3 +111,88 @@ def test_credential_build_args_reach_the_build(tmp_path, docker_engine, busybox_
         assert SECRET not in (tmp_path / "logs" / f"{ref.name}.build.log").read_text()
     finally:
         docker_engine.images.remove(ref.name, force=True)
+
+
+NVIDIA_STANDIN = """#!/bin/sh
+case "$1" in
+  --query-gpu=index*) cat /smi/query.csv ;;
+  --query-gpu=driver_version*) echo 550.54.15 ;;
+  *) cat /smi/summary.txt ;;
+esac
+"""
+
+
+@pytest.fixture
+def smi_image(docker_engine, busybox_image, tmp_path):
+    """busybox with a stand-in nvidia-smi answering from the recorded outputs in tests/data/smi."""
+    smi = Path(__file__).resolve().parents[1] / "data" / "smi"
+    context = tmp_path / "smi-image"
+    context.mkdir()
+    (context / "nvidia-smi").write_text(NVIDIA_STANDIN)
+    (context / "query.csv").write_text((smi / "nvidia_smi_query_h100.csv").read_text())
+    (context / "summary.txt").write_text((smi / "nvidia_smi_h100_summary.txt").read_text())
+    (context / "Dockerfile").write_text(f"FROM {BUSYBOX}\nCOPY query.csv summary.txt /smi/\n"
+                                        "COPY nvidia-smi /bin/nvidia-smi\nRUN chmod 755 /bin/nvidia-smi\n")
+    tag = f"mad-test/smi-{uuid.uuid4().hex[:8]}:latest"
+    docker_engine.images.build(path=str(context), tag=tag, rm=True)
+    yield tag
+    docker_engine.images.remove(tag, force=True)
+
+
+def run_logged(package, tmp_path, docker_engine, card, image, settings=None, context_text="{}", *, leak_check):
+    session = f"sysenv-{tmp_path.name[-8:]}"
+    leak_check.value = session  # look only at this test's containers
+    target = LocalTarget(session_id=session, package_root=package, client=docker_engine)
+    run_id = uuid.uuid4().hex[:8]
+    request = RunRequest(card=card, context=build_context(context_text=context_text, host=HostFacts()),
+                         image=ImageRef(name=image), gpus=(), settings=settings or Settings(package=package),
+                         log_path=tmp_path / "logs" / f"{card.name}.run.log", work_dir=tmp_path / f"w-{run_id}",
+                         run_id=run_id)
+    try:
+        outcome = target.run(request)
+    finally:
+        target.close()
+    assert outcome.exit_code == 0, outcome.error
+    return outcome
+
+
+def test_sys_env_capture_tops_the_log_and_writes_the_env_csv(tmp_path, docker_engine, smi_image, clean_containers):
+    package = make_package(tmp_path / "pkg", {"env.sh": ENV_SCRIPT})
+    (package / "credential.json").write_text(json.dumps({"MAD_HF": {"username": "bot", "password": SECRET}}))
+    outcome = run_logged(package, tmp_path, docker_engine, make_card("envcap", "env.sh", cred="MAD_HF"), smi_image,
+                         leak_check=clean_containers)
+    log = outcome.log_path.read_text().splitlines()
+    assert log[0] == "==== pytest-madengine: system environment (lite) ===="
+    assert "| NVIDIA-SMI 550.54.15              Driver Version: 550.54.15      CUDA Version: 12.4     |" in log[:6]
+    env_csv = tmp_path / "logs" / "envcap_env.csv"
+    assert outcome.extra["env_csv"] == str(env_csv)
+    rows = {(row[0], row[1]): row[2] for row in csv.reader(env_csv.read_text().splitlines())}
+    assert rows[("cuda", "driver")] == "550.54.15" and rows[("gpu", "0")].startswith("NVIDIA H100 80GB HBM3 sm_90")
+    assert rows[("env", "MAD_MODEL_NAME")] == "envcap" and rows[("os", "kernel")].startswith("Linux")
+    assert SECRET not in env_csv.read_text() and ("env", "MAD_HF_USERNAME") not in rows  # hidden by name
+
+
+def test_sys_env_capture_is_off_with_the_option_or_the_context(tmp_path, docker_engine, smi_image, clean_containers):
+    package = make_package(tmp_path / "pkg", {"env.sh": ENV_SCRIPT})
+    card = make_card("noenv", "env.sh")
+    off = run_logged(package, tmp_path, docker_engine, card, smi_image, Settings(package=package, no_sys_env=True),
+                     leak_check=clean_containers)
+    assert "env_csv" not in off.extra and "system environment" not in off.log_path.read_text()
+    ctx = run_logged(package, tmp_path, docker_engine, card, smi_image, context_text="{'gen_sys_env_details': False}",
+                     leak_check=clean_containers)
+    assert "env_csv" not in ctx.extra
+    full = run_logged(package, tmp_path, docker_engine, card, smi_image, context_text="{'rocenv_mode': 'full'}",
+                      leak_check=clean_containers)
+    rows = {(row[0], row[1]) for row in csv.reader(Path(str(full.extra["env_csv"])).read_text().splitlines())}
+    assert ("env", "PATH") in rows  # full mode keeps every variable
+
+
+def test_madengines_privileges_inside_the_container(tmp_path, docker_engine, busybox_image, clean_containers):
+    script = "[ -c /dev/fuse ] && echo fuse=yes\ngrep CapEff /proc/self/status\necho 'performance: 1 x'\n"
+    package = make_package(tmp_path / "pkg", {"priv.sh": script})
+    outcome = run_logged(package, tmp_path, docker_engine, make_card("priv", "priv.sh"), BUSYBOX,
+                         Settings(package=package, no_sys_env=True), leak_check=clean_containers)
+    text = outcome.log_path.read_text()
+    assert "fuse=yes" in text
+    cap_eff = int(next(line for line in text.splitlines() if line.startswith("CapEff")).split()[1], 16)
+    assert cap_eff & (1 << 21) and cap_eff & (1 << 19)  # CAP_SYS_ADMIN, CAP_SYS_PTRACE

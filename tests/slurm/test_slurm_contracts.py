@@ -108,5 +108,6 @@ def test_tool_outputs_of_every_node_are_kept_and_named(target, tmp_path):
     assert outcome.exit_code == 0, outcome.error
     kept = [Path(path) for path in outcome.extra["tool_outputs"]]
     assert [(path / "trace.txt").read_text().strip() for path in kept] == ["rank 0", "rank 1"]
-    assert sorted(artifact_properties(outcome.extra)) == ["tool_output.node-1.tools/rocprof_output",
+    assert sorted(artifact_properties(outcome.extra)) == ["env_csv", "tool_output.node-1.tools/rocprof_output",
                                                          "tool_output.rocprof_output"]
+    assert Path(str(outcome.extra["env_csv"])).name == "node-0_env.csv"  # rank 0's capture

@@ -17,13 +17,16 @@ from typing import Any
 from ...errors import MadError
 from ...workload.environment import mad_environment
 
-# Applied for every vendor: what MAD models expect from madengine's `docker run`.
+# Applied for every vendor: what MAD models expect from madengine's `docker run` (perf counters and
+# profilers need SYS_PTRACE/SYS_ADMIN and no seccomp/AppArmor confinement; fuse mounts need /dev/fuse,
+# passed where the host has it: ``host_device_options``).
 COMMON_OPTIONS: dict[str, Any] = {
     "network_mode": "host",
     "ipc_mode": "host",
-    "cap_add": ["SYS_PTRACE"],
-    "security_opt": ["seccomp=unconfined"],
+    "cap_add": ["SYS_PTRACE", "SYS_ADMIN"],
+    "security_opt": ["seccomp=unconfined", "apparmor=unconfined"],
 }
+HOST_DEVICES = ("/dev/fuse",)
 LIST_KEYS = ("cap_add", "cap_drop", "devices", "security_opt", "group_add", "volumes", "ulimits",
              "device_requests", "tmpfs_list", "dns")
 _IGNORED_FLAGS = {"--rm", "-i", "-t", "-it", "-ti", "--interactive", "--tty", "-d", "--detach"}
@@ -182,6 +185,13 @@ def gpu_options(vendor: str, gpus: tuple[int, ...], *, render_devices: Any = Non
             "cap_add": ["SYS_NICE"]}
 
 
+def host_device_options(exists: Callable[[str], bool] = os.path.exists) -> dict[str, Any]:
+    """madengine's extra devices (``/dev/fuse``) that this host has; a missing one is left out, since
+    Docker refuses to create a container with a device the host lacks."""
+    devices = [f"{path}:{path}:rwm" for path in HOST_DEVICES if exists(path)]
+    return {"devices": devices} if devices else {}
+
+
 def mount_volumes(mounts: Mapping[str, str] | None) -> list[str]:
     """Context ``docker_mounts`` ({container_path: host_path}) → SDK volume strings."""
     return [f"{host}:{container}:rw" for container, host in (mounts or {}).items()]
@@ -202,7 +212,7 @@ def assemble_options(card: Any, context: Any, gpus: tuple[int, ...], *, no_gpus:
     if getattr(host, "gpu_vendor", None) == "NONE":
         vendor = "NONE"
     devices = gpu_options(vendor, gpus, render_devices=getattr(host, "render_devices", None))
-    options = merge_options(COMMON_OPTIONS, devices)
+    options = merge_options(merge_options(COMMON_OPTIONS, host_device_options()), devices)
     volumes = mount_volumes(getattr(context, "docker_mounts", None))
     if volumes:
         options = merge_options(options, {"volumes": volumes})

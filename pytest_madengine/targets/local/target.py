@@ -30,6 +30,7 @@ from ...workload.dataproviders import data_fields
 from ...workload.layout import MODEL_DIR, MODEL_DIR_NAME, WORKSPACE
 from ...workload.run import RunOptions, RunOutcome, RunRequest, effective_timeout
 from ...workload.steps import plan_command
+from ...workload.sysenv import write_env_csv
 from ...workload.tools import keep_outputs
 from ..base import TargetSettings
 from .cleanup import (
@@ -200,6 +201,9 @@ class LocalTarget:
         kept = keep_outputs(model_dir, plan.outputs, request.log_path)
         if kept:
             outcome.extra["tool_outputs"] = [str(path) for path in kept]
+        env_csv = write_env_csv(model_dir, request.log_path, plan.secret_values)
+        if env_csv is not None:
+            outcome.extra["env_csv"] = str(env_csv)
         self._collect(request, model_dir, outcome)
         if getattr(request.settings, "skip_run", False) and not outcome.error:
             outcome.skipped = SKIP_REASON

@@ -70,6 +70,7 @@ class ModelCard:
     training_precision: str = ""
     owner: str = ""
     url: str = ""
+    cred: str = ""  # credential.json entry the model, its build and its clone use (workload.credentials)
     data: str = ""
     env_vars: dict[str, str] = field(default_factory=dict)
     distributed: dict[str, Any] | None = None
@@ -104,6 +105,7 @@ class ModelCard:
             training_precision=str(raw.get("training_precision") or ""),
             owner=str(raw.get("owner") or ""),
             url=str(raw.get("url") or ""),
+            cred=str(raw.get("cred") or ""),
             data=str(raw.get("data") or ""),
             env_vars=_string_map(raw.get("env_vars"), "env_vars", label),
             distributed=raw.get("distributed") or None,

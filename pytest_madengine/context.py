@@ -133,6 +133,8 @@ def host_context(host: HostFacts) -> dict[str, Any]:
             "MAD_GPU_VENDOR": host.gpu_vendor,
             "MAD_SYSTEM_NGPUS": str(host.gpu_count),
             "MAD_SYSTEM_GPU_ARCHITECTURE": host.gpu_architecture,
+            "MAD_SYSTEM_GPU_PRODUCT_NAME": host.gpu_product,
+            "MAD_SYSTEM_HIP_VERSION": host.hip_version,
         },
         "docker_build_arg": {"MAD_SYSTEM_GPU_ARCHITECTURE": host.gpu_architecture},
     }
@@ -145,7 +147,8 @@ def _flow_user_overrides(data: dict[str, Any], user: Mapping[str, Any]) -> None:
     user_args = user.get("docker_build_arg") or {}
     flows = (("gpu_vendor", "MAD_GPU_VENDOR", False),
              ("gpu_architecture", "MAD_SYSTEM_GPU_ARCHITECTURE", True),
-             ("n_system_gpus", "MAD_SYSTEM_NGPUS", False))
+             ("n_system_gpus", "MAD_SYSTEM_NGPUS", False),
+             ("gpu_product", "MAD_SYSTEM_GPU_PRODUCT_NAME", False))
     for key, variable, is_build_arg in flows:
         if key not in user:
             continue

@@ -53,6 +53,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("keep-model-dir", "bool", "keep the model directory after the run", False),
     Option("live-output", "bool", "stream container output to the terminal", False),
     Option("clean-cache", "bool", "build images without the Docker build cache", False),
+    Option("no-sys-env", "bool", "do not capture the system environment (<model>_env.csv, the GPU table at the "
+           "top of the run log); the context's gen_sys_env_details wins", False),
     Option("perf-csv", "str", "results file, appended (default perf.csv)", "perf.csv"),
     Option("gpus", "str", "GPU pool: LIST (0-3,6), all, or none (run without GPU devices)"),
     Option("log-dir", "str", "directory for build and run logs (default mad_logs)", "mad_logs"),
@@ -128,6 +130,7 @@ class Settings:
     keep_model_dir: bool = False
     live_output: bool = False
     clean_cache: bool = False
+    no_sys_env: bool = False
     perf_csv: Path = Path(_default("perf-csv"))
     gpus: str | None = None
     log_dir: Path = Path(_default("log-dir"))
@@ -237,6 +240,7 @@ def from_config(config: pytest.Config, namespace: argparse.Namespace | None = No
         keep_model_dir=bool(values["mad_keep_model_dir"]),
         live_output=bool(values["mad_live_output"]),
         clean_cache=bool(values["mad_clean_cache"]),
+        no_sys_env=bool(values["mad_no_sys_env"]),
         perf_csv=Path(values["mad_perf_csv"] or _default("perf-csv")),
         gpus=values["mad_gpus"] or None,
         log_dir=Path(values["mad_log_dir"] or _default("log-dir")),

@@ -52,6 +52,7 @@ class HostFacts:
     host_os: str = ""
     rocm_path: str = ""
     machine_name: str = ""
+    hip_version: str = ""  # ROCm (HIP) or CUDA version as "X.Y"; "" without a GPU
 
     @property
     def product_short(self) -> str:
@@ -118,9 +119,21 @@ def _detect_gpus(run: Runner, sysfs_root: Path) -> tuple[str, list[GpuInfo], tup
     return "NONE", [], ()
 
 
+def _toolkit_version(vendor: str, run: Runner, rocm: str) -> str:
+    from . import amd, nvidia
+
+    try:
+        if vendor == "AMD":
+            return amd.hip_version(run, rocm)
+        return nvidia.cuda_version(run) if vendor == "NVIDIA" else ""
+    except Exception:  # noqa: BLE001 - as for detection: an odd tool never breaks a session
+        return ""
+
+
 def _detect(run: Runner, env: Mapping[str, str], sysfs_root: Path, os_release: Path) -> HostFacts:
     vendor, gpus, render = _detect_gpus(run, sysfs_root)
     first = gpus[0] if gpus else GpuInfo(index=0)
+    rocm = rocm_path(env)
     return HostFacts(
         gpu_vendor=vendor,
         gpu_count=len(gpus),
@@ -128,8 +141,9 @@ def _detect(run: Runner, env: Mapping[str, str], sysfs_root: Path, os_release: P
         gpu_product=first.product,
         render_devices=render,
         host_os=host_os(os_release),
-        rocm_path=rocm_path(env),
+        rocm_path=rocm,
         machine_name=machine_name(),
+        hip_version=_toolkit_version(vendor, run, rocm),
     )
 
 

@@ -17,6 +17,7 @@ AMD_SMI_LIST = ("amd-smi", "list", "--json")
 AMD_SMI_ASIC = ("amd-smi", "static", "--asic", "--json")
 ROCM_SMI = ("rocm-smi", "--showproductname", "--showbus", "--json")
 ROCMINFO = ("rocminfo",)
+HIPCONFIG_VERSION = ("hipconfig", "--version")
 
 _GFX = re.compile(r"(?:amdgcn-amd-amdhsa--)?(gfx[0-9a-f]+)(?::\S*)?")
 
@@ -193,3 +194,23 @@ def render_minors(gpus: list[GpuInfo], sysfs_root: Path = Path("/")) -> tuple[in
             return ()
         minors.append(minor)
     return tuple(minors)
+
+
+_VERSION = re.compile(r"(\d+)\.(\d+)(?:\.\d+)?")
+
+
+def major_minor(text: str | None) -> str:
+    """The first ``X.Y[.Z]`` of a version text as ``X.Y`` ("6.2.41133-dd7f95766" → "6.2"); "" if none."""
+    match = _VERSION.search(text or "")
+    return f"{match.group(1)}.{match.group(2)}" if match else ""
+
+
+def hip_version(run: Runner, rocm_root: str) -> str:
+    """madengine's ``MAD_SYSTEM_HIP_VERSION``: ``hipconfig --version``, else ``<rocm>/.info/version``, as X.Y."""
+    version = major_minor(run(list(HIPCONFIG_VERSION)))
+    if version or not rocm_root:
+        return version
+    try:
+        return major_minor((Path(rocm_root) / ".info" / "version").read_text(errors="replace"))
+    except OSError:
+        return ""

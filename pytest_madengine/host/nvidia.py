@@ -9,6 +9,8 @@ from . import GpuInfo, Runner, normalise_product
 QUERY_FIELDS = ("index", "name", "uuid", "compute_cap", "pci.bus_id")
 QUERY = ("nvidia-smi", f"--query-gpu={','.join(QUERY_FIELDS)}", "--format=csv,noheader")
 LIST = ("nvidia-smi", "-L")
+NVCC_VERSION = ("nvcc", "--version")
+SMI = ("nvidia-smi",)
 
 # For drivers too old to report compute_cap (the -L fallback): documented capabilities.
 _KNOWN_ARCH = {"B200": "sm_100", "GB200": "sm_100", "H200": "sm_90", "H100": "sm_90",
@@ -69,3 +71,18 @@ def parse_nvidia_smi_list(text: str | None) -> list[GpuInfo]:
 def detect(run: Runner) -> list[GpuInfo]:
     """The NVIDIA GPUs of this machine, or [] when nvidia-smi is missing or fails."""
     return parse_nvidia_smi_csv(run(list(QUERY))) or parse_nvidia_smi_list(run(list(LIST)))
+
+
+_NVCC_RELEASE = re.compile(r"release (\d+\.\d+)")
+_SMI_CUDA = re.compile(r"CUDA Version\s*:\s*(\d+\.\d+)")
+
+
+def parse_cuda_version(text: str | None) -> str:
+    """CUDA X.Y from ``nvcc --version`` ("release 12.4, V12.4.131") or nvidia-smi's "CUDA Version: 12.4"."""
+    match = _NVCC_RELEASE.search(text or "") or _SMI_CUDA.search(text or "")
+    return match.group(1) if match else ""
+
+
+def cuda_version(run: Runner) -> str:
+    """madengine's ``MAD_SYSTEM_HIP_VERSION`` on NVIDIA: nvcc's release, else the driver's CUDA version."""
+    return parse_cuda_version(run(list(NVCC_VERSION))) or parse_cuda_version(run(list(SMI)))

@@ -27,6 +27,7 @@ from ..cards import ModelCard
 from ..errors import MadError
 from ..fileio import locked
 from ..records import ImageRef
+from ..workload.credentials import credential_env
 from . import buildkit
 from .buildinfo import arch_default, base_digest, gpu_vendor_of
 from .client import docker_client
@@ -86,13 +87,17 @@ def dockerfile_args(text: str) -> dict[str, str | None]:
     return {match.group(1): match.group(2) for match in _ARG.finditer(text)}
 
 
-def build_args_for(text: str, card: ModelCard, context: Any) -> dict[str, str]:
-    """The build args the Dockerfile declares (plus Docker's predefined proxy args)."""
+def build_args_for(text: str, card: ModelCard, context: Any, secrets: dict[str, str] | None = None) -> dict[str, str]:
+    """The build args the Dockerfile declares (plus Docker's predefined proxy args).
+
+    ``secrets``: the card's ``<CRED>_<KEY>`` values (``workload.credentials``), after the card's own args.
+    """
     offered: dict[str, str] = {}
     arch = getattr(context, "gpu_architecture", "") or ""
     if arch:
         offered["MAD_SYSTEM_GPU_ARCHITECTURE"] = str(arch)
     offered.update(card.docker_build_arg)
+    offered.update(secrets or {})
     # The run context (the user's command line) wins over the card, as for env vars.
     offered.update({str(k): str(v) for k, v in (getattr(context, "docker_build_args", None) or {}).items()})
     declared = dockerfile_args(text)
@@ -182,7 +187,8 @@ def build_spec(card: ModelCard, dockerfile: Path, *, package_root: Path, context
     else:
         context_dir = dockerfile.parent
     text = dockerfile.read_text(errors="replace")
-    args = build_args_for(text, card, context)
+    secrets = credential_env(card, package_root)
+    args = build_args_for(text, card, context, secrets)
     if target_arch and ARCH_ARG in dockerfile_args(text):
         args[ARCH_ARG] = target_arch
     tools_dir, tools_files = _tools(card, package_root, text)
@@ -191,7 +197,9 @@ def build_spec(card: ModelCard, dockerfile: Path, *, package_root: Path, context
     excludes = [str(Path(log_dir).resolve().relative_to(context_dir))] \
         if log_dir and Path(log_dir).resolve().is_relative_to(context_dir) else []
     files = context_files(context_dir, rel, excludes)
-    digest = content_hash(dockerfile, context_dir, files, args)
+    # Secret values stay out of the hash (an image label): a changed password needs no rebuild.
+    hashed_args = {k: "<secret>" if k in secrets else v for k, v in args.items()}
+    digest = content_hash(dockerfile, context_dir, files, hashed_args)
     if tools_dir is not None:
         digest = hashlib.sha256(f"{digest}\0tools\0{content_hash(dockerfile, tools_dir, tools_files, {})}"
                                 .encode()).hexdigest()

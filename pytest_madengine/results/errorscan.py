@@ -26,6 +26,28 @@ DEFAULT_ERROR_PATTERNS: tuple[str, ...] = (
     "ModuleNotFoundError:",
 )
 
+# Lines madengine never counts as errors (``container_runner``'s default benign rules): metrics-exporter
+# chatter, FutureWarning lines, profiler and tracer output (literals), and glog-style E/W lines of
+# rocprofv3/rocpd, whose letter is a log level, not an application error (regexes). The user's
+# ``log_error_benign_patterns`` add to these.
+DEFAULT_BENIGN_LITERALS: tuple[str, ...] = (
+    "Failed to establish connection to the metrics exporter agent",
+    "RpcError: Running out of retries to initialize the metrics agent",
+    "Metrics will not be exported",
+    "FutureWarning",
+    "Opened result file:",
+    "SQLite3 generation ::",
+    "rocpd_op:",
+    "rpd_tracer:",
+)
+DEFAULT_BENIGN_REGEXES: tuple[re.Pattern[str], ...] = tuple(re.compile(pattern) for pattern in (
+    r"^E[0-9]{8}.*generateRocpd\.cpp",
+    r"^W[0-9]{8}.*simple_timer\.cpp",
+    r"^W[0-9]{8}.*generateRocpd\.cpp",
+    r"^E[0-9]{8}.*tool\.cpp",
+    r"\[rocprofv3\]",
+))
+
 _GREP_WORD = re.compile(r"\b[ef]?grep\b")
 _SHELL_TRACE = re.compile(r"^\s*\++\s")  # `set -x` output: "+ grep ...", "++ grep ..."
 _QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
@@ -93,7 +115,9 @@ def _compile(patterns: tuple[str, ...]) -> re.Pattern[str]:
 
 
 def _is_benign(line: str, benign: tuple[str, ...]) -> bool:
-    return any(pattern in line for pattern in benign)
+    stripped = line.lstrip()
+    return (any(pattern in line for pattern in (*DEFAULT_BENIGN_LITERALS, *benign))
+            or any(regex.search(stripped) for regex in DEFAULT_BENIGN_REGEXES))
 
 
 def _is_grep_echo(line: str, regex: re.Pattern[str]) -> bool:

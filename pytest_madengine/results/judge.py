@@ -54,6 +54,7 @@ def judge(card: ModelCard, outcome: RunOutcome, *, image: ImageRef | None, conte
     main_log = _read(outcome.log_path)
     log_text = _join_logs(main_log, outcome)
     measurements, perf_problem, properties = _measure(card, outcome, log_text, parse_hook)
+    properties.update(artifact_properties(outcome.extra))
     scan = scan_config(getattr(card, "raw", None), _as_mapping(context))
     phase, reason = _verdict(outcome, perf_problem, scan_errors(log_text, scan))
     status = FAILURE if phase else SUCCESS
@@ -67,6 +68,19 @@ def judge(card: ModelCard, outcome: RunOutcome, *, image: ImageRef | None, conte
         image=image.name if image else "", gpus=tuple(gpus),
         build_duration=image.build_duration if image else 0.0, test_duration=outcome.duration,
         node_junit=str(outcome.extra.get("node_junit") or ""), properties=properties)
+
+
+def artifact_properties(extra: Mapping[str, Any]) -> dict[str, str]:
+    """JUnit properties naming the files a run left in the log dir: ``tool_output.<name>`` per tool output
+    (``tool_output.<dir>/<name>`` when several nodes kept the same name) and ``env_csv``."""
+    paths = extra.get("tool_outputs") or []
+    found: dict[str, str] = {}
+    for path in (Path(str(item)) for item in (paths if isinstance(paths, list) else [])):
+        name = path.name if f"tool_output.{path.name}" not in found else f"{path.parent.name}/{path.name}"
+        found[f"tool_output.{name}"] = str(path)
+    if extra.get("env_csv"):
+        found["env_csv"] = str(extra["env_csv"])
+    return found
 
 
 def failed_result(card: ModelCard, *, phase: str, reason: str, image: ImageRef | None = None, context: Any,

@@ -16,12 +16,12 @@ CONTEXT_KEYS = frozenset({
     "pre_scripts", "post_scripts", "tools", "encapsulate_script", "log_error_patterns",
     "log_error_benign_patterns", "log_error_pattern_scan", "slurm", "distributed", "k8s", "kubernetes",
     "data", "pipeline", "git_commit", "model_args", "MAD_CONTAINER_IMAGE", "MAD_ROCM_PATH",
-    "n_gpus", "gpu_count", "num_gpus", "ngpus", "gpus_per_node",
+    "n_gpus", "gpu_count", "num_gpus", "ngpus", "gpus_per_node", "gen_sys_env_details", "rocenv_mode",
 })
 # Card keys (models.json entries); madengine's informational fields count as understood.
 CARD_KEYS = frozenset({
     "name", "dockerfile", "scripts", "n_gpus", "timeout", "tags", "args", "multiple_results", "skip_gpu_arch",
-    "training_precision", "owner", "url", "data", "env_vars", "distributed", "slurm",
+    "training_precision", "owner", "url", "cred", "data", "env_vars", "distributed", "slurm",
     "additional_docker_run_options", "dockercontext", "docker_build_arg", "description",
     "log_error_pattern_scan", "log_error_patterns", "log_error_benign_patterns",
 })

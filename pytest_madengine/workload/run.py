@@ -19,8 +19,9 @@ from ..settings import Settings
 RunOptions = dict[str, object]
 # Target specifics for reports and tests, JSON-like values. Keys the judge reads: ``nnodes``
 # (int), ``launcher``, ``git_commit``, ``data_provider_type``, ``data_size``,
-# ``data_download_duration``, ``node_junit`` (path); local: ``container``, ``kept_container``,
-# ``model_dir``; SLURM: ``job_id``, ``job_state``, ``nodes``, ``run_dir``.
+# ``data_download_duration``, ``node_junit`` (path), ``tool_outputs`` (list of paths in the log dir),
+# ``env_csv`` (the system environment capture);
+# local: ``container``, ``kept_container``, ``model_dir``; SLURM: ``job_id``, ``job_state``, ``nodes``, ``run_dir``.
 TargetDetails = dict[str, object]
 
 

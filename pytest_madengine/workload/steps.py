@@ -9,18 +9,22 @@ step's argv in environment variables, so user data never becomes shell text.
 """
 from __future__ import annotations
 
+import os
 import shlex
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ..cards import ModelCard
 from ..errors import MadError
+from .credentials import CardCredential, card_credential
 from .dataproviders import DataPlan, resolve_data
 from .gitclone import clone_into
 from .run import RunRequest
 from .scripts import package_scripts
-from .tools import apply_tools
+from .sysenv import capture_step, sys_env_mode
+from .tools import CATALOGUE_DIR, MODEL_TOOLS_DIR, apply_tools
 
 # Runs the steps given as MAD_STEP_<i>_KIND / _ARGC / _ARG_<j>. The eval lines only expand
 # variable *names* built from integers; values are never parsed as shell code.
@@ -52,9 +56,12 @@ class StepPlan:
     """The container command and what it needs besides the image."""
 
     command: list[str]
-    env: dict[str, str] = field(default_factory=dict)  # runner steps + tool env vars + MAD_DATAHOME
+    # runner steps + tool env vars + MAD_DATAHOME + the card's <CRED>_<KEY> variables
+    env: dict[str, str] = field(default_factory=dict)
     git_commit: str = ""  # HEAD of the card's cloned url
     data: DataPlan = field(default_factory=DataPlan)  # data mounts, and what perf.csv reports after the run
+    outputs: list[str] = field(default_factory=list)  # tool outputs (model-dir-relative globs) for the log dir
+    secret_values: list[str] = field(default_factory=list, repr=False)  # never to be written by the env capture
 
 
 def script_argv(path: Path, args: str, where: str) -> list[str]:
@@ -76,7 +83,8 @@ def model_script(card: ModelCard, package_root: Path) -> tuple[Path, Path]:
     return script.parent, script
 
 
-def prepare_model_dir(request: RunRequest, package_root: Path, model_dir: Path) -> str:
+def prepare_model_dir(request: RunRequest, package_root: Path, model_dir: Path,
+                      credential: CardCredential | None = None) -> str:
     """Fill the model dir; return the clone's commit ('' without a url)."""
     card = request.card
     scripts_dir, _ = model_script(card, package_root)
@@ -84,7 +92,7 @@ def prepare_model_dir(request: RunRequest, package_root: Path, model_dir: Path) 
         shutil.rmtree(model_dir)
     commit = ""
     if card.url:
-        commit = clone_into(card, model_dir, cache_dir=request.cache_dir)
+        commit = clone_into(card, model_dir, cache_dir=request.cache_dir, credential=credential)
     shutil.copytree(scripts_dir, model_dir, symlinks=True, dirs_exist_ok=True)
     return commit
 
@@ -93,7 +101,8 @@ def plan_command(request: RunRequest, package_root: Path, model_dir: Path) -> St
     """Prepare the model dir; return the container command, its env, the clone's commit and the data plan."""
     card, context = request.card, getattr(request.context, "data", None) or {}
     data = resolve_data(card, context, package_root)  # before a clone: data.json errors come fast
-    commit = prepare_model_dir(request, package_root, model_dir)
+    credential = card_credential(card, package_root)
+    commit = prepare_model_dir(request, package_root, model_dir, credential)
     _, script = model_script(card, package_root)
     where = f"{card.source}: card {card.name!r}"
     pre = package_scripts(context.get("pre_scripts"), package_root, "context 'pre_scripts'")
@@ -104,12 +113,30 @@ def plan_command(request: RunRequest, package_root: Path, model_dir: Path) -> St
     model = shlex.split(encapsulate) + tooling.model
     for item in (*tooling.pre, *tooling.post):
         shutil.copy2(item.path, model_dir / item.path.name)
+    if tooling.needs_catalogue:
+        shutil.copytree(CATALOGUE_DIR, model_dir / MODEL_TOOLS_DIR, dirs_exist_ok=True)
     skip = bool(getattr(request.settings, "skip_run", False))
-    ordered = (data.steps + [("pre", script_argv(s.path, s.args, s.where)) for s in tooling.pre]
+    secrets = credential.env() if credential else {}
+    secrets.update({k: v for k, v in os.environ.items() if k.startswith("MAD_SECRETS_")})
+    capture, capture_env = _sys_env(request, context, model_dir, secrets)
+    ordered = (capture + data.steps + [("pre", script_argv(s.path, s.args, s.where)) for s in tooling.pre]
                + ([] if skip else [("model", model)])
                + [("post", script_argv(s.path, s.args, s.where)) for s in tooling.post])
     command, env = _runner(ordered, skip)
-    return StepPlan(command=command, env={**tooling.env, **data.env, **env}, git_commit=commit, data=data)
+    cred_env = credential.env() if credential else {}
+    return StepPlan(command=command, env={**cred_env, **tooling.env, **data.env, **capture_env, **env},
+                    git_commit=commit, data=data, outputs=tooling.outputs, secret_values=list(secrets.values()))
+
+
+def _sys_env(request: RunRequest, context: dict[str, Any], model_dir: Path,
+             secrets: dict[str, str]) -> tuple[list[tuple[str, list[str]]], dict[str, str]]:
+    """The system environment capture step (first, so its GPU table tops the log) and its env; none when off."""
+    mode = sys_env_mode(context, disabled_by_option=bool(getattr(request.settings, "no_sys_env", False)))
+    if mode is None:
+        return [], {}
+    shutil.copytree(CATALOGUE_DIR, model_dir / MODEL_TOOLS_DIR, dirs_exist_ok=True)
+    argv, env = capture_step(mode, secrets)
+    return [("pre", argv)], env
 
 
 def _runner(ordered: list[tuple[str, list[str]]], skip: bool) -> tuple[list[str], dict[str, str]]:

@@ -1,7 +1,12 @@
-"""Profiling tools (context ``tools`` + the package's ``scripts/common/tools.json``).
+"""Profiling tools (context ``tools``): the package's ``scripts/common/tools.json`` over the catalogue shipped
+with the plugin (``presets/tools/tools.json``).
 
 ``tools.json`` = ``{"tools": {<name>: {"pre_scripts": [...], "cmd": "...", "env_vars": {...},
-"post_scripts": [...]}}}``; the context lists ``{"name": <key>, "cmd"?: ..., "env_vars"?: ...}``.
+"post_scripts": [...], "outputs"?: [...]}}}``; the context lists ``{"name": <key>, "cmd"?: ..., "env_vars"?: ...}``.
+A package entry replaces the catalogue's entry of the same name; script paths resolve against the file's
+own root (the package root, or the catalogue dir). A catalogue tool's helper scripts are copied into the
+model dir as ``.mad_tools/`` (its ``cmd`` names them there). ``outputs`` (our key: model-dir-relative names
+or globs) are what the target copies to the log dir after the run.
 Several tools stack as in madengine: a later tool's pre scripts run first and its post scripts
 last, env vars merge (later wins), and each distinct ``cmd`` wraps the model command once, the
 later tool outermost.
@@ -10,6 +15,7 @@ from __future__ import annotations
 
 import difflib
 import shlex
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +25,8 @@ from ..jsonfile import read_json, require_object
 from .scripts import Script, package_scripts
 
 TOOLS_FILE = Path("scripts") / "common" / "tools.json"
+CATALOGUE_DIR = Path(__file__).resolve().parents[1] / "presets" / "tools"
+MODEL_TOOLS_DIR = ".mad_tools"  # where the catalogue's helper scripts land in the model dir
 
 
 @dataclass
@@ -30,20 +38,39 @@ class Tooling:
     post: list[Script]
     env: dict[str, str] = field(default_factory=dict)
     applied: list[str] = field(default_factory=list)
+    outputs: list[str] = field(default_factory=list)  # model-dir-relative names/globs to keep in the log dir
+    needs_catalogue: bool = False  # a catalogue tool is applied: copy CATALOGUE_DIR to MODEL_TOOLS_DIR
 
 
-def load_tools(package_root: Path) -> dict[str, dict[str, Any]]:
-    path = package_root / TOOLS_FILE
-    if not path.is_file():
-        raise MadError(f"the context asks for tools but {TOOLS_FILE} does not exist", where=str(path),
-                       fix="add the package's tools.json, or drop 'tools' from the context")
-    data = read_json(path, fix="fix the JSON syntax of the package's tools.json")
+@dataclass(frozen=True)
+class ToolSpec:
+    """One tools.json entry and the dir its script paths are relative to."""
+
+    spec: dict[str, Any]
+    root: Path
+    where: str  # names the file and the entry in errors
+    catalogue: bool
+
+
+def _read_tools(path: Path) -> dict[str, dict[str, Any]]:
+    data = read_json(path, fix="fix the JSON syntax of tools.json")
     tools = data.get("tools") if isinstance(data, dict) else None
     if not isinstance(tools, dict) or not all(isinstance(v, dict) for v in tools.values()):
         raise MadError("tools.json has no 'tools' object of tool objects", where=str(path),
                        fix='write {"tools": {"<name>": {"cmd": "...", "env_vars": {}, '
                            '"pre_scripts": [], "post_scripts": []}}}')
     return tools
+
+
+def load_tools(package_root: Path) -> dict[str, ToolSpec]:
+    """Every tool a context may name: the catalogue's, replaced by the package's of the same name."""
+    known = {name: ToolSpec(spec, CATALOGUE_DIR, f"pytest-madengine tools catalogue: tool {name!r}", True)
+             for name, spec in _read_tools(CATALOGUE_DIR / "tools.json").items()}
+    path = package_root / TOOLS_FILE
+    if path.is_file():
+        known.update({name: ToolSpec(spec, package_root, f"{TOOLS_FILE}: tool {name!r}", False)
+                      for name, spec in _read_tools(path).items()})
+    return known
 
 
 def apply_tools(entries: list[dict[str, Any]] | None, package_root: Path, *, model: list[str],
@@ -56,12 +83,14 @@ def apply_tools(entries: list[dict[str, Any]] | None, package_root: Path, *, mod
     prefixes: list[str] = []
     for entry in entries:
         name = str(entry.get("name"))
-        spec = _tool_spec(name, known, package_root)
-        where = f"{TOOLS_FILE}: tool {name!r}"
-        tooling.pre = package_scripts(spec.get("pre_scripts"), package_root, f"{where}, pre_scripts") + tooling.pre
-        tooling.post = tooling.post + package_scripts(spec.get("post_scripts"), package_root,
+        tool = _tool_spec(name, known, package_root)
+        spec, where = tool.spec, tool.where
+        tooling.pre = package_scripts(spec.get("pre_scripts"), tool.root, f"{where}, pre_scripts") + tooling.pre
+        tooling.post = tooling.post + package_scripts(spec.get("post_scripts"), tool.root,
                                                       f"{where}, post_scripts")
         tooling.env.update(_env(spec.get("env_vars"), where))
+        tooling.outputs += [str(item) for item in spec.get("outputs") or [] if str(item) not in tooling.outputs]
+        tooling.needs_catalogue = tooling.needs_catalogue or tool.catalogue
         tooling.env.update(_env(entry.get("env_vars"), f"context 'tools' entry {name!r}"))
         cmd = str(entry.get("cmd") or spec.get("cmd") or "").strip()
         if cmd and cmd not in prefixes:
@@ -71,13 +100,13 @@ def apply_tools(entries: list[dict[str, Any]] | None, package_root: Path, *, mod
     return tooling
 
 
-def _tool_spec(name: str, known: dict[str, dict[str, Any]], package_root: Path) -> dict[str, Any]:
+def _tool_spec(name: str, known: dict[str, ToolSpec], package_root: Path) -> ToolSpec:
     if name in known:
         return known[name]
     near = difflib.get_close_matches(name, list(known), n=3)
     hint = f"did you mean {', '.join(near)}? " if near else ""
-    raise MadError(f"tool {name!r} is not in {TOOLS_FILE}", where=str(package_root / TOOLS_FILE),
-                   fix=f"{hint}known tools: {', '.join(sorted(known)) or 'none'}")
+    raise MadError(f"tool {name!r} is neither in the package's {TOOLS_FILE} nor in pytest-madengine's catalogue",
+                   where="context 'tools'", fix=f"{hint}known tools: {', '.join(sorted(known))}")
 
 
 def _env(value: Any, where: str) -> dict[str, str]:
@@ -93,3 +122,26 @@ def _split(cmd: str, where: str) -> list[str]:
         return shlex.split(cmd)
     except ValueError as exc:
         raise MadError(f"cmd {cmd!r} cannot be split ({exc})", where=where, fix="balance the quotes") from None
+
+
+def keep_outputs(model_dir: Path, patterns: list[str], log_path: Path) -> list[Path]:
+    """Copy the tool outputs found in the model dir next to the run log, into ``<log name>.tools/``.
+
+    ``patterns`` are model-dir-relative names or globs (a tool's ``outputs``); a path outside the model dir
+    is never copied. Returns the copied files and dirs (none found: [] and no dir is made).
+    """
+    found = sorted({path for pattern in patterns for path in model_dir.glob(pattern)
+                    if path.resolve().is_relative_to(model_dir.resolve())})
+    if not found:
+        return []
+    dest = log_path.with_name(log_path.name.removesuffix(".log") + ".tools")
+    dest.mkdir(parents=True, exist_ok=True)
+    kept = []
+    for path in found:
+        target = dest / path.name
+        if path.is_dir():
+            shutil.copytree(path, target, symlinks=True, dirs_exist_ok=True)
+        else:
+            shutil.copy2(path, target)
+        kept.append(target)
+    return kept

@@ -28,7 +28,7 @@ MODEL = 'echo "model TRACE_ON=$TRACE_ON POWER_ON=$POWER_ON TOOL_A=$TOOL_A SHARED
 def run(pytester: pytest.Pytester, package: Path, tags: str, context: dict, *extra: str):
     return pytester.runpytest("--mad-package", str(package), "--mad-tags", tags, f"--mad-context={context!r}",
                               "--mad-gpus", "none", "--mad-log-dir", "logs", "--junitxml", "junit.xml",
-                              "-p", "no:cacheprovider", *extra)
+                              "--mad-no-sys-env", "-p", "no:cacheprovider", *extra)
 
 
 def test_tools_wrap_the_model_and_stack_their_scripts(pytester: pytest.Pytester, busybox_image: str) -> None:
@@ -56,7 +56,8 @@ def test_an_unknown_tool_fails_the_model_with_the_nearest_name(pytester: pytest.
         "scripts/prof/run.sh": MODEL, "scripts/common/tools.json": json.dumps(TOOLS)})
     result = run(pytester, package, "prof", {"gpu_vendor": "AMD", "tools": [{"name": "tracr"}]})
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*tool 'tracr' is not in scripts/common/tools.json*did you mean tracer*"])
+    result.stdout.fnmatch_lines(
+        ["*tool 'tracr' is neither in the package's scripts/common/tools.json nor in*did you mean tracer*"])
     assert "Traceback" not in result.stdout.str()
     assert read_perf(pytester.path / "perf.csv")[0]["status"] == "FAILURE"
 

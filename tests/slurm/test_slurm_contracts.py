@@ -5,6 +5,8 @@ and ``templates/slurm/job.sh.j2``), for nnodes=2, nproc_per_node=2, master node1
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from tests.docker.test_launcher_contracts import ENV_SCRIPT, container_env
@@ -73,3 +75,39 @@ def test_slurm_keys_of_real_configs_reach_the_job_and_the_containers(target, tmp
     env = container_env(outcome.node_logs[0].read_text())
     assert {k: env.get(k) for k in ("NCCL_SOCKET_IFNAME", "GLOO_SOCKET_IFNAME", "NCCL_DEBUG", "MASTER_PORT")} == {
         "NCCL_SOCKET_IFNAME": "lo", "GLOO_SOCKET_IFNAME": "lo", "NCCL_DEBUG": "INFO", "MASTER_PORT": "29612"}
+
+
+def test_each_node_gets_madengines_container_variables_and_the_cards_credentials(target, tmp_path, monkeypatch):
+    import json
+
+    from pytest_madengine.context import build_context
+    from tests.docker.test_container_env import MI300X
+
+    monkeypatch.setenv("BUILD_NUMBER", "2718")  # the job inherits the submitter's environment
+    package = make_package(tmp_path / "pkg", {"env.sh": ENV_SCRIPT})
+    (package / "credential.json").write_text(json.dumps({"MAD_HF": {"username": "bot", "token": "t-1"}}))
+    card = make_card("vars", "env.sh", cred="MAD_HF", distributed={"launcher": "torchrun", "nnodes": 2})
+    context = build_context(context_text="{'gpu_vendor': 'AMD'}", host=MI300X).to_json()
+    outcome = target.run(make_request(package, card, tmp_path, context=context))
+    assert outcome.exit_code == 0, outcome.error
+    wanted = {"MAD_SYSTEM_HIP_VERSION": "6.2", "MAD_SYSTEM_GPU_PRODUCT_NAME": "AMD Instinct MI300X",
+              "JENKINS_BUILD_NUMBER": "2718", "ROCM_PATH": "/opt/rocm", "MAD_HF_USERNAME": "bot", "MAD_HF_TOKEN": "t-1"}
+    for log in outcome.node_logs:
+        env = container_env(log.read_text())
+        assert {key: env.get(key) for key in wanted} == wanted
+
+
+def test_tool_outputs_of_every_node_are_kept_and_named(target, tmp_path):
+    from pytest_madengine.results.judge import artifact_properties
+
+    script = 'mkdir -p rocprof_output && echo "rank $NODE_RANK" > rocprof_output/trace.txt\necho "performance: 1 x"\n'
+    package = make_package(tmp_path / "pkg", {"prof.sh": script})
+    card = make_card("prof", "prof.sh", distributed={"launcher": "torchrun", "nnodes": 2})
+    context = {"gpu_vendor": "NONE", "tools": [{"name": "rocprofv3", "cmd": " "}]}
+    outcome = target.run(make_request(package, card, tmp_path, context=context))
+    assert outcome.exit_code == 0, outcome.error
+    kept = [Path(path) for path in outcome.extra["tool_outputs"]]
+    assert [(path / "trace.txt").read_text().strip() for path in kept] == ["rank 0", "rank 1"]
+    assert sorted(artifact_properties(outcome.extra)) == ["env_csv", "tool_output.node-1.tools/rocprof_output",
+                                                         "tool_output.rocprof_output"]
+    assert Path(str(outcome.extra["env_csv"])).name == "node-0_env.csv"  # rank 0's capture

@@ -21,7 +21,7 @@ from pytest_madengine.host import HostFacts
 
 MI300X = HostFacts(gpu_vendor="AMD", gpu_count=8, gpu_architecture="gfx942",
                    gpu_product="AMD Instinct MI300X", render_devices=tuple(range(128, 192, 8)),
-                   host_os="DEBIAN", rocm_path="/opt/rocm", machine_name="node-a")
+                   host_os="DEBIAN", rocm_path="/opt/rocm", machine_name="node-a", hip_version="6.2")
 A100 = HostFacts(gpu_vendor="NVIDIA", gpu_count=4, gpu_architecture="sm_80",
                  gpu_product="NVIDIA A100-SXM4-40GB", host_os="UBUNTU", machine_name="node-b")
 CPU = HostFacts(host_os="DEBIAN", machine_name="ci")
@@ -163,7 +163,9 @@ def test_host_facts_become_madengine_context_keys():
     assert (context.gpu_vendor, context.guest_os, context.gpu_architecture) == ("AMD", "UBUNTU", "gfx942")
     assert context.get("host_os") == "DEBIAN" and context.n_system_gpus == 8
     assert context.docker_env_vars == {"MAD_GPU_VENDOR": "AMD", "MAD_SYSTEM_NGPUS": "8",
-                                       "MAD_SYSTEM_GPU_ARCHITECTURE": "gfx942"}
+                                       "MAD_SYSTEM_GPU_ARCHITECTURE": "gfx942",
+                                       "MAD_SYSTEM_GPU_PRODUCT_NAME": "AMD Instinct MI300X",
+                                       "MAD_SYSTEM_HIP_VERSION": "6.2"}
     assert context.docker_build_args == {"MAD_SYSTEM_GPU_ARCHITECTURE": "gfx942"}
     assert context.docker_mounts == {}
     assert context.get("rocm_path") == "/opt/rocm" and context.get("machine_name") == "node-a"
@@ -283,3 +285,9 @@ def test_skip_uses_the_user_given_architecture():
     context = build_context(host=CPU, context_text="{'gpu_vendor': 'AMD', 'gpu_architecture': 'gfx950'}")
     assert skip_reason(("gfx950",), context) == (
         "skip_gpu_arch lists 'gfx950', which matches this machine's GPU (gfx950)")
+
+
+def test_user_gpu_product_flows_into_mad_system_gpu_product_name():
+    context = build_context(context_text="{'gpu_product': 'AMD Instinct MI325X'}", host=MI300X)
+    assert context.docker_env_vars["MAD_SYSTEM_GPU_PRODUCT_NAME"] == "AMD Instinct MI325X"
+    assert context.docker_env_vars["MAD_SYSTEM_HIP_VERSION"] == "6.2"

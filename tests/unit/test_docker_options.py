@@ -4,10 +4,26 @@ from __future__ import annotations
 import pytest
 
 from pytest_madengine.errors import MadError
-from pytest_madengine.targets.local.options import assemble_options, parse_run_options
+from pytest_madengine.targets.local import options as options_module
+from pytest_madengine.targets.local.options import assemble_options, host_device_options, parse_run_options
 from tests.docker.fakes import FakeContext, amd_context, make_card
 
 WHERE = "models.json: card 'm'"
+
+
+@pytest.fixture(autouse=True)
+def no_host_devices(monkeypatch):
+    """The GPU device tests see only GPU devices, whatever this host has (/dev/fuse: its own test)."""
+    monkeypatch.setattr(options_module, "HOST_DEVICES", ())
+
+
+def test_madengines_privileges_and_fuse_where_the_host_has_it(monkeypatch):
+    monkeypatch.setattr(options_module, "HOST_DEVICES", ("/dev/fuse",))
+    assert host_device_options(lambda path: True) == {"devices": ["/dev/fuse:/dev/fuse:rwm"]}
+    assert host_device_options(lambda path: False) == {}
+    options = assemble_options(make_card(), FakeContext({"gpu_vendor": "NONE"}), ())
+    assert {"SYS_PTRACE", "SYS_ADMIN"} <= set(options["cap_add"])
+    assert {"seccomp=unconfined", "apparmor=unconfined"} <= set(options["security_opt"])
 
 
 def test_common_flags_map_to_sdk_kwargs():
@@ -53,7 +69,8 @@ def test_amd_gets_kfd_allocated_render_nodes_and_renumbered_visibility():
     assert options["devices"] == ["/dev/kfd:/dev/kfd:rwm", "/dev/dri/renderD136:/dev/dri/renderD136:rwm",
                                   "/dev/dri/renderD152:/dev/dri/renderD152:rwm"]
     assert options["group_add"] == ["video"]
-    assert {"SYS_PTRACE"} <= set(options["cap_add"]) and options["security_opt"] == ["seccomp=unconfined"]
+    assert {"SYS_PTRACE", "SYS_ADMIN"} <= set(options["cap_add"])
+    assert options["security_opt"] == ["seccomp=unconfined", "apparmor=unconfined"]
     assert options["ipc_mode"] == "host" and options["network_mode"] == "host"
     env = options["environment"]
     assert env["HIP_VISIBLE_DEVICES"] == env["ROCR_VISIBLE_DEVICES"] == "0,1"

@@ -107,3 +107,21 @@ def test_error_at_the_end_of_a_large_log_and_many_benign_echoes() -> None:
     assert scan_errors(filler * 50_000 + "RuntimeError: boom\n", {}) == "RuntimeError: boom"
     noisy = ("+ grep -q 'FAILED' x\n" + filler * 9) * 5_000
     assert scan_errors(noisy, {}) is None
+
+
+@pytest.mark.parametrize("line", [
+    "/usr/lib/python3/site-packages/torch/x.py:12: FutureWarning: ValueError: will change",
+    "E20260114 10:11:12.123456 4242 tool.cpp:301] Exception: counter not supported",
+    "W20260114 10:11:12.123456 4242 generateRocpd.cpp:88] RuntimeError: table empty",
+    "E20260114 10:11:12.123456 4242 generateRocpd.cpp:99] FAILED to write",
+    "[rocprofv3] RuntimeError: agent 2 has no counters",
+    "rpd_tracer: Exception: flushing",
+    "Failed to establish connection to the metrics exporter agent: RuntimeError: x",
+])
+def test_madengines_default_benign_lines_do_not_fail_a_run(line):
+    assert scan_errors(f"starting\n{line}\nperformance: 1 x\n") is None
+
+
+def test_a_real_error_next_to_benign_lines_still_fails():
+    log = "[rocprofv3] RuntimeError: agent\nTraceback (most recent call last)\n"
+    assert scan_errors(log) == "Traceback (most recent call last)"

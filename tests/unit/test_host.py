@@ -293,3 +293,33 @@ def test_parse_gpu_list():
         parse_gpu_list("3-1")
     with pytest.raises(MadError, match="is not a GPU list"):
         parse_gpu_list("0,x")
+
+
+# --- toolkit version (MAD_SYSTEM_HIP_VERSION) --------------------------------------------------
+
+def test_hip_version_from_hipconfig_is_major_minor(tmp_path):
+    run = fake_runner({amd.HIPCONFIG_VERSION: smi("hipconfig_version_rocm62.txt")})
+    assert amd.hip_version(run, str(tmp_path)) == "6.2"
+
+
+def test_hip_version_falls_back_to_the_rocm_version_file(tmp_path):
+    (tmp_path / ".info").mkdir()
+    (tmp_path / ".info" / "version").write_text("6.4.1-120\n")
+    assert amd.hip_version(fake_runner({}), str(tmp_path)) == "6.4"
+    assert amd.hip_version(fake_runner({}), str(tmp_path / "missing")) == ""
+
+
+def test_cuda_version_from_nvcc_else_from_nvidia_smi():
+    assert nvidia.cuda_version(fake_runner({nvidia.NVCC_VERSION: smi("nvcc_version_cuda124.txt")})) == "12.4"
+    assert nvidia.cuda_version(fake_runner({nvidia.SMI: smi("nvidia_smi_h100_summary.txt")})) == "12.4"
+    assert nvidia.cuda_version(fake_runner({})) == ""
+
+
+def test_detected_host_carries_the_toolkit_version(tmp_path):
+    run = fake_runner({amd.AMD_SMI_LIST: smi("amd_smi_list_mi210.json"),
+                       amd.AMD_SMI_ASIC: smi("amd_smi_static_asic_mi210.json"),
+                       amd.HIPCONFIG_VERSION: smi("hipconfig_version_rocm62.txt")})
+    facts = detect_host(run, env={}, sysfs_root=tmp_path, os_release=no_os_release(tmp_path))
+    assert (facts.gpu_product, facts.hip_version) == ("AMD Instinct MI210", "6.2")
+    cpu = detect_host(fake_runner({}), env={}, sysfs_root=tmp_path, os_release=no_os_release(tmp_path))
+    assert cpu.hip_version == ""

@@ -1,4 +1,4 @@
-"""Context ``tools`` stacked from the package's scripts/common/tools.json."""
+"""Context ``tools`` stacked from the package's scripts/common/tools.json over the shipped catalogue."""
 from __future__ import annotations
 
 import json
@@ -8,7 +8,7 @@ import pytest
 
 from pytest_madengine.errors import MadError
 from pytest_madengine.workload.scripts import Script
-from pytest_madengine.workload.tools import apply_tools
+from pytest_madengine.workload.tools import CATALOGUE_DIR, apply_tools, load_tools
 
 TOOLS = {
     "tools": {
@@ -72,13 +72,42 @@ def test_the_same_cmd_wraps_once(package: Path) -> None:
 def test_unknown_tool_names_the_nearest(package: Path) -> None:
     with pytest.raises(MadError) as error:
         apply(package, [{"name": "rocprf"}])
-    assert "tool 'rocprf' is not in scripts/common/tools.json" in error.value.message
+    assert "tool 'rocprf' is neither in the package's scripts/common/tools.json nor in" in error.value.message
     assert "did you mean rocprof" in error.value.message
 
 
-def test_missing_tools_file(tmp_path: Path) -> None:
-    with pytest.raises(MadError, match="tools.json does not exist"):
-        apply(tmp_path, [{"name": "rocprof"}])
+def test_without_a_package_file_the_catalogue_serves(tmp_path: Path) -> None:
+    tooling = apply(tmp_path, [{"name": "rocprofv3_compute"}])
+    assert tooling.model == ["bash", ".mad_tools/rocprof_wrapper.sh", "--hip-trace", "--kernel-trace",
+                             "-i", ".mad_tools/counters/compute_bound.txt", "--output-format", "pftrace",
+                             "-d", "./rocprof_output", "--", "bash", "run.sh", "--x"]
+    assert tooling.needs_catalogue and tooling.outputs == ["rocprof_output", "results.*"]
+
+
+def test_a_package_entry_replaces_the_catalogues_and_the_rest_stays(package: Path) -> None:
+    known = load_tools(package)
+    assert not known["rocprof"].catalogue and known["rocprof"].spec["cmd"] == "rocprof --stats"
+    assert known["rocblas_trace"].catalogue
+    tooling = apply(package, [{"name": "rocprof"}])
+    assert tooling.model[:2] == ["rocprof", "--stats"] and not tooling.needs_catalogue
+
+
+@pytest.mark.parametrize("name", [
+    "rocprof", "rocprofv3", "rocprofv3_compute", "rocprofv3_memory", "rocprofv3_communication", "rocprofv3_full",
+    "rocprofv3_lightweight", "rocprofv3_perfetto", "rocprofv3_api_overhead", "rocprofv3_pc_sampling", "rpd",
+    "rocm_trace_lite", "rocblas_trace", "hipblaslt_trace", "miopen_trace", "tensile_trace", "rccl_trace",
+    "gpu_info_power_profiler", "gpu_info_vram_profiler", "nsys"])
+def test_every_catalogue_tool_names_shipped_helpers_and_outputs(tmp_path: Path, name: str) -> None:
+    tooling = apply(tmp_path, [{"name": name}])
+    helpers = [arg for arg in tooling.model if arg.startswith(".mad_tools/")]
+    assert all((CATALOGUE_DIR / arg.removeprefix(".mad_tools/")).is_file() for arg in helpers)
+    assert tooling.outputs and tooling.model[-3:] == ["bash", "run.sh", "--x"]
+
+
+def test_library_tracers_share_one_wrapper_and_stack_their_flags(tmp_path: Path) -> None:
+    tooling = apply(tmp_path, [{"name": "rocblas_trace"}, {"name": "miopen_trace"}])
+    assert tooling.model == ["python3", ".mad_tools/library_trace.py", "--", "bash", "run.sh", "--x"]
+    assert tooling.env == {"ROCBLAS_TRACE": "1", "MIOPEN_TRACE": "1"} and tooling.outputs == ["library_trace.csv"]
 
 
 @pytest.mark.parametrize("text, problem", [

@@ -4,7 +4,8 @@ Properties travel as pytest ``user_properties`` (they survive xdist); GitLab ign
 properties, so the one-line result also goes into ``system-out`` by post-processing the XML
 pytest wrote; that pass also gives each failed model's ``<failure>`` / ``<error>`` the ``type``
 ``mad.<phase>`` (build, run, timeout, sanity, performance) so CI can filter build failures from
-run failures and timeouts while pytest's exit codes stay as they are. junitparser is imported only inside the functions that touch XML files.
+run failures and timeouts while pytest's exit codes stay as they are. junitparser is imported only
+inside the functions that touch XML files.
 """
 from __future__ import annotations
 

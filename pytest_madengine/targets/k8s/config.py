@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
+from ...cards import ModelCard
 from ...errors import MadError
 from ...jsonfile import require_object
 from ...workload.launchers import Launcher, get_launcher
@@ -115,7 +116,7 @@ def _section(source: Any, key: str, where: str) -> dict[str, Any]:
     return require_object(value, f"'{key}'", where=where, fix=f'write it as {{"{key}": {{...}}}}')
 
 
-def merged(key: str, card: Any, context: dict[str, Any], *, known: set[str] | None = None) -> dict[str, Any]:
+def merged(key: str, card: ModelCard, context: dict[str, Any], *, known: set[str] | None = None) -> dict[str, Any]:
     """preset < card < context for one section; unknown keys warned about (when ``known`` is given)."""
     values = dict(load_preset()[key])
     for where, source in ((f"card {card.name}", card.raw), ("context", context)):
@@ -229,7 +230,7 @@ def _secrets(k8s: dict[str, Any]) -> tuple[str, tuple[str, ...], str]:
     return strategy, pull, _name(secrets.get("runtime_secret_name"), "k8s.secrets.runtime_secret_name")
 
 
-def _node_count(card: Any, context: dict[str, Any]) -> int:
+def _node_count(card: ModelCard, context: dict[str, Any]) -> int:
     for source, where in ((context, "context"), (card.raw, f"card {card.name}")):
         value = _section(source, "distributed", where).get("nnodes")
         if value not in (None, ""):
@@ -237,7 +238,7 @@ def _node_count(card: Any, context: dict[str, Any]) -> int:
     return 1
 
 
-def _gpus(k8s: dict[str, Any], card: Any, vendor: str) -> tuple[int, str]:
+def _gpus(k8s: dict[str, Any], card: ModelCard, vendor: str) -> tuple[int, str]:
     resource = k8s.get("gpu_resource_name")
     resource = VENDOR_RESOURCES.get(vendor.upper(), "") if resource is None else str(resource).strip()
     if resource and not _RESOURCE.match(resource):
@@ -256,7 +257,7 @@ KNOWN = set(load_preset()["k8s"])
 KNOWN_DISTRIBUTED = {"launcher", "nnodes", "nproc_per_node", "master_port", "enabled", "backend"}
 
 
-def resolve(card: Any, context: dict[str, Any], *, timeout: int | None) -> K8sConfig:
+def resolve(card: ModelCard, context: dict[str, Any], *, timeout: int | None) -> K8sConfig:
     """The K8sConfig of one run of ``card``; raises MadError for a malformed setting."""
     k8s = merged("k8s", card, context, known=KNOWN)
     dist = merged("distributed", card, context, known=KNOWN_DISTRIBUTED)

@@ -236,7 +236,8 @@ class JobFollower:
             except queue.Empty:
                 kind, obj = "", None
             if kind == "error":
-                return Verdict("Lost", f"following Job {self.job} failed: {_describe(obj)}", running_since=running_since)
+                return Verdict("Lost", f"following Job {self.job} failed: {_describe(obj)}",
+                               running_since=running_since)
             self._apply(kind, obj)
             if running_since is None and any(p.started for p in self.pods.values()):
                 running_since = time.monotonic()
@@ -251,7 +252,8 @@ class JobFollower:
         """The Job's end can arrive before its pods' last events: read those (exit codes) too."""
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline:
-            indices = {p.index for p in self.pods.values() if p.exit_code is not None or p.phase in ("Succeeded", "Failed")}
+            indices = {p.index for p in self.pods.values()
+                       if p.exit_code is not None or p.phase in ("Succeeded", "Failed")}
             if len(indices) >= self.nnodes:
                 return
             try:
@@ -286,7 +288,8 @@ class JobFollower:
             message = unscheduled[0].unschedulable
             hopeless = self._no_node_fits(message)
             if hopeless or now - submitted > self.scheduling_timeout:
-                why = hopeless or f"not every pod was scheduled within k8s.scheduling_timeout={self.scheduling_timeout} s"
+                why = hopeless or ("not every pod was scheduled within "
+                                   f"k8s.scheduling_timeout={self.scheduling_timeout} s")
                 return Verdict("Unschedulable", f"Job {self.job} is Unschedulable: {message} ({why})")
         if self.timeout and running_since is not None and now - running_since > self.timeout:
             return Verdict("TimedOut", timed_out=True)

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ...cards import ModelCard
 from ...context import Context
 from ...errors import MadError
 from ...fileio import locked, pid_alive
@@ -122,7 +123,7 @@ class K8sTarget:
             if not self.keep_alive:
                 self._delete(run.access, run.namespace, run.created)
 
-    def handle(self, card: Any, context: Context) -> K8sHandle:
+    def handle(self, card: ModelCard, context: Context) -> K8sHandle:
         """The ``mad_k8s`` fixture's value for ``card`` (the namespace and kubeconfig its runs use)."""
         config = resolve(card, context.to_json(), timeout=None)
         access = find_access(self.kubeconfig_option, config.kubeconfig, config.context, os.environ)

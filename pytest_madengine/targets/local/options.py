@@ -18,13 +18,16 @@ from ...cards import ModelCard
 from ...errors import MadError
 from ...workload.environment import mad_environment
 
-# Applied for every vendor: what MAD models expect from madengine's `docker run`.
+# Applied for every vendor: what MAD models expect from madengine's `docker run` (perf counters and
+# profilers need SYS_PTRACE/SYS_ADMIN and no seccomp/AppArmor confinement; fuse mounts need /dev/fuse,
+# passed where the host has it: ``host_device_options``).
 COMMON_OPTIONS: dict[str, Any] = {
     "network_mode": "host",
     "ipc_mode": "host",
-    "cap_add": ["SYS_PTRACE"],
-    "security_opt": ["seccomp=unconfined"],
+    "cap_add": ["SYS_PTRACE", "SYS_ADMIN"],
+    "security_opt": ["seccomp=unconfined", "apparmor=unconfined"],
 }
+HOST_DEVICES = ("/dev/fuse",)
 LIST_KEYS = ("cap_add", "cap_drop", "devices", "security_opt", "group_add", "volumes", "ulimits",
              "device_requests", "tmpfs_list", "dns")
 _IGNORED_FLAGS = {"--rm", "-i", "-t", "-it", "-ti", "--interactive", "--tty", "-d", "--detach"}
@@ -183,13 +186,21 @@ def gpu_options(vendor: str, gpus: tuple[int, ...], *, render_devices: Any = Non
             "cap_add": ["SYS_NICE"]}
 
 
+def host_device_options(exists: Callable[[str], bool] = os.path.exists) -> dict[str, Any]:
+    """madengine's extra devices (``/dev/fuse``) that this host has; a missing one is left out, since
+    Docker refuses to create a container with a device the host lacks."""
+    devices = [f"{path}:{path}:rwm" for path in HOST_DEVICES if exists(path)]
+    return {"devices": devices} if devices else {}
+
+
 def mount_volumes(mounts: Mapping[str, str] | None) -> list[str]:
     """Context ``docker_mounts`` ({container_path: host_path}) → SDK volume strings."""
     return [f"{host}:{container}:rw" for container, host in (mounts or {}).items()]
 
 
 def assemble_options(card: ModelCard, context: Any, gpus: tuple[int, ...], *, no_gpus: bool = False,
-                     host_env: Mapping[str, str] | None = None) -> dict[str, Any]:
+                     host_env: Mapping[str, str] | None = None,
+                     image_env: Mapping[str, str] | None = None) -> dict[str, Any]:
     """All SDK kwargs that come from the card, the context and the GPU allocation.
 
     ``no_gpus`` (``--mad-gpus none``) drops every device flag whatever the vendor. Device flags
@@ -202,7 +213,7 @@ def assemble_options(card: ModelCard, context: Any, gpus: tuple[int, ...], *, no
     if getattr(host, "gpu_vendor", None) == "NONE":
         vendor = "NONE"
     devices = gpu_options(vendor, gpus, render_devices=getattr(host, "render_devices", None))
-    options = merge_options(COMMON_OPTIONS, devices)
+    options = merge_options(merge_options(COMMON_OPTIONS, host_device_options()), devices)
     volumes = mount_volumes(getattr(context, "docker_mounts", None))
     if volumes:
         options = merge_options(options, {"volumes": volumes})
@@ -213,7 +224,8 @@ def assemble_options(card: ModelCard, context: Any, gpus: tuple[int, ...], *, no
                                      where=f"{card.source}: card {card.name!r}")
     card_env = card_options.pop("environment", {})
     options = merge_options(options, card_options)
-    env = mad_environment(card, context, gpus, devices_passed=bool(devices), host_env=host_env)
+    env = mad_environment(card, context, gpus, devices_passed=bool(devices), host_env=host_env,
+                          image_env=image_env)
     context_env = {str(k): str(v) for k, v in (getattr(context, "docker_env_vars", None) or {}).items()}
     options["environment"] = {**env, **card_env, **context_env}  # the user's context wins
     return options

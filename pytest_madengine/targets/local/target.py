@@ -30,6 +30,8 @@ from ...workload.dataproviders import data_fields
 from ...workload.layout import MODEL_DIR, MODEL_DIR_NAME, WORKSPACE
 from ...workload.run import RunOptions, RunOutcome, RunRequest, effective_timeout
 from ...workload.steps import plan_command
+from ...workload.sysenv import write_env_csv
+from ...workload.tools import keep_outputs
 from ..base import TargetSettings
 from .cleanup import (
     HOST_LABEL,
@@ -150,7 +152,8 @@ class LocalTarget:
                           data_volumes: list[str] | None = None) -> RunOptions:
         settings = request.settings
         options = assemble_options(request.card, request.context, tuple(request.gpus),
-                                   no_gpus=str(getattr(settings, "gpus", "") or "").lower() == "none")
+                                   no_gpus=str(getattr(settings, "gpus", "") or "").lower() == "none",
+                                   image_env=self.image_env(request.image.name))
         mounts = [f"{self.package_root}:{WORKSPACE}:rw", f"{model_dir}:{MODEL_DIR}:rw", *(data_volumes or [])]
         options = merge_options(options, {"volumes": mounts})
         labels = {SESSION_LABEL: self.session_id, MODEL_LABEL: request.card.name,
@@ -160,6 +163,16 @@ class LocalTarget:
         options.update(name=container_name(request.card, request.run_id), working_dir=MODEL_DIR,
                        image=request.image.name, labels=labels)
         return options
+
+    def image_env(self, image: str) -> dict[str, str]:
+        """The image's own ``ENV`` (its config); {} when the engine does not have it (creating fails later)."""
+        from docker.errors import DockerException
+
+        try:
+            lines = self.client.images.get(image).attrs.get("Config", {}).get("Env") or []
+        except DockerException:
+            return {}
+        return dict(line.partition("=")[::2] for line in lines)
 
     def run(self, request: RunRequest) -> RunOutcome:
         started = time.monotonic()
@@ -187,6 +200,12 @@ class LocalTarget:
             finally:
                 self._dispose(container, request, outcome)
         outcome.extra.update(data_fields(plan.data, model_dir))  # read before _collect removes the dir
+        kept = keep_outputs(model_dir, plan.outputs, request.log_path)
+        if kept:
+            outcome.extra["tool_outputs"] = [str(path) for path in kept]
+        env_csv = write_env_csv(model_dir, request.log_path, plan.secret_values)
+        if env_csv is not None:
+            outcome.extra["env_csv"] = str(env_csv)
         self._collect(request, model_dir, outcome)
         if getattr(request.settings, "skip_run", False) and not outcome.error:
             outcome.skipped = SKIP_REASON

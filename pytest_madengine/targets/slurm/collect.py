@@ -95,6 +95,8 @@ def collect_outcome(job: Any, final: JobState | None, *, timed_out: bool, error:
                "result_file": str(files[0]) if files else "",
                **(results.get(0, {}).get("perf_fields") or {}),  # git_commit, data columns of rank 0
                "node_junit": node_junit,
+               "tool_outputs": [path for r in sorted(results) for path in results[r].get("tool_outputs") or []],
+               "env_csv": str(results.get(0, {}).get("env_csv") or ""),  # rank 0's, as for the perf row
                "node_exit_codes": {results[r].get("node", str(r)): results[r].get("exit_code")
                                    for r in sorted(results)}},
     )

@@ -117,7 +117,8 @@ def run_node(spec_path: Path) -> int:
         outcome = target.run(request)
         result.update(exit_code=outcome.exit_code, timed_out=outcome.timed_out, error=outcome.error,
                       skipped=outcome.skipped, result_files=[str(p) for p in outcome.result_files],
-                      perf_fields={k: outcome.extra[k] for k in PERF_FIELDS if k in outcome.extra})
+                      perf_fields={k: outcome.extra[k] for k in PERF_FIELDS if k in outcome.extra},
+                      tool_outputs=outcome.extra.get("tool_outputs") or [], env_csv=outcome.extra.get("env_csv", ""))
     except KeyboardInterrupt as exc:
         result["error"] = f"node {node} (rank {rank}) was stopped ({exc})"
         if target is not None:

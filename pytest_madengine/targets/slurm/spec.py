@@ -18,7 +18,7 @@ from ...settings import Settings
 VERSION = 1
 # Settings a node needs to run its container like the local target would.
 _NODE_SETTINGS = ("timeout", "registry", "skip_run", "keep_alive", "keep_model_dir", "gpus",
-                  "disable_skip_gpu_arch", "use_image")
+                  "disable_skip_gpu_arch", "use_image", "no_sys_env")
 
 
 def card_to_json(card: ModelCard) -> dict[str, Any]:

@@ -43,6 +43,20 @@ class GpuInfo:
 
 
 @dataclass(frozen=True)
+class GpuProcess:
+    """A process holding a GPU, as ``amd-smi process`` or ``nvidia-smi --query-compute-apps`` lists it."""
+
+    gpu: int | None  # the GPU's index; None when the tool named a GPU we could not map to one
+    pid: int
+    name: str = ""
+    memory_bytes: int = 0  # device memory it holds (0 when the tool does not say)
+
+    def describe(self) -> str:
+        memory = f", {self.memory_bytes / 2**30:.1f} GiB" if self.memory_bytes else ""
+        return f"pid {self.pid} ({self.name or 'unnamed'}{memory})"
+
+
+@dataclass(frozen=True)
 class HostFacts:
     gpu_vendor: str = "NONE"
     gpu_count: int = 0
@@ -215,6 +229,7 @@ def visible_gpu_ids(env: Mapping[str, str] | None = None) -> tuple[int, ...] | N
 __all__ = [
     "VENDORS",
     "GpuInfo",
+    "GpuProcess",
     "HostFacts",
     "Runner",
     "clear_detection_cache",

@@ -11,10 +11,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from . import GpuInfo, Runner
+from . import GpuInfo, GpuProcess, Runner
 
 AMD_SMI_LIST = ("amd-smi", "list", "--json")
 AMD_SMI_ASIC = ("amd-smi", "static", "--asic", "--json")
+AMD_SMI_PROCESS = ("amd-smi", "process", "--json")
 ROCM_SMI = ("rocm-smi", "--showproductname", "--showbus", "--json")
 ROCMINFO = ("rocminfo",)
 HIPCONFIG_VERSION = ("hipconfig", "--version")
@@ -83,6 +84,42 @@ def parse_amd_smi_static_json(text: str | None) -> dict[int, tuple[str, str]]:
             continue
         found[index] = (str(asic.get("market_name") or "").strip(),
                         normalise_gfx(asic.get("target_graphics_version")))
+    return found
+
+
+_UNITS = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "kib": 2**10, "mib": 2**20, "gib": 2**30}
+
+
+def _bytes(value: Any) -> int:
+    """amd-smi's ``{"value": 1024, "unit": "B"}`` (or a bare number of bytes) → bytes; 0 if unreadable."""
+    number, unit = (value.get("value"), value.get("unit")) if isinstance(value, dict) else (value, "B")
+    try:
+        return int(float(number) * _UNITS.get(str(unit or "B").strip().lower(), 1))
+    except (TypeError, ValueError):
+        return 0
+
+
+def _process(gpu: int | None, entry: Any) -> GpuProcess | None:
+    """One ``process_list`` item: ``{"process_info": {...}}``, or the text "No running processes detected"."""
+    info = entry.get("process_info", entry) if isinstance(entry, dict) else None
+    pid = _int(info.get("pid")) if isinstance(info, dict) else None
+    if not isinstance(info, dict) or pid is None:
+        return None
+    vram = (info.get("memory_usage") or {}).get("vram_mem") if isinstance(info.get("memory_usage"), dict) else None
+    return GpuProcess(gpu=gpu, pid=pid, name=str(info.get("name") or ""),
+                      memory_bytes=_bytes(vram) or _bytes(info.get("mem_usage")))
+
+
+def parse_amd_smi_process_json(text: str | None) -> list[GpuProcess]:
+    """``amd-smi process --json``: per GPU a ``process_list``; a GPU without processes holds the text
+    "No running processes detected" instead of a ``process_info`` object (amdsmi_cli, ROCm 6-7)."""
+    found = []
+    for row in _rows(_load_json(text)):
+        entries = row.get("process_list")
+        for entry in entries if isinstance(entries, list) else []:
+            process = _process(_int(row.get("gpu")), entry)
+            if process is not None:
+                found.append(process)
     return found
 
 

@@ -4,13 +4,15 @@ from __future__ import annotations
 import csv
 import re
 
-from . import GpuInfo, Runner, normalise_product
+from . import GpuInfo, GpuProcess, Runner, normalise_product
 
 QUERY_FIELDS = ("index", "name", "uuid", "compute_cap", "pci.bus_id")
 QUERY = ("nvidia-smi", f"--query-gpu={','.join(QUERY_FIELDS)}", "--format=csv,noheader")
 LIST = ("nvidia-smi", "-L")
 NVCC_VERSION = ("nvcc", "--version")
 SMI = ("nvidia-smi",)
+COMPUTE_APPS_FIELDS = ("gpu_uuid", "pid", "process_name", "used_memory")
+COMPUTE_APPS = ("nvidia-smi", f"--query-compute-apps={','.join(COMPUTE_APPS_FIELDS)}", "--format=csv,noheader")
 
 # For drivers too old to report compute_cap (the -L fallback): documented capabilities.
 _KNOWN_ARCH = {"B200": "sm_100", "GB200": "sm_100", "H200": "sm_90", "H100": "sm_90",
@@ -86,3 +88,21 @@ def parse_cuda_version(text: str | None) -> str:
 def cuda_version(run: Runner) -> str:
     """madengine's ``MAD_SYSTEM_HIP_VERSION`` on NVIDIA: nvcc's release, else the driver's CUDA version."""
     return parse_cuda_version(run(list(NVCC_VERSION))) or parse_cuda_version(run(list(SMI)))
+
+
+_MEMORY = re.compile(r"^(\d+(?:\.\d+)?)\s*(MiB)?$")
+
+
+def parse_nvidia_smi_compute_apps(text: str | None, gpus: list[GpuInfo]) -> list[GpuProcess]:
+    """``nvidia-smi --query-compute-apps=gpu_uuid,pid,process_name,used_memory --format=csv,noheader``:
+    one line per process ("GPU-…, 4242, python3, 1024 MiB"); the GPU is found by its UUID in ``gpus``.
+    "[N/A]" memory (MIG, containers) counts as 0; other lines (no processes, errors) are skipped."""
+    by_uuid = {gpu.uuid: gpu.index for gpu in gpus if gpu.uuid}
+    found = []
+    for row in csv.reader([line for line in (text or "").splitlines() if line.strip()], skipinitialspace=True):
+        if len(row) != len(COMPUTE_APPS_FIELDS) or not row[1].strip().isdigit():
+            continue
+        memory = _MEMORY.match(row[3].strip())
+        found.append(GpuProcess(gpu=by_uuid.get(row[0].strip()), pid=int(row[1]), name=row[2].strip(),
+                                memory_bytes=int(float(memory.group(1)) * 2**20) if memory else 0))
+    return found

@@ -55,6 +55,7 @@ def judge(card: ModelCard, outcome: RunOutcome, *, image: ImageRef | None, conte
     log_text = _join_logs(main_log, outcome)
     measurements, perf_problem, properties = _measure(card, outcome, log_text, parse_hook)
     properties.update(artifact_properties(outcome.extra))
+    properties.update(_target_properties(outcome.extra))
     scan = scan_config(getattr(card, "raw", None), _as_mapping(context))
     phase, reason = _verdict(outcome, perf_problem, scan_errors(log_text, scan))
     status = FAILURE if phase else SUCCESS
@@ -81,6 +82,12 @@ def artifact_properties(extra: Mapping[str, Any]) -> dict[str, str]:
     if extra.get("env_csv"):
         found["env_csv"] = str(extra["env_csv"])
     return found
+
+
+def _target_properties(extra: Mapping[str, Any]) -> dict[str, str]:
+    """A target's own JUnit properties (``report_properties``, e.g. SLURM's ``node_check.*``)."""
+    found = extra.get("report_properties")
+    return {str(k): str(v) for k, v in found.items()} if isinstance(found, Mapping) else {}
 
 
 def failed_result(card: ModelCard, *, phase: str, reason: str, image: ImageRef | None = None, context: Any,

@@ -20,7 +20,8 @@ RunOptions = dict[str, object]
 # Target specifics for reports and tests, JSON-like values. Keys the judge reads: ``nnodes``
 # (int), ``launcher``, ``git_commit``, ``data_provider_type``, ``data_size``,
 # ``data_download_duration``, ``node_junit`` (path), ``tool_outputs`` (list of paths in the log dir),
-# ``env_csv`` (the system environment capture);
+# ``env_csv`` (the system environment capture), ``report_properties`` (str → str: the target's own JUnit
+# properties, e.g. SLURM's ``node_check.*``);
 # local: ``container``, ``kept_container``, ``model_dir``; SLURM: ``job_id``, ``job_state``, ``nodes``, ``run_dir``.
 TargetDetails = dict[str, object]
 

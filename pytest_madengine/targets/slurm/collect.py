@@ -63,6 +63,9 @@ def collect_outcome(job: Any, final: JobState | None, *, timed_out: bool, error:
             text += f"\n[pytest-madengine] {results[rank]['error']}\n"
         sections.append((f"node {node} (rank {rank})", text))
     sections.append((f"SLURM job {job.job_id} output", _read(run_dir / "job.out")))
+    checks = job.extra.get("node_check")  # nodecheck_retry.CheckRecord when slurm.enable_node_check
+    if checks is not None:
+        sections.insert(0, ("node check (slurm.enable_node_check)", "".join(checks.log) or "no node reported\n"))
     _write_combined_log(request.log_path, sections)
 
     job_state = final.state if final else "UNKNOWN"
@@ -95,6 +98,7 @@ def collect_outcome(job: Any, final: JobState | None, *, timed_out: bool, error:
                "result_file": str(files[0]) if files else "",
                **(results.get(0, {}).get("perf_fields") or {}),  # git_commit, data columns of rank 0
                "node_junit": node_junit,
+               "report_properties": checks.properties() if checks is not None else {},
                "tool_outputs": [path for r in sorted(results) for path in results[r].get("tool_outputs") or []],
                "env_csv": str(results.get(0, {}).get("env_csv") or ""),  # rank 0's, as for the perf row
                "node_exit_codes": {results[r].get("node", str(r)): results[r].get("exit_code")

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import shlex
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -21,6 +22,16 @@ _TEXT_KEYS = ("partition", "reservation", "nodelist", "account", "qos", "constra
 _SHARED_DIR_KEYS = ("shared_dir", "shared_workspace", "output_dir", "results_dir")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 DISTRIBUTIONS = ("auto", "registry", "tar", "build", "local")
+_TRUE, _FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0", "")
+
+
+@dataclass(frozen=True)
+class NodeCheck:
+    """``slurm.enable_node_check``: every node checks its GPUs before the model starts (``nodecheck``)."""
+
+    command: tuple[str, ...] = ()  # node_check_command: the site's check (exit 0 = healthy); () = built-in
+    retries: int = 2  # node_check_retries: resubmissions with the failing nodes excluded
+    timeout: int = 120  # node_check_timeout: seconds one node's check may take
 
 
 @dataclass(frozen=True)
@@ -49,6 +60,7 @@ class JobConfig:
     modules: tuple[str, ...] = ()  # `module load` before the nodes start
     network_interface: str = ""  # NCCL_SOCKET_IFNAME / GLOO_SOCKET_IFNAME
     env_vars: tuple[tuple[str, str], ...] = ()  # slurm.env_vars: exported in the job and the containers
+    node_check: NodeCheck | None = None  # None: enable_node_check is off
 
     @property
     def job_env(self) -> dict[str, str]:
@@ -135,6 +147,37 @@ def _env_vars(value: Any) -> tuple[tuple[str, str], ...]:
     return tuple((str(key), str(item)) for key, item in value.items())
 
 
+def _flag(value: Any, where: str) -> bool:
+    text = str(value).strip().lower()
+    if isinstance(value, bool) or text in _TRUE + _FALSE:
+        return value if isinstance(value, bool) else text in _TRUE
+    raise MadError(f"{value!r} is not true or false", where=where, fix="write true or false")
+
+
+def _command(value: Any) -> tuple[str, ...]:
+    """node_check_command: an argv list, or one string split like a shell would (never run by a shell)."""
+    if value in (None, "", []):
+        return ()
+    if isinstance(value, str):
+        return tuple(shlex.split(value))
+    if isinstance(value, list) and all(isinstance(item, (str, int, float)) for item in value):
+        return tuple(str(item) for item in value)
+    raise MadError(f"{value!r} is not a command", where="slurm.node_check_command",
+                   fix='give an argv list such as ["/opt/site/gpu-check", "--quick"] or one command string')
+
+
+def _node_check(slurm: dict[str, Any], launcher: Launcher) -> NodeCheck | None:
+    if not _flag(slurm.get("enable_node_check", False), "slurm.enable_node_check"):
+        return None
+    if launcher.bare_metal:
+        raise MadError(f"enable_node_check needs the per-node runner, and the {launcher.name} launcher submits the "
+                       "card's own script, which starts its own containers", where="slurm.enable_node_check",
+                       fix="check the nodes in the card's script, or set enable_node_check to false for this model")
+    return NodeCheck(command=_command(slurm.get("node_check_command")),
+                     retries=_int(slurm.get("node_check_retries", 2), "slurm.node_check_retries"),
+                     timeout=_int(slurm.get("node_check_timeout") or 120, "slurm.node_check_timeout", minimum=1))
+
+
 def _time_limit(value: Any, timeout: int | None) -> str:
     text = str(value or "").strip()
     if text:
@@ -189,5 +232,6 @@ def resolve(card: ModelCard, context: dict[str, Any], *, timeout: int | None) ->
         modules=_modules(slurm.get("modules")),
         network_interface=_text(slurm, "network_interface"),
         env_vars=_env_vars(slurm.get("env_vars")),
+        node_check=_node_check(slurm, launcher),
         **{key: _text(slurm, key) for key in _TEXT_KEYS},
     )

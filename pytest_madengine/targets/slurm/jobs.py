@@ -104,6 +104,11 @@ class SlurmCli:
     def hostnames(self, nodelist: str) -> list[str]:
         return self._run(["scontrol", "show", "hostnames", nodelist]).stdout.split()
 
+    def partition_nodes(self, partition: str) -> list[str] | None:
+        """The nodes of ``partition`` (every partition's when ""), or None when sinfo does not answer."""
+        done = self._run(["sinfo", "-h", "-N", "-o", "%N", *(["-p", partition] if partition else [])], check=False)
+        return sorted(set(done.stdout.split())) if done.returncode == 0 else None
+
     def tagged_jobs(self) -> dict[str, str]:
         """Job id → comment of the queued and running jobs whose comment starts with ``JOB_TAG``."""
         done = self._run(["squeue", "-h", "-o", "%i|%k"], check=False)

@@ -22,6 +22,7 @@ from ...workload.launchers import distributed_env, get_launcher, merged_distribu
 from ...workload.run import RunRequest
 from . import spec as specfile
 from .node_image import barrier, ensure_image, report_failure
+from .nodecheck import check_before_start
 
 # What a node's local run adds to the perf.csv row (the controller takes rank 0's).
 NODE_LOG_LINES = 40  # of each node's log in its JUnit testcase
@@ -98,6 +99,9 @@ def run_node(spec_path: Path) -> int:
         card = specfile.card_from_json(spec["card"])
         image = specfile.image_from_json(spec["image"])
         context = node_context(spec, env)
+        if spec.get("node_check"):  # before the image: a bad node must not pull or build
+            verdict = check_before_start(spec, rank=rank, node=node, gpus=node_gpus(spec["gpus_per_node"]))
+            result["node_check"] = {"healthy": verdict.healthy, "output": verdict.output}
         try:
             reference = ensure_image(spec, card, image, context, rank=rank, node=node)
         except Exception as exc:  # the other nodes must not wait for us

@@ -14,7 +14,7 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +22,12 @@ from ...errors import MadError
 from ...fileio import object_name, pid_alive
 from ...workload.run import RunOutcome, RunRequest, effective_timeout
 from ..base import TargetSettings
+from . import nodecheck_retry
 from . import spec as specfile
 from .collect import collect_outcome
 from .config import JobConfig, resolve
 from .jobs import HOPELESS, JobPoller, JobState, SlurmCli, job_comment, parse_job_comment
+from .nodecheck import describe, read_verdicts
 from .render import ScriptInputs, render_job_script
 
 NODE_TIMEOUT_GRACE = 120  # the node's own timeout, a safety net behind ours
@@ -99,19 +101,35 @@ class SlurmTarget:
             script = self._prepare(request, config, context, run_dir, timeout)
             job_id, process = self._start(script, run_dir, request)
             results = []
-        job = SubmittedJob(request, config, run_dir, job_id, time.time(), timeout, process,
-                           extra={"result_files": results})
-        with self._lock:
-            self._active[job_id] = job
-        if process is None:
-            self.poller.track(job_id)
-        return job
+        extra: dict[str, Any] = {"result_files": results}
+        if config.node_check is not None:
+            extra["node_check"] = nodecheck_retry.start_record(job_id, config, run_dir)
+        return self._register(SubmittedJob(request, config, run_dir, job_id, time.time(), timeout, process, extra))
 
     def wait(self, job: SubmittedJob) -> RunOutcome:
+        """Follow the job to its end; with ``enable_node_check``, resubmit it around nodes that failed their check."""
         started = time.monotonic()
+        final, timed_out, error = self._wait_job(job)
+        while job.config.node_check is not None and not (timed_out or error):
+            failed = nodecheck_retry.note_verdicts(job.extra["node_check"], job.job_id,
+                                                   read_verdicts(job.run_dir, job.config.nnodes))
+            if not failed:
+                break
+            error = nodecheck_retry.refusal(job.extra["node_check"], job.config, failed, job_id=job.job_id,
+                                            in_allocation=job.process is not None, cli=self.cli)
+            if error:
+                break
+            try:
+                job = self._resubmit(job)
+            except MadError as exc:
+                error = f"node check failed on {describe(failed)}; resubmitting without them failed: {exc.message}"
+                break
+            final, timed_out, error = self._wait_job(job)
+        return collect_outcome(job, final, timed_out=timed_out, error=error, duration=time.monotonic() - started)
+
+    def _wait_job(self, job: SubmittedJob) -> tuple[JobState | None, bool, str]:
         try:
-            final, timed_out, error = (self._wait_steps(job) if job.process is not None
-                                       else self._follow(job))
+            return self._wait_steps(job) if job.process is not None else self._follow(job)
         except KeyboardInterrupt:
             self._cancel(job)
             raise
@@ -119,9 +137,25 @@ class SlurmTarget:
             with self._lock:
                 self._active.pop(job.job_id, None)
             self.poller.forget(job.job_id)
-        outcome = collect_outcome(job, final, timed_out=timed_out, error=error,
-                                  duration=time.monotonic() - started)
-        return outcome
+
+    def _register(self, job: SubmittedJob) -> SubmittedJob:
+        with self._lock:
+            self._active[job.job_id] = job
+        if job.process is None:
+            self.poller.track(job.job_id)
+        return job
+
+    def _resubmit(self, job: SubmittedJob) -> SubmittedJob:
+        """The same run again in a fresh run dir, ``--exclude`` naming the nodes that failed their check."""
+        record = job.extra["node_check"]
+        config = replace(job.config, exclude=nodecheck_retry.exclude_list(record, self.cli))
+        run_dir = job.run_dir.with_name(f"{record['first_run_dir']}-retry{len(record['jobs'])}")
+        run_dir.mkdir(parents=True, exist_ok=True)
+        script = self._prepare(job.request, config, job.request.context.to_json(), run_dir, job.timeout)
+        job_id, process = self._start(script, run_dir, job.request)
+        record["jobs"].append(job_id)
+        return self._register(SubmittedJob(job.request, config, run_dir, job_id, time.time(), job.timeout, process,
+                                           {"result_files": [], "node_check": record}))
 
     def cancel_all(self) -> None:
         with self._lock:
@@ -150,6 +184,7 @@ class SlurmTarget:
             "nproc_per_node": config.nproc_per_node, "gpus_per_node": config.gpus_per_node,
             "master_port": config.master_port, "image_distribution": config.image_distribution,
             "barrier_timeout": config.barrier_timeout, "job_env": config.job_env,
+            "node_check": nodecheck_retry.node_settings(config, request.card, context),
         })
         inputs = ScriptInputs(
             model=request.card.name, job_name=f"mad-{object_name(request.card.name)}"[:120],

@@ -138,8 +138,8 @@ def test_gpus_a_node_must_have(context, n_gpus, required):
 
 def test_site_check_passes_fails_and_times_out():
     assert site_check(["sh", "-c", "echo fine"], timeout=10, gpus=(0,), required=1) == (True, "", "fine")
-    healthy, reason, output = site_check(["sh", "-c", 'echo "gpus $MAD_NODE_CHECK_GPUS"; echo "GPU 0 busy" >&2; '
-                                          "exit 3"], timeout=10, gpus=(0, 1), required=2)
+    script = 'echo "gpus $MAD_NODE_CHECK_GPUS"; echo "GPU 0 busy" >&2; exit 3'
+    healthy, reason, output = site_check(["sh", "-c", script], timeout=10, gpus=(0, 1), required=2)
     assert (healthy, reason, output) == (False, "node_check_command exited with 3: GPU 0 busy", "gpus 0,1\nGPU 0 busy")
     assert site_check(["sleep", "5"], timeout=0.3, gpus=(), required=0)[1] == \
         "node_check_command did not finish within 0 s"

@@ -47,6 +47,18 @@ def _write_combined_log(log_path: Path, sections: list[tuple[str, str]]) -> None
                 handle.write("\n")
 
 
+def _check_log(checks: Any, log_path: Path) -> str:
+    """The checks' output goes to its own file: the model's log is scanned for error patterns, and a
+    failed check's output (excluded, the model then passed elsewhere) must not fail the model."""
+    path = log_path.with_name(f"{log_path.name.removesuffix('.log')}.node_check.log")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(checks.log) or "no node reported its check\n")
+    checks.log_file = str(path)
+    excluded = ", ".join(sorted(checks.failed)) or "none"
+    return (f"SLURM job(s) {', '.join(checks.jobs)}; healthy: {', '.join(checks.healthy) or 'none'}; "
+            f"excluded: {excluded}; each node's check output: {path}\n")
+
+
 def collect_outcome(job: Any, final: JobState | None, *, timed_out: bool, error: str,
                     duration: float) -> RunOutcome:
     request, config, run_dir = job.request, job.config, job.run_dir
@@ -65,7 +77,7 @@ def collect_outcome(job: Any, final: JobState | None, *, timed_out: bool, error:
     sections.append((f"SLURM job {job.job_id} output", _read(run_dir / "job.out")))
     checks = job.extra.get("node_check")  # nodecheck_retry.CheckRecord when slurm.enable_node_check
     if checks is not None:
-        sections.insert(0, ("node check (slurm.enable_node_check)", "".join(checks.log) or "no node reported\n"))
+        sections.insert(0, ("node check (slurm.enable_node_check)", _check_log(checks, request.log_path)))
     _write_combined_log(request.log_path, sections)
 
     job_state = final.state if final else "UNKNOWN"

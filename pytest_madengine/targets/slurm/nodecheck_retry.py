@@ -28,10 +28,14 @@ class CheckRecord:
     failed: dict[str, str] = field(default_factory=dict)  # node → why its check failed
     healthy: list[str] = field(default_factory=list)  # the nodes whose check passed in the last job
     log: list[str] = field(default_factory=list)  # log_section per job
+    log_file: str = ""  # where the collected log sections were written (beside the model's log)
 
     def properties(self) -> dict[str, str]:
-        """JUnit properties: ``node_check.jobs``, ``.healthy``, ``.excluded`` and ``.failed.<node>`` (the reason)."""
+        """JUnit properties: ``node_check.jobs``, ``.healthy``, ``.excluded``, ``.failed.<node>`` (the reason)
+        and ``.log`` (the file with every node's check output)."""
         found = {"node_check.jobs": ",".join(self.jobs), "node_check.healthy": ",".join(self.healthy)}
+        if self.log_file:
+            found["node_check.log"] = self.log_file
         if self.failed:
             found["node_check.excluded"] = ",".join(sorted(self.failed))
             found.update({f"node_check.failed.{node}": reason for node, reason in sorted(self.failed.items())})

@@ -149,11 +149,11 @@ class SlurmTarget:
         """The same run again in a fresh run dir, ``--exclude`` naming the nodes that failed their check."""
         record = job.extra["node_check"]
         config = replace(job.config, exclude=nodecheck_retry.exclude_list(record, self.cli))
-        run_dir = job.run_dir.with_name(f"{record['first_run_dir']}-retry{len(record['jobs'])}")
+        run_dir = job.run_dir.with_name(f"{record.first_run_dir}-retry{len(record.jobs)}")
         run_dir.mkdir(parents=True, exist_ok=True)
         script = self._prepare(job.request, config, job.request.context.to_json(), run_dir, job.timeout)
         job_id, process = self._start(script, run_dir, job.request)
-        record["jobs"].append(job_id)
+        record.jobs.append(job_id)
         return self._register(SubmittedJob(job.request, config, run_dir, job_id, time.time(), job.timeout, process,
                                            {"result_files": [], "node_check": record}))
 

@@ -106,7 +106,10 @@ def meet(folder: Path, verdict: Verdict, nnodes: int, *, timeout: float) -> list
 
 def check_before_start(spec: dict[str, Any], *, rank: int, node: str, gpus: tuple[int, ...]) -> Verdict:
     """The node side: check, meet the other nodes; raise ``NodeCheckFailed`` if any node failed."""
-    verdict = check_node(spec["node_check"], rank=rank, node=node, gpus=gpus)
+    try:
+        verdict = check_node(spec["node_check"], rank=rank, node=node, gpus=gpus)
+    except Exception as exc:  # noqa: BLE001 -- the other nodes wait for a verdict: always write one
+        verdict = Verdict(rank=rank, node=node, healthy=False, reason=f"the check itself failed: {exc}")
     everyone = meet(Path(spec["run_dir"]) / CHECK_DIR, verdict, spec["nnodes"], timeout=spec["barrier_timeout"])
     failed = [v for v in everyone if not v.healthy]
     if failed:

@@ -3,7 +3,8 @@
 Submit renders the launcher family's template and writes the job spec to the shared run dir;
 wait follows the job with the session's shared squeue poller (scancel on timeout / Ctrl-C);
 collect turns the nodes' result files into one RunOutcome. ``submit``/``wait`` are public so a
-session can keep several jobs in the queue at once.
+session can keep several jobs in the queue at once. With ``slurm.enable_node_check`` wait resubmits
+the run around nodes that failed their check (``nodecheck``, ``nodecheck_retry``).
 """
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ from . import spec as specfile
 from .collect import collect_outcome
 from .config import JobConfig, resolve
 from .jobs import HOPELESS, JobPoller, JobState, SlurmCli, job_comment, parse_job_comment
-from .nodecheck import describe, read_verdicts
+from .nodecheck import Verdict, describe, read_verdicts
 from .render import ScriptInputs, render_job_script
 
 NODE_TIMEOUT_GRACE = 120  # the node's own timeout, a safety net behind ours
@@ -115,17 +116,21 @@ class SlurmTarget:
                                                    read_verdicts(job.run_dir, job.config.nnodes))
             if not failed:
                 break
-            error = nodecheck_retry.refusal(job.extra["node_check"], job.config, failed, job_id=job.job_id,
-                                            in_allocation=job.process is not None, cli=self.cli)
-            if error:
+            retry, error = self._retry(job, failed)
+            if retry is None:
                 break
-            try:
-                job = self._resubmit(job)
-            except MadError as exc:
-                error = f"node check failed on {describe(failed)}; resubmitting without them failed: {exc.message}"
-                break
+            job = retry
             final, timed_out, error = self._wait_job(job)
         return collect_outcome(job, final, timed_out=timed_out, error=error, duration=time.monotonic() - started)
+
+    def _retry(self, job: SubmittedJob, failed: list[Verdict]) -> tuple[SubmittedJob | None, str]:
+        """(the resubmitted job, "") or (None, why the run cannot move off the failed nodes)."""
+        try:
+            error = nodecheck_retry.refusal(job.extra["node_check"], job.config, failed, job_id=job.job_id,
+                                            in_allocation=job.process is not None, cli=self.cli)
+            return (None, error) if error else (self._resubmit(job), "")
+        except MadError as exc:  # scontrol/sinfo/sbatch refused: the run fails with both reasons
+            return None, f"node check failed on {describe(failed)}; resubmitting without them failed: {exc.message}"
 
     def _wait_job(self, job: SubmittedJob) -> tuple[JobState | None, bool, str]:
         try:

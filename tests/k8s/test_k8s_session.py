@@ -107,7 +107,8 @@ def test_models_pass_and_fail_with_rows_logs_and_nothing_left(pytester, k8s_clus
     assert ",1.5,x," in rows["multi_a"] and ",2.5,y," in rows["multi_b"]
     assert ",FAILURE," in rows["broken"]
     log = (pytester.path / "mad_logs" / "single.run.log").read_text().splitlines()
-    assert log[0].startswith("hello from mad-single-")  # the pod's own hostname: a real pod log
+    assert log[0].startswith("==== pytest-madengine: system environment")  # the capture comes first
+    assert any(line.startswith("hello from mad-single-") for line in log)  # the pod's hostname: a real pod log
     result.stdout.fnmatch_lines(["*broken failed (phase run)*exit code 5*", "*boom: broken model*"])
     assert "pytest-madengine results" not in (pytester.path / "mad_logs" / "multi.run.log").read_text()
     assert wait_empty(api, k8s_namespace) == []

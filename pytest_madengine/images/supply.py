@@ -30,6 +30,7 @@ class ImageSupply:
         self.settings = settings
         self.context = context
         self.session_dir = session_dir
+        self._variants: dict[str, tuple[str, ...]] = {}
 
     @cached_property
     def manifest(self) -> Manifest | None:
@@ -54,16 +55,25 @@ class ImageSupply:
         return ManifestWriter(self.settings.manifest_output, self.context.to_json(), self.settings.registry)
 
     def dockerfile_variants(self, card: ModelCard) -> list[str]:
-        """Package-relative Dockerfiles a card resolves to; [] = decide (or fail) at run time."""
+        """Package-relative Dockerfiles a card resolves to; [] = decide (or fail) at run time.
+
+        Hundreds of cards share a few Dockerfile prefixes: each prefix is resolved once per session
+        (the answer depends on the prefix, the package and the context only).
+        """
         if self.manifest is not None or self.settings.use_image:
             return []
+        if card.dockerfile not in self._variants:
+            self._variants[card.dockerfile] = self._resolve_variants(card)
+        return list(self._variants[card.dockerfile])
+
+    def _resolve_variants(self, card: ModelCard) -> tuple[str, ...]:
         from .dockerfiles import resolve_dockerfiles
 
         try:
             found = resolve_dockerfiles(card, self.settings.package, self.context.data)
         except MadError:
-            return []  # listing never fails on Dockerfiles; the run reports the problem
-        return [os.path.relpath(path, self.settings.package) for path in found]
+            return ()  # listing never fails on Dockerfiles; the run reports the problem
+        return tuple(os.path.relpath(path, self.settings.package) for path in found)
 
     def build(self, card: ModelCard, dockerfile: str | None, target_arch: str = "") -> ImageRef:
         """Build the card's image (or reuse one with the same content hash); ``target_arch``: its

@@ -1,7 +1,7 @@
 """The Kubernetes target: one Job per model run (an Indexed Job + headless Service when multi-node).
 
 ``run`` = prepare (config, model dir, payload, environment; ``MadError`` → the outcome's error)
-→ submit (ConfigMap, Secrets, Service, Job, all labelled with the session) → follow (watch API,
+→ claims (``storage``: created when missing and sized, bound or failed with the reason) → submit (ConfigMap, Secrets, Service, Job, all labelled with the session) → follow (watch API,
 pod logs streamed, ``follow``) → collect (``collect``) → delete (foreground propagation) unless
 ``--mad-keep-alive``. Objects of dead sessions are swept at start; the controller removes what a
 killed worker left at the end. Every API failure reaches the test as one paragraph with the

@@ -37,3 +37,15 @@ def docker_client() -> docker.DockerClient:
     except Exception as exc:  # noqa: BLE001 - docker raises several types for a dead daemon
         raise daemon_unreachable(exc) from None
     return client
+
+
+def image_env(image: str, client: docker.DockerClient | None = None) -> dict[str, str]:
+    """The image's own ``ENV`` (its config) as {name: value}; {} when the engine is not reachable or
+    does not have the image (a Kubernetes run of an image only the registry has, say)."""
+    from docker.errors import DockerException
+
+    try:
+        lines = (client or docker_client()).images.get(image).attrs.get("Config", {}).get("Env") or []
+    except (DockerException, MadError):
+        return {}
+    return dict(line.partition("=")[::2] for line in lines)

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 from ...cards import ModelCard
 from ...errors import MadError
 from ...fileio import object_name
-from ...images.client import docker_client
+from ...images.client import docker_client, image_env
 from ...workload.dataproviders import data_fields
 from ...workload.layout import MODEL_DIR, MODEL_DIR_NAME, WORKSPACE
 from ...workload.run import RunOptions, RunOutcome, RunRequest, effective_timeout
@@ -166,13 +166,7 @@ class LocalTarget:
 
     def image_env(self, image: str) -> dict[str, str]:
         """The image's own ``ENV`` (its config); {} when the engine does not have it (creating fails later)."""
-        from docker.errors import DockerException
-
-        try:
-            lines = self.client.images.get(image).attrs.get("Config", {}).get("Env") or []
-        except DockerException:
-            return {}
-        return dict(line.partition("=")[::2] for line in lines)
+        return image_env(image, self.client)
 
     def run(self, request: RunRequest) -> RunOutcome:
         started = time.monotonic()

@@ -22,7 +22,8 @@ from . import settings as _settings
 from .cards import ModelCard
 from .context import Context, build_context
 from .errors import MadError
-from .images.supply import ImageSupply
+from .fileio import disambiguated, safe_name
+from .images.supply import ImageSupply, image_name_suffixes
 from .keys import SESSION_KEY
 from .parallel.gpus import GpuAllocator, GpuPool
 from .records import ModelResult
@@ -31,6 +32,7 @@ from .results.sinks import ResultSink
 from .selection import ItemSpec, plan_items, select
 from .targets.base import Target, TargetSettings
 from .targets.registry import BUILTIN_TARGETS, infer_target
+from .workload.rundirs import sweep_stale_run_dirs
 
 if TYPE_CHECKING:  # loaded only when a session uses them
     from .history.checks import PerformanceChecks
@@ -157,7 +159,16 @@ class MadSession:
 
     @cached_property
     def specs(self) -> list[ItemSpec]:
+        self.images.name_suffixes = image_name_suffixes(card.name for card in self.cards)
         return plan_items(self.cards, self.images.dockerfile_variants)
+
+    @cached_property
+    def log_stems(self) -> dict[str, str]:
+        """Item name → the stem of its log file; names that map to one file are told apart."""
+        return disambiguated((spec.name for spec in self.specs), safe_name)
+
+    def log_stem(self, item_name: str) -> str:
+        return self.log_stems.get(item_name) or safe_name(item_name)
 
     @cached_property
     def _demand(self) -> dict[str, int]:
@@ -231,7 +242,20 @@ class MadSession:
         _ = self.performance_checks  # so are bad references and --mad-compare values
         if not self.config.option.collectonly:
             _ = self.recorder  # opens the history: an unusable file is a usage error too
+            self._check_outputs()
             self.target.sweep_stale()
+            sweep_stale_run_dirs(Path(self.settings.log_dir).absolute() / "runs")
+
+    def _check_outputs(self) -> None:
+        """perf.csv must be writable before any model runs (a read-only or full filesystem)."""
+        if self.settings.build_only:
+            return
+        from .results.sinks.perfcsv import check_writable
+
+        problem = check_writable(self.settings.perf_csv)
+        if problem:
+            raise pytest.UsageError(f"--mad-perf-csv {self.settings.perf_csv}: {problem}. Fix: free space there "
+                                    "or point --mad-perf-csv at a writable file.")
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         data = getattr(report, "mad_result", None)

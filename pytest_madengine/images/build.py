@@ -23,6 +23,7 @@ from typing import Any
 from ..errors import MadError
 from ..fileio import locked
 from ..records import ImageRef
+from ..workload.paths import confined
 from .client import docker_client
 from .dockerfiles import image_name
 
@@ -132,15 +133,15 @@ def _hash_file(digest: Any, path: Path, stat: os.stat_result) -> None:
 
 
 def build_spec(card: Any, dockerfile: Path, *, package_root: Path, context: Any,
-               log_dir: Path | None = None) -> BuildSpec:
+               log_dir: Path | None = None, name_suffix: str = "") -> BuildSpec:
     package_root = Path(package_root).resolve()
     dockerfile = Path(dockerfile).resolve()
     if card.dockercontext:
-        context_dir = (package_root / card.dockercontext).resolve()
+        where = f"{card.source}: card {card.name!r}, field 'dockercontext'"
+        context_dir = confined(package_root, card.dockercontext, where=where, field="dockercontext")
         if not context_dir.is_dir():
             raise MadError(f"dockercontext {card.dockercontext!r} is not a directory under {package_root}",
-                           where=f"{card.source}: card {card.name!r}, field 'dockercontext'",
-                           fix="give a package-root-relative directory, e.g. '.'")
+                           where=where, fix="give a package-root-relative directory, e.g. '.'")
     else:
         context_dir = dockerfile.parent
     text = dockerfile.read_text(errors="replace")
@@ -151,7 +152,7 @@ def build_spec(card: Any, dockerfile: Path, *, package_root: Path, context: Any,
         if log_dir and Path(log_dir).resolve().is_relative_to(context_dir) else []
     files = context_files(context_dir, rel, excludes)
     return BuildSpec(
-        image=image_name(card, dockerfile), dockerfile=dockerfile,
+        image=image_name(card, dockerfile, name_suffix), dockerfile=dockerfile,
         dockerfile_rel=_package_relative(dockerfile, package_root), context_dir=context_dir,
         files=tuple(files), build_args=args, base_docker=base_image(text, args),
         content_hash=content_hash(dockerfile, context_dir, files, args),
@@ -195,15 +196,18 @@ def find_reusable(client: Any, spec: BuildSpec) -> Any | None:
 
 
 def ensure_image(card: Any, dockerfile: Path, *, package_root: Path, context: Any, clean_cache: bool,
-                 log_dir: Path, lock_dir: Path | None, client: Any = None) -> ImageRef:
+                 log_dir: Path, lock_dir: Path | None, client: Any = None, name_suffix: str = "") -> ImageRef:
     """Reuse the card's image when its content hash matches, else build it (once across workers).
+
+    ``name_suffix`` follows the card name in the image name (set when two cards' names clash).
 
     With ``clean_cache`` the image is rebuilt without the build cache, once per session: later
     calls sharing ``lock_dir`` (other items, xdist workers) reuse that fresh build.
     """
     if client is None:
         client = docker_client()
-    spec = build_spec(card, dockerfile, package_root=package_root, context=context, log_dir=log_dir)
+    spec = build_spec(card, dockerfile, package_root=package_root, context=context, log_dir=log_dir,
+                      name_suffix=name_suffix)
     log_path = Path(log_dir) / f"{spec.image}.build.log"
     with image_lock(lock_dir, spec.image):
         existing = find_reusable(client, spec)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import MadError
+from ..workload.paths import confined
 
 HEADER_LINES = 10  # the header must be among a Dockerfile's first lines
 _HEADER = re.compile(r"^\s*#\s*CONTEXT\b(.*)$")
@@ -28,7 +29,8 @@ def _card_label(card: Any) -> str:
 
 def find_candidates(card: Any, package_root: Path) -> list[Path]:
     """``<prefix>.*Dockerfile`` files, sorted; the prefix itself when it names a Dockerfile."""
-    prefix = package_root / card.dockerfile
+    where = f"{_card_label(card)}, field 'dockerfile'"
+    prefix = confined(package_root, card.dockerfile, where=where, field="dockerfile").parent / Path(card.dockerfile).name
     if prefix.is_file() and prefix.name.endswith("Dockerfile"):
         return [prefix]
     try:
@@ -132,8 +134,11 @@ def resolve_dockerfiles(card: Any, package_root: Path, context: dict[str, Any]) 
     return kept
 
 
-def image_name(card: Any, dockerfile: Path) -> str:
-    """madengine's image name: ``ci-<name>_<dockerfile basename without .Dockerfile>``."""
+def image_name(card: Any, dockerfile: Path, name_suffix: str = "") -> str:
+    """madengine's image name: ``ci-<name>_<dockerfile basename without .Dockerfile>``.
+
+    ``name_suffix`` (e.g. ``-1a2b3c4d``) follows the name when two cards' names would clash.
+    """
     base = Path(dockerfile).name
     base = base.removesuffix(_SUFFIX)
-    return f"ci-{card.name}_{base}".lower().replace("/", "_")
+    return f"ci-{card.name}{name_suffix}_{base}".lower().replace("/", "_")

@@ -11,16 +11,30 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Iterable
 from functools import cached_property
 from pathlib import Path
 
 from ..cards import ModelCard
 from ..context import Context
 from ..errors import MadError
+from ..fileio import disambiguated
 from ..records import SUCCESS, ImageRef, ModelResult
 from ..settings import Settings
 from .client import docker_client
 from .manifest import BatchEntry, Manifest, ManifestWriter
+
+
+def image_name_suffixes(card_names: Iterable[str]) -> dict[str, str]:
+    """Card name → suffix for its image name: '' unless another card's image name would be the same.
+
+    madengine names an image ``ci-<card name with / as _, lowercase>_<Dockerfile>``, so the root
+    card ``a_b`` and the ``scripts/a`` card ``b`` would share (and overwrite) one image.
+    """
+    def plain(name: str) -> str:
+        return name.lower().replace("/", "_")
+
+    return {name: unique.removeprefix(plain(name)) for name, unique in disambiguated(card_names, plain).items()}
 
 
 class ImageSupply:
@@ -30,6 +44,7 @@ class ImageSupply:
         self.settings = settings
         self.context = context
         self.session_dir = session_dir
+        self.name_suffixes: dict[str, str] = {}  # card name → image name suffix (clashing names only)
 
     @cached_property
     def manifest(self) -> Manifest | None:
@@ -74,7 +89,8 @@ class ImageSupply:
         paths = [root / dockerfile] if dockerfile else resolve_dockerfiles(card, root, self.context.data)
         return ensure_image(card, Path(paths[0]), package_root=root, context=self.context,
                             clean_cache=self.settings.clean_cache, log_dir=self.settings.log_dir,
-                            lock_dir=self.session_dir / "build-locks", client=docker_client())
+                            lock_dir=self.session_dir / "build-locks", client=docker_client(),
+                            name_suffix=self.name_suffixes.get(card.name, ""))
 
     def image_for_run(self, card: ModelCard, dockerfile: str | None) -> ImageRef:
         """The image for a run: --mad-use-image, a build manifest's image, or a build."""

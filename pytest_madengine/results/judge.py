@@ -7,6 +7,7 @@ recorded in the rows even when the run failed.
 """
 from __future__ import annotations
 
+import math
 import os
 import platform
 from collections.abc import Callable, Mapping
@@ -117,12 +118,30 @@ def _measure(card: Any, outcome: RunOutcome, log_text: str,
             rows = _best_result_file(card, outcome.result_files)
         except MadError as error:
             return [], error.message
-        return [(row["model"], row["performance"], row["metric"]) for row in rows], ""
+        measurements = [(row["model"], row["performance"], row["metric"]) for row in rows]
+        return measurements, _non_finite(measurements)
     found = parse_hook(card, log_text) if parse_hook else None
     found = found or find_performance(log_text)
     if not found:
         return [], NO_PERFORMANCE
-    return [(card.name, str(found[0]), str(found[1]))], ""
+    measurements = [(card.name, str(found[0]), str(found[1]))]
+    return measurements, _non_finite(measurements)
+
+
+def _non_finite(measurements: list[Measurement]) -> str:
+    """Why the measurements cannot be trusted ('' when they can): a NaN or infinite performance."""
+    for model, performance, _ in measurements:
+        if performance and not _finite(performance):
+            return (f"performance {performance[:40]!r} of {model} is not a finite number (NaN and infinity, "
+                    "also from an overflowing exponent, count as failed runs, as in madengine)")
+    return ""
+
+
+def _finite(text: str) -> bool:
+    try:
+        return math.isfinite(float(text))
+    except ValueError:
+        return True  # not a number at all: the row's own checks (and madengine) keep it as written
 
 
 def _best_result_file(card: Any, files: list[Path]) -> list[dict[str, str]]:

@@ -106,4 +106,4 @@ def disambiguated(names: Iterable[str], key: Callable[[str], str]) -> dict[str, 
 
 
 def _short_hash(text: str) -> str:
-    return hashlib.sha1(text.encode("utf-8")).hexdigest()[:8]  # noqa: S324 - a name, not security
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()[:8]  # a name, not security

@@ -12,10 +12,10 @@ import pytest
 
 from .cards import ModelCard
 from .context import Context
-from .workload.rundirs import mark_owned, private_log, publish_log, release_owned
 from .records import SUCCESS, ImageRef, ModelResult
 from .session import MadSession
 from .workload.run import RunOutcome, RunRequest
+from .workload.rundirs import mark_owned, private_log, publish_log, release_owned
 
 
 def _write_live_line(line: str) -> None:

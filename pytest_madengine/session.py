@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import tempfile
+import threading
 import time
 import uuid
+from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
+from types import FrameType
 from typing import TYPE_CHECKING
 
 import pytest
@@ -60,6 +64,11 @@ def usage_error(exc: MadError) -> pytest.UsageError:
     return pytest.UsageError(exc.message)
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not break the cleanup
+    raise KeyboardInterrupt(f"stopped by signal {signal.Signals(signum).name}")
+
+
 class MadSession:
     """Per-process state of an active session. Workers get the controller's dir and id."""
 
@@ -75,6 +84,8 @@ class MadSession:
         self.owns_session_dir = not self.is_worker
         self.session_id = self.session_dir.name.split("-")[2]
         self._target: Target | None = None
+        self._recorded: set[str] = set()  # node ids with a recorded result
+        self._previous_sigterm: signal.Handlers | Callable[[int, FrameType | None], object] | int | None = None
 
     # --- lazily computed session facts -------------------------------------------------
     @cached_property
@@ -235,16 +246,33 @@ class MadSession:
     # --- pytest hooks ---------------------------------------------------------------------
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionstart(self, session: pytest.Session) -> None:
+        self._handle_sigterm()
         if self.is_worker:
             return
         _ = self.specs  # load (and run dynamic scripts) once, before xdist workers start
         _ = self.target  # an unknown target is a usage error before anything is built
         _ = self.performance_checks  # so are bad references and --mad-compare values
+        self._check_inputs()
         if not self.config.option.collectonly:
             _ = self.recorder  # opens the history: an unusable file is a usage error too
             self._check_outputs()
             self.target.sweep_stale()
             sweep_stale_run_dirs(Path(self.settings.log_dir).absolute() / "runs")
+
+    def _check_inputs(self) -> None:
+        """What can be known before any build: the GPU list, the registry, image names (usage errors)."""
+        from .images.dockerfiles import check_image_name
+        from .images.registry import check_registry
+
+        try:
+            _ = self.gpu_allocator.pool
+            if self.settings.registry:
+                check_registry(self.settings.registry)
+            if not (self.settings.use_image or self.settings.manifest):
+                for card in self.cards:
+                    check_image_name(card)
+        except MadError as exc:
+            raise usage_error(exc) from None
 
     def _check_outputs(self) -> None:
         """perf.csv must be writable before any model runs (a read-only or full filesystem)."""
@@ -258,11 +286,45 @@ class MadSession:
                                     "or point --mad-perf-csv at a writable file.")
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if self.is_worker:
+            return
         data = getattr(report, "mad_result", None)
-        if data and not self.is_worker:
+        if data:
             result = ModelResult.from_json(data)
+        elif report.failed and report.when in ("setup", "call", "???"):  # "???": xdist's crashed worker
+            result = self._lost_result(report)
+        else:
+            return
+        if result is not None:
             result.nodeid = report.nodeid
+            self._recorded.add(report.nodeid)
             self.recorder.record(result)
+
+    def _lost_result(self, report: pytest.TestReport) -> ModelResult | None:
+        """A FAILURE for a model whose run ended without a result (its worker was killed, a
+        fixture raised); None for other tests and for models already recorded."""
+        card = self._cards_by_nodeid.get(report.nodeid)
+        if card is None or report.nodeid in self._recorded:
+            return None
+        from .results.judge import failed_result
+
+        cause = str(report.longrepr).strip().splitlines()[-1][:300] if report.longrepr else "no report"
+        if report.when == "???":
+            reason = f"the pytest-xdist worker running it died before reporting ({cause})"
+        else:
+            reason = f"the run ended without a result in its {report.when} phase ({cause})"
+        return failed_result(card, phase="run", reason=reason, context=self.context.data)
+
+    @cached_property
+    def _cards_by_nodeid(self) -> dict[str, ModelCard]:
+        base = self.settings.anchor_nodeid(self.config.rootpath)
+        return {f"{base}::{spec.name}": spec.card for spec in self.specs}
+
+    def _handle_sigterm(self) -> None:
+        """SIGTERM (CI runners, ``timeout``, SLURM's scancel) ends the session as Ctrl-C does:
+        containers and jobs are removed and the results so far are written. Restored at unconfigure."""
+        if threading.current_thread() is threading.main_thread() and self._previous_sigterm is None:
+            self._previous_sigterm = signal.signal(signal.SIGTERM, _interrupt)
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
@@ -281,5 +343,8 @@ class MadSession:
             terminalreporter.write_line(line)
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
+        if self._previous_sigterm is not None:
+            signal.signal(signal.SIGTERM, self._previous_sigterm)
+            self._previous_sigterm = None
         if self.owns_session_dir:
             shutil.rmtree(self.session_dir, ignore_errors=True)

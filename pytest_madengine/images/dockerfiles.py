@@ -134,6 +134,17 @@ def resolve_dockerfiles(card: Any, package_root: Path, context: dict[str, Any]) 
     return kept
 
 
+_REPOSITORY = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$")
+
+
+def check_image_name(card: Any) -> None:
+    """Refuse a card whose name cannot be part of a Docker image name (space, quote, newline...)."""
+    if not _REPOSITORY.match(f"ci-{card.name}_x".lower().replace("/", "_")):
+        raise MadError(f"the card name {card.name!r} cannot be part of a Docker image name "
+                       f"(ci-<name>_<dockerfile>)", where=f"{_card_label(card)}, field 'name'",
+                       fix="use letters, digits and single '.', '_' or '-' between them (as madengine's hub does)")
+
+
 def image_name(card: Any, dockerfile: Path, name_suffix: str = "") -> str:
     """madengine's image name: ``ci-<name>_<dockerfile basename without .Dockerfile>``.
 

@@ -35,11 +35,10 @@ from ..errors import MadError
 from ..fileio import atomic_write_json, locked
 from ..jsonfile import read_json, require_object
 from ..records import ImageRef
+from ..workload.secrets import REDACTED, scrub_secrets
 
 META_KEY = "pytest_madengine"
 IMAGE_FIELDS = ("dockerfile", "base_docker", "docker_sha", "build_duration", "registry_image")
-_SECRET_KEY = re.compile(r"pass(word|wd)?|token|secret|credential|api[_-]?key|private[_-]?key", re.IGNORECASE)
-REDACTED = "<redacted>"
 
 
 @dataclass
@@ -66,16 +65,6 @@ class BuiltImage:
         return data
 
 
-def scrub_secrets(value: Any) -> Any:
-    """A copy of ``value`` with the values of secret-looking keys replaced."""
-    if isinstance(value, dict):
-        return {k: REDACTED if _SECRET_KEY.search(str(k)) and v not in ("", None) else scrub_secrets(v)
-                for k, v in value.items()}
-    if isinstance(value, list):
-        return [scrub_secrets(item) for item in value]
-    return value
-
-
 # ---- writing -------------------------------------------------------------------------------------
 
 def _lock_path(path: Path) -> Path:
@@ -87,6 +76,9 @@ def _lock_path(path: Path) -> Path:
 def _card_entry(card: ModelCard, image_name: str) -> dict[str, Any]:
     entry = card.to_dict()
     entry.pop(META_KEY, None)
+    for key in ("env_vars", "docker_build_arg"):  # secrets reach runs by the context or host env, never manifests
+        if isinstance(entry.get(key), dict):
+            entry[key] = scrub_secrets(entry[key])
     entry["docker_image"] = image_name
     entry[META_KEY] = {"directory": card.directory, "args": card.args, "source": card.source,
                        "params": [list(pair) for pair in card.params]}
@@ -237,6 +229,8 @@ def _card_from_entry(entry: Any, key: str, path: Path) -> ModelCard:
     require_object(entry, "the entry", where=where,
                    fix="rewrite the manifest with --mad-build-only")
     raw = {k: v for k, v in entry.items() if k not in (META_KEY, "docker_image")}
+    if isinstance(raw.get("env_vars"), dict):  # redacted when written: the run's context supplies them
+        raw["env_vars"] = {k: v for k, v in raw["env_vars"].items() if v != REDACTED}
     meta: dict[str, Any] = entry[META_KEY] if isinstance(entry.get(META_KEY), dict) else {}
     full_name = str(raw.get("name") or "")
     if META_KEY in entry:

@@ -21,7 +21,7 @@ from ..errors import MadError
 from ..fileio import disambiguated
 from ..records import SUCCESS, ImageRef, ModelResult
 from ..settings import Settings
-from .client import docker_client
+from .client import docker_client, engine_errors
 from .manifest import BatchEntry, Manifest, ManifestWriter
 
 
@@ -93,7 +93,11 @@ class ImageSupply:
                             name_suffix=self.name_suffixes.get(card.name, ""))
 
     def image_for_run(self, card: ModelCard, dockerfile: str | None) -> ImageRef:
-        """The image for a run: --mad-use-image, a build manifest's image, or a build."""
+        """The image for a run: --mad-use-image, a build manifest's image, or a build. Raises MadError."""
+        with engine_errors():
+            return self._image_for_run(card, dockerfile)
+
+    def _image_for_run(self, card: ModelCard, dockerfile: str | None) -> ImageRef:
         if self.settings.use_image:
             from .manifest import use_image_for
 
@@ -116,6 +120,10 @@ class ImageSupply:
 
     def build_for_manifest(self, card: ModelCard, dockerfile: str | None) -> ModelResult:
         """A --mad-build-only item: build (or reference) the image, push it, add it to the manifest."""
+        with engine_errors():
+            return self._build_for_manifest(card, dockerfile)
+
+    def _build_for_manifest(self, card: ModelCard, dockerfile: str | None) -> ModelResult:
         from ..results.sinks.summary import BUILT, REFERENCED, REUSED, build_reason
 
         batch = self.batch_entries.get(card.name)

@@ -173,8 +173,9 @@ class PerfCsvSink:
     def _fall_back(self, exc: OSError) -> list[str]:
         fallback = self.fallback_dir / f"perf-unwritten-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.csv"
         write_entry(fallback, self.rows)
-        return [f"{self.perf_csv} could not be written ({exc.strerror or exc}): "
-                f"this session's {len(self.rows)} row(s) are in {fallback}"]
+        line = (f"{self.perf_csv} could not be written ({exc.strerror or exc}): "
+                f"this session's {len(self.rows)} row(s) are in {fallback}")
+        return [line]
 
 
 def check_writable(path: Path) -> str:

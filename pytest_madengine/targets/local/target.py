@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, TextIO
 from ...cards import ModelCard
 from ...errors import MadError
 from ...fileio import object_name
-from ...images.client import docker_client
+from ...images.client import daemon_alive, daemon_unreachable, docker_client, engine_errors
 from ...workload.dataproviders import data_fields
 from ...workload.layout import MODEL_DIR, MODEL_DIR_NAME, WORKSPACE
 from ...workload.paths import confined
@@ -209,17 +209,25 @@ class LocalTarget:
         options["environment"].update(plan.env)
         if request.adjust_options:
             request.adjust_options(options)
+        try:
+            with engine_errors():
+                self._create_and_execute(options, request, timeout, outcome)
+        except MadError as exc:  # the daemon went away: the same message as one never there
+            outcome.error = outcome.error or exc.message
+        outcome.extra.update(data_fields(plan.data, model_dir))  # read before _collect removes the dir
+        self._collect(request, model_dir, outcome)
+        if getattr(request.settings, "skip_run", False) and not outcome.error:
+            outcome.skipped = SKIP_REASON
+        return self._finish(outcome, started)
+
+    def _create_and_execute(self, options: RunOptions, request: RunRequest, timeout: int | None,
+                            outcome: RunOutcome) -> None:
         container = self._create(options, request, outcome)
         if container is not None:
             try:
                 self._execute(container, request, timeout, outcome)
             finally:
                 self._dispose(container, request, outcome)
-        outcome.extra.update(data_fields(plan.data, model_dir))  # read before _collect removes the dir
-        self._collect(request, model_dir, outcome)
-        if getattr(request.settings, "skip_run", False) and not outcome.error:
-            outcome.skipped = SKIP_REASON
-        return self._finish(outcome, started)
 
     def _create(self, options: RunOptions, request: RunRequest, outcome: RunOutcome) -> Container | None:
         from docker.errors import APIError, ImageNotFound
@@ -255,9 +263,12 @@ class LocalTarget:
         pump.start()
         try:
             outcome.exit_code = int(container.wait(timeout=timeout)["StatusCode"])
-        except (ReadTimeout, RequestsConnectionError):
-            outcome.timed_out = True
-            self._kill(container)
+        except (ReadTimeout, RequestsConnectionError) as exc:  # the SDK reports a wait timeout as either
+            if not daemon_alive(self.client):
+                outcome.error = daemon_unreachable(exc).message
+            else:
+                outcome.timed_out = True
+                self._kill(container)
         except APIError as exc:  # removed under us: cancel_all (Ctrl-C) or someone else
             outcome.error = f"{request.card.name}: the container went away while running ({exc.explanation or exc})"
         if request.on_model_exit is not None:
@@ -343,6 +354,7 @@ class LocalTarget:
     def cancel_all(self) -> None:
         """Kill and remove the containers this target is running now (Ctrl-C). Idempotent."""
         from docker.errors import APIError
+        from requests.exceptions import ConnectionError as RequestsConnectionError
 
         with self._lock:
             running, self._running = list(self._running.values()), {}
@@ -350,7 +362,7 @@ class LocalTarget:
         for container in running:
             try:
                 container.remove(force=True)
-            except APIError:
-                continue  # already gone
+            except (APIError, RequestsConnectionError):
+                continue  # already gone, or the daemon is (its label sweep removes it later)
         for remover in removals:
             remover.join(timeout=60)

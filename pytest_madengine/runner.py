@@ -74,14 +74,17 @@ def _run_once(session: MadSession, item: pytest.Item, card: ModelCard, context: 
     )
     capman = session.config.pluginmanager.getplugin("capturemanager")
     quiet = capman.global_and_fixture_disabled() if settings.live_output and capman else nullcontext()
-    with quiet:
-        outcome = session.target.run(request)
-    result = _judge(session, card, context, image, gpus, outcome)
-    result.log_path = publish_log(request.log_path, log_path) if result.log_path else result.log_path
-    if settings.keep_model_dir or settings.keep_alive:
-        release_owned(work_dir)  # kept on purpose: never swept as stale
-    else:
-        shutil.rmtree(work_dir, ignore_errors=True)
+    keep = settings.keep_model_dir or settings.keep_alive
+    try:
+        with quiet:
+            outcome = session.target.run(request)
+        result = _judge(session, card, context, image, gpus, outcome)
+        result.log_path = publish_log(request.log_path, log_path) if result.log_path else result.log_path
+    finally:  # interrupted (Ctrl-C, SIGTERM) too: the run dir goes unless kept
+        if keep:
+            release_owned(work_dir)  # kept on purpose: never swept as stale
+        else:
+            shutil.rmtree(work_dir, ignore_errors=True)
     return result
 
 

@@ -29,16 +29,23 @@ def remove_quietly(container: Container) -> None:
 
 def remove_session_containers(session_id: str, client: DockerClient, *, include_kept: bool = False) -> int:
     """Remove every container labelled with this session; kept (--mad-keep-alive) ones stay unless asked."""
-    containers = client.containers.list(all=True, filters={"label": f"{SESSION_LABEL}={session_id}"})
+    containers = client.containers.list(all=True, sparse=True, filters={"label": f"{SESSION_LABEL}={session_id}"})
     return _remove(containers, include_kept)
 
 
 def remove_stale_containers(client: DockerClient) -> int:
     """Remove containers of sessions on this host whose pytest process is gone (crash, kill -9)."""
     host = socket.gethostname()
-    containers = client.containers.list(all=True, filters={"label": [SESSION_LABEL, f"{HOST_LABEL}={host}"]})
-    stale = [c for c in containers if not pid_alive(c.labels.get(PID_LABEL, ""))]
+    # sparse: no inspect per container, which fails for one removed meanwhile (other sessions sweep too)
+    containers = client.containers.list(all=True, sparse=True,
+                                        filters={"label": [SESSION_LABEL, f"{HOST_LABEL}={host}"]})
+    stale = [c for c in containers if not pid_alive(_labels(c).get(PID_LABEL, ""))]
     return _remove(stale, include_kept=False)
+
+
+def _labels(container: Container) -> dict[str, str]:
+    """Labels of a sparse listing entry (``Labels`` at the top level, no inspect)."""
+    return dict(container.attrs.get("Labels") or {})
 
 
 def _remove(containers: list[Container], include_kept: bool) -> int:
@@ -46,7 +53,7 @@ def _remove(containers: list[Container], include_kept: bool) -> int:
 
     removed = 0
     for container in containers:
-        if container.labels.get(KEEP_LABEL) and not include_kept:
+        if _labels(container).get(KEEP_LABEL) and not include_kept:
             continue
         try:
             container.remove(force=True)

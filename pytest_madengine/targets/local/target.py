@@ -155,10 +155,13 @@ class LocalTarget:
 
     def sweep_stale(self) -> int:
         """Containers of earlier sessions on this host whose pytest process is gone."""
+        from docker.errors import APIError
+        from requests.exceptions import ConnectionError as RequestsConnectionError
+
         try:
             return remove_stale_containers(self.client)
-        except MadError:
-            return 0  # no daemon yet: each model reports that clearly when it runs
+        except (MadError, APIError, RequestsConnectionError):
+            return 0  # no daemon (yet), or it failed mid-sweep: each model reports that clearly when it runs
 
     def close(self) -> None:
         self.cancel_all()  # idempotent: a session calls cancel_all before close anyway

@@ -218,11 +218,18 @@ class MadSession:
                            git_commit=head_commit(self.settings.package), gpu_vendor=self.context.gpu_vendor,
                            gpu_architecture=self.context.gpu_architecture,
                            gpu_count=len(self.gpu_allocator.pool.ids),
-                           pytest_args=tuple(str(arg) for arg in self.config.invocation_params.args))
+                           pytest_args=self._public_args())
         try:
             return HistorySink(self.settings.history, info)
         except MadError as exc:
             raise usage_error(exc) from None
+
+    def _public_args(self) -> tuple[str, ...]:
+        """The command line without the context's (and host's) secret values, for files that stay."""
+        from .workload.secrets import redact, secret_values
+
+        hidden = secret_values(self.context.data, os.environ)
+        return tuple(redact(str(arg), hidden) for arg in self.config.invocation_params.args)
 
     @cached_property
     def recorder(self) -> Recorder:

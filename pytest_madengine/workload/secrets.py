@@ -65,3 +65,26 @@ def without_secrets(env: Mapping[str, str]) -> dict[str, str]:
 def secret_env(env: Mapping[str, str]) -> dict[str, str]:
     """The secret-looking variables of ``env``."""
     return {key: value for key, value in env.items() if is_secret_key(key)}
+
+
+def secret_values(value: JsonValue, env: Mapping[str, str] | None = None) -> set[str]:
+    """Every non-empty value under a secret-looking key of ``value`` (nested), and of ``env``."""
+    _, hidden = split_secrets(value)
+    found: set[str] = set(secret_env(env).values()) if env is not None else set()
+    stack = [hidden]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif item not in ("", None):
+            found.add(str(item))
+    return {v for v in found if v}
+
+
+def redact(text: str, values: set[str]) -> str:
+    """``text`` with each of ``values`` replaced by ``<redacted>`` (longest first)."""
+    for value in sorted(values, key=len, reverse=True):
+        text = text.replace(value, REDACTED)
+    return text

@@ -12,7 +12,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -27,7 +27,7 @@ BASE = ["--mad-gpus", "none", "-p", "no:cacheprovider", AMD_CPU]
 
 
 @pytest.fixture
-def tmpfs(tmp_path: Path) -> Iterator[callable]:
+def tmpfs(tmp_path: Path) -> Iterator[Callable[..., Path]]:
     """Mount small tmpfs filesystems under this test's tmp dir; all unmounted at teardown."""
     mounted: list[Path] = []
 
@@ -87,10 +87,9 @@ def test_full_log_dir_ends_the_session_with_a_failure_row(pytester: pytest.Pytes
 def test_unwritable_perf_csv_is_a_usage_error_before_any_build(pytester: pytest.Pytester, tmpfs, how: str) -> None:
     out = tmpfs("out", "1m", read_only=how == "read-only")
     if how == "full":
-        with open(out / "filler", "wb") as handle:
-            with pytest.raises(OSError):
-                handle.write(b"\0" * (2 << 20))
-                handle.flush()
+        with open(out / "filler", "wb") as handle, pytest.raises(OSError):
+            handle.write(b"\0" * (2 << 20))
+            handle.flush()
     pkg = write_card_package(pytester.path / "pkg", [card("never_built", "scripts/ok.sh")],
                              {"scripts/ok.sh": "echo performance: 1 ops\n"})
     result = pytester.runpytest_subprocess("--mad-package", str(pkg), "--mad-perf-csv", str(out / "perf.csv"),

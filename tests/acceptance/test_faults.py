@@ -261,13 +261,19 @@ def test_killed_xdist_worker_gets_a_failure_row(pytester: pytest.Pytester, busyb
 # --- 5. logs belong to one run -------------------------------------------------------------------
 
 def test_two_sessions_on_one_package_keep_their_own_logs(pytester: pytest.Pytester, busybox_image: str) -> None:
-    pkg = write_card_package(pytester.path / "pkg", [card("shared_log", "scripts/slow.sh")],
-                             {"scripts/slow.sh": "echo start\nsleep 3\necho performance: 4 ops\n"})
-    procs = [_start_session(pkg, pytester.path, "--mad-tags", "tiny") for _ in range(2)]
-    time.sleep(0.5)
-    outs = [proc.communicate(timeout=180)[0] for proc in procs]
-    assert [proc.returncode for proc in procs] == [0, 0], outs
-    assert "performance: 4 ops" in (pytester.path / "mad_logs" / "shared_log.run.log").read_text()
+    # The first run prints its performance at once, then idles; the second starts meanwhile (and,
+    # sharing one log file, would empty the first's log before the first is judged).
+    filler = "i=0; while [ $i -lt 400 ]; do echo filler-line-of-fifty-characters-to-flush-the-log; i=$((i+1)); done"
+    script = (f"if mkdir /myworkspace/first-run 2>/dev/null; then echo performance: 4 ops; {filler}; sleep 6\n"
+              "else sleep 6; echo performance: 5 ops; fi\n")
+    pkg = write_card_package(pytester.path / "pkg", [card("shared_log", "scripts/two.sh")], {"scripts/two.sh": script})
+    first = _start_session(pkg, pytester.path, "--mad-tags", "tiny")
+    _wait_for_container("shared_log")
+    second = _start_session(pkg, pytester.path, "--mad-tags", "tiny")
+    outs = [proc.communicate(timeout=180)[0] for proc in (first, second)]
+    assert [first.returncode, second.returncode] == [0, 0], outs
+    performances = sorted(row["performance"] for row in read_perf(pytester.path / "perf.csv"))
+    assert performances == ["4", "5"]
 
 
 def test_names_that_map_to_one_file_or_image_do_not_collide(pytester: pytest.Pytester, busybox_image: str) -> None:

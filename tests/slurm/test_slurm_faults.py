@@ -117,6 +117,7 @@ def test_dead_slurmd_after_the_model_finished_keeps_its_result(pytester: pytest.
         started = time.monotonic()
         out, _ = proc.communicate(timeout=200)
         waited = time.monotonic() - started
+        print(f"session ended {waited:.1f} s after the kill")
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGINT)  # cancels its job

@@ -6,6 +6,8 @@ daemon always gives the same message.
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cache
 from typing import TYPE_CHECKING
 
@@ -49,3 +51,27 @@ def image_env(image: str, client: docker.DockerClient | None = None) -> dict[str
     except (DockerException, MadError):
         return {}
     return dict(line.partition("=")[::2] for line in lines)
+@contextmanager
+def engine_errors() -> Iterator[None]:
+    """Turn a connection lost mid-call (the daemon stopped or restarted) into :func:`daemon_unreachable`.
+
+    The SDK raises ``requests.ConnectionError`` for a closed socket and ``docker.errors.DockerException``
+    (not an API answer) for some failures to connect; both mean the engine is not there.
+    """
+    from docker.errors import APIError, DockerException
+    from requests.exceptions import ConnectionError as RequestsConnectionError
+
+    try:
+        yield
+    except APIError:
+        raise
+    except (RequestsConnectionError, DockerException) as exc:
+        raise daemon_unreachable(exc) from None
+
+
+def daemon_alive(client: docker.DockerClient) -> bool:
+    """Whether the engine answers a ping now."""
+    try:
+        return bool(client.ping())
+    except Exception:  # noqa: BLE001 - any failure to answer means no
+        return False

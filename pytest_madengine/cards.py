@@ -20,11 +20,35 @@ def _split(value: Any) -> tuple[str, ...]:
     return tuple(str(item).strip() for item in items if str(item).strip())
 
 
+MAX_N_GPUS = 1024  # per node; far above any real node
+MAX_TIMEOUT = 30 * 24 * 3600  # seconds; socket and SDK timeouts overflow far beyond
+# Fields read as text: a JSON string, or a number madengine's str() would accept.
+TEXT_FIELDS = ("name", "dockerfile", "scripts", "args", "multiple_results", "training_precision", "owner",
+               "url", "data", "additional_docker_run_options", "dockercontext")
+
+
+def check_types(raw: dict[str, Any], label: str) -> None:
+    """Refuse a list, object or boolean where a card holds text or a number, naming the field."""
+    for key in (*TEXT_FIELDS, "n_gpus", "timeout"):
+        value = raw.get(key)
+        if isinstance(value, (bool, list, dict)):
+            raise MadError(f"field {key!r} is a JSON {type(value).__name__} ({_short(value)})", where=label,
+                           fix=f"write {key!r} as a string (e.g. \"{key}\": \"...\"), as madengine's cards do")
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def parse_n_gpus(value: Any, where: str) -> int:
     if value in (None, ""):
         return -1
     try:
         n = int(str(value).strip())
+        if n > MAX_N_GPUS:
+            raise MadError(f"n_gpus {_short(value)} is larger than {MAX_N_GPUS}", where=where,
+                           fix='use the GPU count of one node, or "-1" for all of them')
     except ValueError:
         raise MadError(f"n_gpus {value!r} is not a number", where=where,
                        fix='use a GPU count such as "1" or "8", or "-1" for all GPUs of the node') from None
@@ -40,8 +64,11 @@ def parse_timeout(value: Any, where: str) -> int | None:
     try:
         seconds = int(float(str(value).strip()))
     except (ValueError, OverflowError):
-        raise MadError(f"timeout {value!r} is not a number of seconds", where=where,
+        raise MadError(f"timeout {_short(value)} is not a number of seconds", where=where,
                        fix="use an integer such as 3600, or -1 for no timeout") from None
+    if seconds > MAX_TIMEOUT:
+        raise MadError(f"timeout {_short(value)} is longer than {MAX_TIMEOUT} s (30 days)", where=where,
+                       fix="use a realistic limit such as 7200, or -1 for no timeout")
     return None if seconds <= 0 else seconds
 
 
@@ -90,6 +117,7 @@ class ModelCard:
         if missing:
             raise MadError(f"missing required field(s) {', '.join(missing)}", where=label,
                            fix=f"add {', '.join(repr(m) for m in missing)} to the card")
+        check_types(raw, label)
         return cls(
             name=str(raw["name"]) if directory is None else f"{directory}/{raw['name']}",
             dockerfile=str(raw["dockerfile"]),

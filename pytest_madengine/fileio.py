@@ -9,11 +9,12 @@ the holder dies, so a killed worker never leaves a stale lock).
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
 import re
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -87,3 +88,22 @@ def pid_alive(pid: str | int) -> bool:
     except PermissionError:
         return True  # exists, owned by someone else
     return True
+
+
+def disambiguated(names: Iterable[str], key: Callable[[str], str]) -> dict[str, str]:
+    """Each distinct name → ``key(name)``, plus ``-<8 hex of sha1(name)>`` where names share a key.
+
+    ``key`` maps a name to the file or object name it becomes (e.g. :func:`safe_name`): the
+    root card ``a_b`` and the ``scripts/a`` card ``b`` (``a/b``) both become ``a_b``, so both get
+    a suffix and neither run reads the other's log or image. Names without a clash keep their
+    plain form (the names madengine uses).
+    """
+    by_key: dict[str, set[str]] = {}
+    for name in names:
+        by_key.setdefault(key(name), set()).add(name)
+    return {name: (plain if len(group) == 1 else f"{plain}-{_short_hash(name)}")
+            for plain, group in by_key.items() for name in group}
+
+
+def _short_hash(text: str) -> str:
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()[:8]  # a name, not security

@@ -12,10 +12,10 @@ import pytest
 
 from .cards import ModelCard
 from .context import Context
-from .fileio import safe_name
 from .records import SUCCESS, ImageRef, ModelResult
 from .session import MadSession
 from .workload.run import RunOutcome, RunRequest
+from .workload.rundirs import mark_owned, private_log, publish_log, release_owned
 
 
 def _write_live_line(line: str) -> None:
@@ -50,13 +50,22 @@ def _run_once(session: MadSession, item: pytest.Item, card: ModelCard, context: 
     hook = session.config.hook
     run_id = f"{session.session_id}-{uuid.uuid4().hex[:8]}"
     log_dir = Path(settings.log_dir).absolute()
-    log_dir.mkdir(parents=True, exist_ok=True)
-    work_dir = log_dir / "runs" / f"{safe_name(item.name)}-{run_id}"
-    work_dir.mkdir(parents=True, exist_ok=True)
+    stem = session.log_stem(item.name)
+    work_dir = log_dir / "runs" / f"{stem}-{run_id}"
+    try:
+        work_dir.mkdir(parents=True, exist_ok=True)
+        mark_owned(work_dir)
+    except OSError as exc:
+        from .results.judge import failed_result
+
+        return failed_result(card, phase="run", context=context.data, image=image, gpus=gpus,
+                             reason=f"the run dir {work_dir} could not be created ({exc}). Fix: free space "
+                                    "there or point --mad-log-dir at a writable directory.")
     suffix = f".{attempt}" if of > 1 else ""
+    log_path = log_dir / f"{stem}{suffix}.run.log"
     request = RunRequest(
         card=card, context=context, image=image, gpus=gpus, settings=settings,
-        log_path=log_dir / f"{safe_name(item.name)}{suffix}.run.log", work_dir=work_dir, run_id=run_id,
+        log_path=private_log(work_dir), work_dir=work_dir, run_id=run_id,
         adjust_options=lambda options: hook.pytest_madengine_docker_run_options(
             card=card, context=context, options=options),
         live_output=_write_live_line if settings.live_output else None,
@@ -65,11 +74,17 @@ def _run_once(session: MadSession, item: pytest.Item, card: ModelCard, context: 
     )
     capman = session.config.pluginmanager.getplugin("capturemanager")
     quiet = capman.global_and_fixture_disabled() if settings.live_output and capman else nullcontext()
-    with quiet:
-        outcome = session.target.run(request)
-    result = _judge(session, card, context, image, gpus, outcome)
-    if not (settings.keep_model_dir or settings.keep_alive):
-        shutil.rmtree(work_dir, ignore_errors=True)
+    keep = settings.keep_model_dir or settings.keep_alive
+    try:
+        with quiet:
+            outcome = session.target.run(request)
+        result = _judge(session, card, context, image, gpus, outcome)
+        result.log_path = publish_log(request.log_path, log_path) if result.log_path else result.log_path
+    finally:  # interrupted (Ctrl-C, SIGTERM) too: the run dir goes unless kept
+        if keep:
+            release_owned(work_dir)  # kept on purpose: never swept as stale
+        else:
+            shutil.rmtree(work_dir, ignore_errors=True)
     return result
 
 

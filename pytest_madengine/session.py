@@ -8,14 +8,18 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import tempfile
+import threading
 import time
 import uuid
 import warnings
+from collections.abc import Callable
 from dataclasses import replace
 from functools import cached_property
 from pathlib import Path
+from types import FrameType
 from typing import TYPE_CHECKING
 
 import pytest
@@ -24,7 +28,8 @@ from . import settings as _settings
 from .cards import ModelCard
 from .context import Context, build_context, card_overrides
 from .errors import MadError
-from .images.supply import ImageSupply
+from .fileio import disambiguated, safe_name
+from .images.supply import ImageSupply, image_name_suffixes
 from .keys import SESSION_KEY
 from .parallel.gpus import GpuAllocator, GpuPool
 from .records import ModelResult
@@ -34,6 +39,7 @@ from .selection import ItemSpec, plan_items, select
 from .targets.base import Target, TargetSettings
 from .targets.registry import BUILTIN_TARGETS, infer_target
 from .workload.known_keys import MadKeyWarning, cards_unknown, context_unknown, key_warnings
+from .workload.rundirs import sweep_stale_run_dirs
 
 if TYPE_CHECKING:  # loaded only when a session uses them
     from .history.checks import PerformanceChecks
@@ -62,6 +68,11 @@ def usage_error(exc: MadError) -> pytest.UsageError:
     return pytest.UsageError(exc.message)
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not break the cleanup
+    raise KeyboardInterrupt(f"stopped by signal {signal.Signals(signum).name}")
+
+
 class MadSession:
     """Per-process state of an active session. Workers get the controller's dir and id."""
 
@@ -79,6 +90,8 @@ class MadSession:
         self._target: Target | None = None
         self._warned_keys: set[tuple[str, str]] = set()
         self._key_warnings: list[MadKeyWarning] = []  # issued where pytest records warnings (see _flush_warnings)
+        self._recorded: set[str] = set()  # node ids with a recorded result
+        self._previous_sigterm: signal.Handlers | Callable[[int, FrameType | None], object] | int | None = None
 
     # --- lazily computed session facts -------------------------------------------------
     @cached_property
@@ -179,7 +192,16 @@ class MadSession:
 
     @cached_property
     def specs(self) -> list[ItemSpec]:
+        self.images.name_suffixes = image_name_suffixes(card.name for card in self.cards)
         return plan_items(self.cards, self.images.dockerfile_variants)
+
+    @cached_property
+    def log_stems(self) -> dict[str, str]:
+        """Item name → the stem of its log file; names that map to one file are told apart."""
+        return disambiguated((spec.name for spec in self.specs), safe_name)
+
+    def log_stem(self, item_name: str) -> str:
+        return self.log_stems.get(item_name) or safe_name(item_name)
 
     @cached_property
     def _demand(self) -> dict[str, int]:
@@ -218,11 +240,18 @@ class MadSession:
                            git_commit=head_commit(self.settings.package), gpu_vendor=self.context.gpu_vendor,
                            gpu_architecture=self.context.gpu_architecture,
                            gpu_count=len(self.gpu_allocator.pool.ids),
-                           pytest_args=tuple(str(arg) for arg in self.config.invocation_params.args))
+                           pytest_args=self._public_args())
         try:
             return HistorySink(self.settings.history, info)
         except MadError as exc:
             raise usage_error(exc) from None
+
+    def _public_args(self) -> tuple[str, ...]:
+        """The command line without the context's (and host's) secret values, for files that stay."""
+        from .workload.secrets import redact, secret_values
+
+        hidden = secret_values(self.context.data, os.environ)
+        return tuple(redact(str(arg), hidden) for arg in self.config.invocation_params.args)
 
     @cached_property
     def recorder(self) -> Recorder:
@@ -250,17 +279,21 @@ class MadSession:
     # --- pytest hooks ---------------------------------------------------------------------
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionstart(self, session: pytest.Session) -> None:
+        self._handle_sigterm()
         if self.is_worker:
             return
         _ = self.specs  # load (and run dynamic scripts) once, before xdist workers start
         _ = self.target  # an unknown target is a usage error before anything is built
         _ = self.performance_checks  # so are bad references and --mad-compare values
+        self._check_inputs()
         if not self.config.option.collectonly:
             _ = self.recorder  # opens the history: an unusable file is a usage error too
+            self._check_outputs()
             try:
                 self.target.sweep_stale()
             except MadError as exc:  # e.g. no kubeconfig: the session cannot run anything
                 raise usage_error(exc) from None
+            sweep_stale_run_dirs(Path(self.settings.log_dir).absolute() / "runs")
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         self._flush_warnings()
@@ -272,12 +305,73 @@ class MadSession:
         for warning in pending:
             warnings.warn(warning, stacklevel=1)
 
+    def _check_inputs(self) -> None:
+        """What can be known before any build: the GPU list, the registry, image names (usage errors)."""
+        from .images.dockerfiles import check_image_name
+        from .images.registry import check_registry
+
+        try:
+            _ = self.gpu_allocator.pool
+            if self.settings.registry:
+                check_registry(self.settings.registry)
+            if not (self.settings.use_image or self.settings.manifest):
+                for card in self.cards:
+                    check_image_name(card)
+        except MadError as exc:
+            raise usage_error(exc) from None
+
+    def _check_outputs(self) -> None:
+        """perf.csv must be writable before any model runs (a read-only or full filesystem)."""
+        if self.settings.build_only:
+            return
+        from .results.sinks.perfcsv import check_writable
+
+        problem = check_writable(self.settings.perf_csv)
+        if problem:
+            raise pytest.UsageError(f"--mad-perf-csv {self.settings.perf_csv}: {problem}. Fix: free space there "
+                                    "or point --mad-perf-csv at a writable file.")
+
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if self.is_worker:
+            return
         data = getattr(report, "mad_result", None)
-        if data and not self.is_worker:
+        result: ModelResult | None
+        if data:
             result = ModelResult.from_json(data)
+        elif report.failed and report.when in ("setup", "call", "???"):  # "???": xdist's crashed worker
+            result = self._lost_result(report)
+        else:
+            return
+        if result is not None:
             result.nodeid = report.nodeid
+            self._recorded.add(report.nodeid)
             self.recorder.record(result)
+
+    def _lost_result(self, report: pytest.TestReport) -> ModelResult | None:
+        """A FAILURE for a model whose run ended without a result (its worker was killed, a
+        fixture raised); None for other tests and for models already recorded."""
+        card = self._cards_by_nodeid.get(report.nodeid)
+        if card is None or report.nodeid in self._recorded:
+            return None
+        from .results.judge import failed_result
+
+        cause = str(report.longrepr).strip().splitlines()[-1][:300] if report.longrepr else "no report"
+        if report.when == "???":
+            reason = f"the pytest-xdist worker running it died before reporting ({cause})"
+        else:
+            reason = f"the run ended without a result in its {report.when} phase ({cause})"
+        return failed_result(card, phase="run", reason=reason, context=self.context.data)
+
+    @cached_property
+    def _cards_by_nodeid(self) -> dict[str, ModelCard]:
+        base = self.settings.anchor_nodeid(self.config.rootpath)
+        return {f"{base}::{spec.name}": spec.card for spec in self.specs}
+
+    def _handle_sigterm(self) -> None:
+        """SIGTERM (CI runners, ``timeout``, SLURM's scancel) ends the session as Ctrl-C does:
+        containers and jobs are removed and the results so far are written. Restored at unconfigure."""
+        if threading.current_thread() is threading.main_thread() and self._previous_sigterm is None:
+            self._previous_sigterm = signal.signal(signal.SIGTERM, _interrupt)
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
@@ -297,5 +391,8 @@ class MadSession:
             terminalreporter.write_line(line)
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
+        if self._previous_sigterm is not None:
+            signal.signal(signal.SIGTERM, self._previous_sigterm)
+            self._previous_sigterm = None
         if self.owns_session_dir:
             shutil.rmtree(self.session_dir, ignore_errors=True)

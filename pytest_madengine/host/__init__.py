@@ -179,7 +179,8 @@ def clear_detection_cache() -> None:
     _detect_cached.cache_clear()
 
 
-_RANGE = re.compile(r"^(\d+)\s*-\s*(\d+)$")
+_RANGE = re.compile(r"^([0-9]+)\s*-\s*([0-9]+)$")
+MAX_GPU_INDEX = 1023  # far above any node (16 GPUs today), far below what exhausts memory
 
 
 def parse_gpu_list(text: str, where: str = "--mad-gpus") -> tuple[int, ...]:
@@ -190,17 +191,25 @@ def parse_gpu_list(text: str, where: str = "--mad-gpus") -> tuple[int, ...]:
         part = part.strip()
         match = _RANGE.match(part)
         if match:
-            low, high = int(match.group(1)), int(match.group(2))
+            low, high = _index(match.group(1), where, fix), _index(match.group(2), where, fix)
             if low > high:
                 raise MadError(f"GPU range {part!r} runs backwards", where=where,
                                fix=f"write it low-high ({high}-{low}); {fix}")
             ids.update(range(low, high + 1))
-        elif part.isdigit():
-            ids.add(int(part))
+        elif part.isascii() and part.isdigit():
+            ids.add(_index(part, where, fix))
         else:
             raise MadError(f"{text!r} is not a GPU list ({part!r} is not an index or a range a-b)",
                            where=where, fix=fix)
     return tuple(sorted(ids))
+
+
+def _index(text: str, where: str, fix: str) -> int:
+    """One GPU index, bounded before any range is expanded (a typo must not allocate gigabytes)."""
+    if len(text) > 6 or int(text) > MAX_GPU_INDEX:
+        shown = text if len(text) <= 12 else text[:12] + "..."
+        raise MadError(f"GPU index {shown} is larger than {MAX_GPU_INDEX}", where=where, fix=fix)
+    return int(text)
 
 
 def visible_gpu_ids(env: Mapping[str, str] | None = None) -> tuple[int, ...] | None:

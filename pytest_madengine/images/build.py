@@ -28,6 +28,7 @@ from ..errors import MadError
 from ..fileio import locked
 from ..records import ImageRef
 from ..workload.credentials import credential_env
+from ..workload.paths import confined
 from . import buildkit
 from .buildinfo import arch_default, base_digest, gpu_vendor_of
 from .client import docker_client
@@ -71,7 +72,7 @@ class BuildSpec:
 
     def build_command(self, nocache: bool) -> str:
         """The build as one display line (madengine's manifest ``build_command``; secrets masked)."""
-        from .manifest import REDACTED, is_secret_key
+        from ..workload.secrets import REDACTED, is_secret_key
 
         argv = ["docker", "build", *(["--no-cache"] if nocache else []), "--network=host"]
         if self.tools_dir is not None:
@@ -175,15 +176,15 @@ def _tools(card: ModelCard, package_root: Path, text: str) -> tuple[Path | None,
 
 
 def build_spec(card: ModelCard, dockerfile: Path, *, package_root: Path, context: Any,
-               log_dir: Path | None = None, target_arch: str = "") -> BuildSpec:
+               log_dir: Path | None = None, target_arch: str = "", name_suffix: str = "") -> BuildSpec:
     package_root = Path(package_root).resolve()
     dockerfile = Path(dockerfile).resolve()
     if card.dockercontext:
-        context_dir = (package_root / card.dockercontext).resolve()
+        where = f"{card.source}: card {card.name!r}, field 'dockercontext'"
+        context_dir = confined(package_root, card.dockercontext, where=where, field="dockercontext")
         if not context_dir.is_dir():
             raise MadError(f"dockercontext {card.dockercontext!r} is not a directory under {package_root}",
-                           where=f"{card.source}: card {card.name!r}, field 'dockercontext'",
-                           fix="give a package-root-relative directory, e.g. '.'")
+                           where=where, fix="give a package-root-relative directory, e.g. '.'")
     else:
         context_dir = dockerfile.parent
     text = dockerfile.read_text(errors="replace")
@@ -204,7 +205,8 @@ def build_spec(card: ModelCard, dockerfile: Path, *, package_root: Path, context
         digest = hashlib.sha256(f"{digest}\0tools\0{content_hash(dockerfile, tools_dir, tools_files, {})}"
                                 .encode()).hexdigest()
     return BuildSpec(
-        image=image_name(card, dockerfile) + (f"_{target_arch}" if target_arch else ""), dockerfile=dockerfile,
+        image=image_name(card, dockerfile, name_suffix) + (f"_{target_arch}" if target_arch else ""),
+        dockerfile=dockerfile,
         dockerfile_rel=_package_relative(dockerfile, package_root), context_dir=context_dir,
         files=tuple(files), build_args=args, base_docker=base_image(text, args), content_hash=digest,
         buildkit=buildkit.buildkit_reason(text), tools_dir=tools_dir, tools_files=tools_files,
@@ -250,8 +252,11 @@ def find_reusable(client: Any, spec: BuildSpec) -> Any | None:
 
 
 def ensure_image(card: ModelCard, dockerfile: Path, *, package_root: Path, context: Any, clean_cache: bool,
-                 log_dir: Path, lock_dir: Path | None, client: Any = None, target_arch: str = "") -> ImageRef:
+                 log_dir: Path, lock_dir: Path | None, client: Any = None, target_arch: str = "",
+                 name_suffix: str = "") -> ImageRef:
     """Reuse the card's image when its content hash matches, else build it (once across workers).
+
+    ``name_suffix`` follows the card name in the image name (set when two cards' names clash).
 
     With ``clean_cache`` the image is rebuilt without the build cache, once per session: later
     calls sharing ``lock_dir`` (other items, xdist workers) reuse that fresh build. ``target_arch``
@@ -261,7 +266,7 @@ def ensure_image(card: ModelCard, dockerfile: Path, *, package_root: Path, conte
     if client is None:
         client = docker_client()
     spec = build_spec(card, dockerfile, package_root=package_root, context=context, log_dir=log_dir,
-                      target_arch=target_arch)
+                      target_arch=target_arch, name_suffix=name_suffix)
     log_path = Path(log_dir) / f"{spec.image}.build.log"
     with image_lock(lock_dir, spec.image):
         existing = find_reusable(client, spec)

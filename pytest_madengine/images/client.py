@@ -6,6 +6,8 @@ daemon always gives the same message.
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cache
 from typing import TYPE_CHECKING
 
@@ -37,3 +39,39 @@ def docker_client() -> docker.DockerClient:
     except Exception as exc:  # noqa: BLE001 - docker raises several types for a dead daemon
         raise daemon_unreachable(exc) from None
     return client
+
+
+def image_env(image: str, client: docker.DockerClient | None = None) -> dict[str, str]:
+    """The image's own ``ENV`` (its config) as {name: value}; {} when the engine is not reachable or
+    does not have the image (a Kubernetes run of an image only the registry has, say)."""
+    from docker.errors import DockerException
+
+    try:
+        lines = (client or docker_client()).images.get(image).attrs.get("Config", {}).get("Env") or []
+    except (DockerException, MadError):
+        return {}
+    return dict(line.partition("=")[::2] for line in lines)
+@contextmanager
+def engine_errors() -> Iterator[None]:
+    """Turn a connection lost mid-call (the daemon stopped or restarted) into :func:`daemon_unreachable`.
+
+    The SDK raises ``requests.ConnectionError`` for a closed socket and ``docker.errors.DockerException``
+    (not an API answer) for some failures to connect; both mean the engine is not there.
+    """
+    from docker.errors import APIError, DockerException
+    from requests.exceptions import ConnectionError as RequestsConnectionError
+
+    try:
+        yield
+    except APIError:
+        raise
+    except (RequestsConnectionError, DockerException) as exc:
+        raise daemon_unreachable(exc) from None
+
+
+def daemon_alive(client: docker.DockerClient) -> bool:
+    """Whether the engine answers a ping now."""
+    try:
+        return bool(client.ping())
+    except Exception:  # noqa: BLE001 - any failure to answer means no
+        return False

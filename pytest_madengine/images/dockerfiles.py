@@ -17,6 +17,7 @@ from typing import Any
 
 from ..cards import ModelCard
 from ..errors import MadError
+from ..workload.paths import confined
 
 HEADER_LINES = 10  # the header must be among a Dockerfile's first lines
 _HEADER = re.compile(r"^\s*#\s*CONTEXT\b(.*)$")
@@ -29,7 +30,8 @@ def _card_label(card: ModelCard) -> str:
 
 def find_candidates(card: ModelCard, package_root: Path) -> list[Path]:
     """``<prefix>.*Dockerfile`` files, sorted; the prefix itself when it names a Dockerfile."""
-    prefix = package_root / card.dockerfile
+    where = f"{_card_label(card)}, field 'dockerfile'"
+    prefix = confined(package_root, card.dockerfile, where=where, field="dockerfile").parent / Path(card.dockerfile).name
     if prefix.is_file() and prefix.name.endswith("Dockerfile"):
         return [prefix]
     try:
@@ -133,8 +135,22 @@ def resolve_dockerfiles(card: ModelCard, package_root: Path, context: dict[str, 
     return kept
 
 
-def image_name(card: ModelCard, dockerfile: Path) -> str:
-    """madengine's image name: ``ci-<name>_<dockerfile basename without .Dockerfile>``."""
+_REPOSITORY = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$")
+
+
+def check_image_name(card: ModelCard) -> None:
+    """Refuse a card whose name cannot be part of a Docker image name (space, quote, newline...)."""
+    if not _REPOSITORY.match(f"ci-{card.name}_x".lower().replace("/", "_")):
+        raise MadError(f"the card name {card.name!r} cannot be part of a Docker image name "
+                       f"(ci-<name>_<dockerfile>)", where=f"{_card_label(card)}, field 'name'",
+                       fix="use letters, digits and single '.', '_' or '-' between them (as madengine's hub does)")
+
+
+def image_name(card: ModelCard, dockerfile: Path, name_suffix: str = "") -> str:
+    """madengine's image name: ``ci-<name>_<dockerfile basename without .Dockerfile>``.
+
+    ``name_suffix`` (e.g. ``-1a2b3c4d``) follows the name when two cards' names would clash.
+    """
     base = Path(dockerfile).name
     base = base.removesuffix(_SUFFIX)
-    return f"ci-{card.name}_{base}".lower().replace("/", "_")
+    return f"ci-{card.name}{name_suffix}_{base}".lower().replace("/", "_")

@@ -35,12 +35,11 @@ from ..errors import MadError
 from ..fileio import atomic_write_json, locked
 from ..jsonfile import read_json, require_object
 from ..records import ImageRef
+from ..workload.secrets import REDACTED, scrub_secrets
 
 META_KEY = "pytest_madengine"
 IMAGE_FIELDS = ("dockerfile", "base_docker", "docker_sha", "build_duration", "registry_image", "image_id",
                 "build_command", "gpu_vendor", "gpu_architecture")
-_SECRET_KEY = re.compile(r"pass(word|wd)?|token|secret|credential|api[_-]?key|private[_-]?key", re.IGNORECASE)
-REDACTED = "<redacted>"
 
 
 @dataclass
@@ -77,21 +76,6 @@ class BuiltImage:
         return data
 
 
-def is_secret_key(key: str) -> bool:
-    """Whether a key (context, build arg) looks like it holds a secret."""
-    return bool(_SECRET_KEY.search(str(key)))
-
-
-def scrub_secrets(value: Any) -> Any:
-    """A copy of ``value`` with the values of secret-looking keys replaced."""
-    if isinstance(value, dict):
-        return {k: REDACTED if _SECRET_KEY.search(str(k)) and v not in ("", None) else scrub_secrets(v)
-                for k, v in value.items()}
-    if isinstance(value, list):
-        return [scrub_secrets(item) for item in value]
-    return value
-
-
 # ---- writing -------------------------------------------------------------------------------------
 
 def _lock_path(path: Path) -> Path:
@@ -120,6 +104,9 @@ def deployment_config(context: dict[str, Any]) -> dict[str, Any] | None:
 def _card_entry(card: ModelCard, image: ImageRef) -> dict[str, Any]:
     entry = card.to_dict()
     entry.pop(META_KEY, None)
+    for key in ("env_vars", "docker_build_arg"):  # secrets reach runs by the context or host env, never manifests
+        if isinstance(entry.get(key), dict):
+            entry[key] = scrub_secrets(entry[key])
     entry["docker_image"] = image.name
     entry[META_KEY] = {"directory": card.directory, "args": card.args, "source": card.source,
                        "params": [list(pair) for pair in card.params]}
@@ -157,7 +144,8 @@ class ManifestWriter:
 
     def __init__(self, path: Path, context: dict, registry: str | None, *, session_id: str | None = None) -> None:
         self.path = Path(path)
-        self.context = scrub_secrets(dict(context or {}))
+        scrubbed = scrub_secrets(dict(context or {}))
+        self.context: dict[str, Any] = scrubbed if isinstance(scrubbed, dict) else {}
         self.registry = registry or ""
         # xdist gives every worker of one run the same id, so workers merge without extra wiring.
         self.session_id = os.environ.get("PYTEST_XDIST_TESTRUNUID", "") if session_id is None else session_id
@@ -293,6 +281,8 @@ def _card_from_entry(entry: Any, key: str, path: Path) -> ModelCard:
     require_object(entry, "the entry", where=where,
                    fix="rewrite the manifest with --mad-build-only")
     raw = {k: v for k, v in entry.items() if k not in (META_KEY, "docker_image")}
+    if isinstance(raw.get("env_vars"), dict):  # redacted when written: the run's context supplies them
+        raw["env_vars"] = {k: v for k, v in raw["env_vars"].items() if v != REDACTED}
     meta: dict[str, Any] = entry[META_KEY] if isinstance(entry.get(META_KEY), dict) else {}
     full_name = str(raw.get("name") or "")
     if META_KEY in entry:

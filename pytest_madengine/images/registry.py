@@ -55,6 +55,24 @@ def split_registry(registry: str | None) -> tuple[str, str]:
     return host, namespace
 
 
+_HOST = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?(?::[0-9]{1,5})?$")
+_PATH = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$")
+
+
+def check_registry(registry: str) -> None:
+    """Refuse a ``--mad-registry`` that is no ``[scheme://]host[:port][/namespace]`` (MadError)."""
+    text = registry.strip()
+    scheme = re.match(r"^([A-Za-z][A-Za-z0-9+.-]*)://", text)
+    _, namespace = split_registry(text)
+    raw_host = re.sub(r"^[a-z]+://", "", text).strip("/").partition("/")[0]
+    if (scheme and scheme.group(1).lower() not in ("http", "https")) or not _HOST.match(raw_host) \
+            or (namespace and not _PATH.match(namespace)):
+        shown = text if len(text) <= 80 else text[:77] + "..."
+        raise MadError(f"{shown!r} is not a registry address", where="--mad-registry",
+                       fix="give host[:port][/namespace], e.g. localhost:5000 or docker.io/myorg "
+                           "(lowercase namespace, no spaces)")
+
+
 def credential_key(registry: str | None) -> str:
     """The credential.json key for a registry: ``dockerhub`` or the registry host."""
     host, _ = split_registry(registry)

@@ -11,16 +11,30 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Iterable
 from functools import cached_property
 from pathlib import Path
 
 from ..cards import ModelCard
 from ..context import Context
 from ..errors import MadError
+from ..fileio import disambiguated
 from ..records import SUCCESS, ImageRef, ModelResult
 from ..settings import Settings
-from .client import docker_client
+from .client import docker_client, engine_errors
 from .manifest import BatchEntry, Manifest, ManifestWriter
+
+
+def image_name_suffixes(card_names: Iterable[str]) -> dict[str, str]:
+    """Card name → suffix for its image name: '' unless another card's image name would be the same.
+
+    madengine names an image ``ci-<card name with / as _, lowercase>_<Dockerfile>``, so the root
+    card ``a_b`` and the ``scripts/a`` card ``b`` would share (and overwrite) one image.
+    """
+    def plain(name: str) -> str:
+        return name.lower().replace("/", "_")
+
+    return {name: unique.removeprefix(plain(name)) for name, unique in disambiguated(card_names, plain).items()}
 
 
 class ImageSupply:
@@ -30,6 +44,8 @@ class ImageSupply:
         self.settings = settings
         self.context = context
         self.session_dir = session_dir
+        self._variants: dict[str, tuple[str, ...]] = {}
+        self.name_suffixes: dict[str, str] = {}  # card name → image name suffix (clashing names only)
 
     @cached_property
     def manifest(self) -> Manifest | None:
@@ -54,16 +70,25 @@ class ImageSupply:
         return ManifestWriter(self.settings.manifest_output, self.context.to_json(), self.settings.registry)
 
     def dockerfile_variants(self, card: ModelCard) -> list[str]:
-        """Package-relative Dockerfiles a card resolves to; [] = decide (or fail) at run time."""
+        """Package-relative Dockerfiles a card resolves to; [] = decide (or fail) at run time.
+
+        Hundreds of cards share a few Dockerfile prefixes: each prefix is resolved once per session
+        (the answer depends on the prefix, the package and the context only).
+        """
         if self.manifest is not None or self.settings.use_image:
             return []
+        if card.dockerfile not in self._variants:
+            self._variants[card.dockerfile] = self._resolve_variants(card)
+        return list(self._variants[card.dockerfile])
+
+    def _resolve_variants(self, card: ModelCard) -> tuple[str, ...]:
         from .dockerfiles import resolve_dockerfiles
 
         try:
             found = resolve_dockerfiles(card, self.settings.package, self.context.data)
         except MadError:
-            return []  # listing never fails on Dockerfiles; the run reports the problem
-        return [os.path.relpath(path, self.settings.package) for path in found]
+            return ()  # listing never fails on Dockerfiles; the run reports the problem
+        return tuple(os.path.relpath(path, self.settings.package) for path in found)
 
     def build(self, card: ModelCard, dockerfile: str | None, target_arch: str = "") -> ImageRef:
         """Build the card's image (or reuse one with the same content hash); ``target_arch``: its
@@ -76,10 +101,14 @@ class ImageSupply:
         return ensure_image(card, Path(paths[0]), package_root=root, context=self.context,
                             clean_cache=self.settings.clean_cache, log_dir=self.settings.log_dir,
                             lock_dir=self.session_dir / "build-locks", client=docker_client(),
-                            target_arch=target_arch)
+                            target_arch=target_arch, name_suffix=self.name_suffixes.get(card.name, ""))
 
     def image_for_run(self, card: ModelCard, dockerfile: str | None) -> ImageRef:
-        """The image for a run: --mad-use-image, a build manifest's image, or a build."""
+        """The image for a run: --mad-use-image, a build manifest's image, or a build. Raises MadError."""
+        with engine_errors():
+            return self._image_for_run(card, dockerfile)
+
+    def _image_for_run(self, card: ModelCard, dockerfile: str | None) -> ImageRef:
         if self.settings.use_image:
             from .manifest import use_image_for
 
@@ -102,6 +131,10 @@ class ImageSupply:
 
     def build_for_manifest(self, card: ModelCard, dockerfile: str | None) -> ModelResult:
         """A --mad-build-only item: build (or reference) the image, push it, add it to the manifest."""
+        with engine_errors():
+            return self._build_for_manifest(card, dockerfile)
+
+    def _build_for_manifest(self, card: ModelCard, dockerfile: str | None) -> ModelResult:
         from ..results.sinks.summary import BUILT, REFERENCED, REUSED, build_reason
 
         batch = self.batch_entries.get(card.name)

@@ -7,6 +7,7 @@ recorded in the rows even when the run failed.
 """
 from __future__ import annotations
 
+import math
 import os
 import platform
 from collections.abc import Callable, Mapping
@@ -159,8 +160,9 @@ def _measure(card: ModelCard, outcome: RunOutcome, log_text: str,
             rows, properties = _result_files(card, outcome.result_files)
         except MadError as error:
             return [], error.message, {}
-        return [(row["model"], row["performance"], row["metric"],
-                 {k: v for k, v in row.items() if k not in _MEASURED}) for row in rows], "", properties
+        measurements: list[Measurement] = [(row["model"], row["performance"], row["metric"],
+                                            {k: v for k, v in row.items() if k not in _MEASURED}) for row in rows]
+        return measurements, _non_finite(measurements), properties
     found = parse_hook(card, log_text) if parse_hook else None
     found = found or find_performance(log_text)
     if not found:
@@ -169,9 +171,25 @@ def _measure(card: ModelCard, outcome: RunOutcome, log_text: str,
     nodes = [_read(path) for path in outcome.node_logs] if len(outcome.node_logs) > 1 else []
     per_node = [hit for hit in map(find_performance, nodes) if hit and hit[1] == metric]
     combined = aggregate([value for value, _ in per_node], metric)
-    if combined is None:
-        return [(card.name, performance, metric, {})], "", {}
-    return [(card.name, combined.value, metric, {})], "", combined.properties()
+    value, properties = (performance, {}) if combined is None else (combined.value, combined.properties())
+    measurements = [(card.name, value, metric, {})]
+    return measurements, _non_finite(measurements), properties
+
+
+def _non_finite(measurements: list[Measurement]) -> str:
+    """Why the measurements cannot be trusted ('' when they can): a NaN or infinite performance."""
+    for model, performance, *_ in measurements:
+        if performance and not _finite(performance):
+            return (f"performance {performance[:40]!r} of {model} is not a finite number (NaN and infinity, "
+                    "also from an overflowing exponent, count as failed runs, as in madengine)")
+    return ""
+
+
+def _finite(text: str) -> bool:
+    try:
+        return math.isfinite(float(text))
+    except ValueError:
+        return True  # not a number at all: the row's own checks (and madengine) keep it as written
 
 
 def _result_files(card: ModelCard, files: list[Path]) -> tuple[list[dict[str, str]], dict[str, str]]:

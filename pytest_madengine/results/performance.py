@@ -19,6 +19,7 @@ HF_SAMPLES_RE = re.compile(rf"train_samples_per_second['\"]?[ \t]*[:=][ \t]*({_N
 HF_METRIC = "samples_per_second"
 
 REQUIRED_COLUMNS = ("model", "performance", "metric")
+MAX_RESULT_ROWS = 10_000  # perf.csv rows from one run; real models write a few hundred at most
 
 TRAP = ("a card whose script writes a results CSV must name it in 'multiple_results' "
         "(forgetting it, or naming another file, yields an empty FAILURE row)")
@@ -73,6 +74,19 @@ def read_multiple_results(path: Path, card_name: str) -> list[dict[str, str]]:
     where = _where(card_name, path.name)
     if not path.is_file():
         raise missing_results_error(path.name, card_name)
+    try:
+        rows = _read_rows(path, card_name, where)
+    except csv.Error as exc:  # e.g. a field over csv's size limit: a runaway writer
+        raise MadError(f"the results file {path.name} is not a readable CSV ({exc})", where=where,
+                       fix="write one short 'model,performance,metric' row per result") from None
+    if not any(row["performance"] for row in rows):
+        raise MadError(f"the results file {path.name} has no row with a performance value", where=where,
+                       fix=f"write one 'model,performance,metric' row per result with a number; {TRAP}")
+    return rows
+
+
+def _read_rows(path: Path, card_name: str, where: str) -> list[dict[str, str]]:
+    """The file's rows, read as a stream and refused past MAX_RESULT_ROWS (memory stays bounded)."""
     with path.open(newline="", encoding="utf-8", errors="replace") as handle:
         reader = csv.reader(handle)
         header = [name.lstrip("\ufeff").strip() for name in next(reader, [])]
@@ -85,10 +99,14 @@ def read_multiple_results(path: Path, card_name: str) -> list[dict[str, str]]:
                            f"{', '.join(repr(name) for name in header)}", where=where,
                            fix="start the file with the header 'model,performance,metric' "
                                "(more columns may follow)")
-        rows = [_row(header, values, card_name) for values in reader if any(v.strip() for v in values)]
-    if not any(row["performance"] for row in rows):
-        raise MadError(f"the results file {path.name} has no row with a performance value", where=where,
-                       fix=f"write one 'model,performance,metric' row per result with a number; {TRAP}")
+        rows: list[dict[str, str]] = []
+        for values in reader:
+            if not any(v.strip() for v in values):
+                continue
+            if len(rows) == MAX_RESULT_ROWS:
+                raise MadError(f"the results file {path.name} has more than {MAX_RESULT_ROWS} rows", where=where,
+                               fix="write one row per measured configuration (aggregate repeated samples)")
+            rows.append(_row(header, values, card_name))
     return rows
 
 

@@ -28,6 +28,7 @@ from ..cards import ModelCard
 from ..errors import MadError
 from ..jsonfile import read_json
 from .layout import MODEL_DIR, WORKSPACE
+from .paths import confined
 
 ORDER = ("custom", "local", "minio", "nas", "aws")
 UNSUPPORTED = ("minio", "nas", "aws")
@@ -187,7 +188,7 @@ def _custom(name: str, config: dict[str, Any], home: str, index: int, package_ro
             model_dir: str) -> Provider | None:
     script = _package_relative(_required(config, "path", where, '{"path": "scripts/common/data/get.sh"}'),
                                where)
-    if not (package_root / script).is_file():
+    if not confined(package_root, script, where=where, field="path").is_file():
         return None
     try:
         args = shlex.split(str(config.get("args") or ""))

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import MadError
+from .paths import confined
 
 # One script entry as the context and tools.json write it: {"path": "...", "args": "..."}.
 ScriptEntry = dict[str, object]
@@ -23,8 +24,9 @@ def package_scripts(entries: list[ScriptEntry] | None, package_root: Path, where
     """``[{"path": <package-relative file>, "args": "..."}]`` → scripts, each checked to exist."""
     scripts = []
     for entry in entries or []:
-        path = package_root / str(entry.get("path", "")) if isinstance(entry, dict) else None
-        if path is None or not str(entry.get("path", "")) or not path.is_file():
+        text = str(entry.get("path", "")) if isinstance(entry, dict) else ""
+        path = confined(package_root, text, where=where, field="path") if text else None
+        if path is None or not path.is_file():
             raise MadError(f"entry {entry!r} does not name a file of the package", where=where,
                            fix='use {"path": "<package-relative script>", "args": "..."}')
         scripts.append(Script(path, str(entry.get("args") or ""), where))

@@ -21,6 +21,7 @@ from ..errors import MadError
 from .credentials import CardCredential, card_credential
 from .dataproviders import DataPlan, resolve_data
 from .gitclone import clone_into
+from .paths import confined, is_inside
 from .run import RunRequest
 from .scripts import package_scripts
 from .sysenv import capture_step, sys_env_mode
@@ -74,11 +75,11 @@ def script_argv(path: Path, args: str, where: str) -> list[str]:
 
 def model_script(card: ModelCard, package_root: Path) -> tuple[Path, Path]:
     """(scripts dir to copy, script) — a dir means its run.sh, as in madengine."""
-    path = package_root / card.scripts
+    where = f"{card.source}: card {card.name!r}, field 'scripts'"
+    path = confined(package_root, card.scripts, where=where, field="scripts")
     script = path / "run.sh" if path.is_dir() else path
-    if not script.is_file():
-        raise MadError(f"script {script.relative_to(package_root)} does not exist",
-                       where=f"{card.source}: card {card.name!r}, field 'scripts'",
+    if not script.is_file() or not is_inside(package_root, script):
+        raise MadError(f"script {script.relative_to(Path(package_root).resolve())} does not exist", where=where,
                        fix="point 'scripts' at the model's script (or a dir with run.sh)")
     return script.parent, script
 
@@ -103,6 +104,9 @@ def plan_command(request: RunRequest, package_root: Path, model_dir: Path) -> St
     data = resolve_data(card, context, package_root)  # before a clone: data.json errors come fast
     credential = card_credential(card, package_root)
     commit = prepare_model_dir(request, package_root, model_dir, credential)
+    if card.multiple_results:  # checked again after the run: the model may plant a symlink
+        confined(model_dir, card.multiple_results, where=f"{card.source}: card {card.name!r}",
+                 field="multiple_results", root_name="the model's working directory")
     _, script = model_script(card, package_root)
     where = f"{card.source}: card {card.name!r}"
     pre = package_scripts(context.get("pre_scripts"), package_root, "context 'pre_scripts'")

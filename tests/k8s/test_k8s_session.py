@@ -107,7 +107,9 @@ def test_models_pass_and_fail_with_rows_logs_and_nothing_left(pytester, k8s_clus
     assert ",1.5,x," in rows["multi_a"] and ",2.5,y," in rows["multi_b"]
     assert ",FAILURE," in rows["broken"]
     log = (pytester.path / "mad_logs" / "single.run.log").read_text().splitlines()
-    assert log[0].startswith("hello from mad-single-")  # the pod's own hostname: a real pod log
+    assert log[0] == "==== pytest-madengine: system environment (lite) ===="  # the capture runs first
+    assert any(line.startswith("hello from mad-single-") for line in log)  # the pod's own hostname: a real pod log
+    assert (pytester.path / "mad_logs" / "single_env.csv").read_text().startswith("section,name,value")
     result.stdout.fnmatch_lines(["*broken failed (phase run)*exit code 5*", "*boom: broken model*"])
     assert "pytest-madengine results" not in (pytester.path / "mad_logs" / "multi.run.log").read_text()
     assert wait_empty(api, k8s_namespace) == []
@@ -257,8 +259,8 @@ def test_mad_k8s_fixture_and_keep_alive(pytester, k8s_cluster, k8s_namespace, ap
     result.assert_outcomes(passed=1)
     namespace, job, succeeded, pods = (pytester.path / "seen.txt").read_text().split()
     assert (namespace, succeeded, pods) == (k8s_namespace, "2", "2") and job.startswith("mad-pair-")
-    result.stderr.fnmatch_lines([(f"*kept * Kubernetes objects*kubectl delete jobs,configmaps,secrets,services "
-                                  f"-n {k8s_namespace} -l pytest-madengine.session=*")])
+    result.stderr.fnmatch_lines([(f"*kept * Kubernetes objects*kubectl delete jobs,configmaps,secrets,services,"
+                                  f"persistentvolumeclaims -n {k8s_namespace} -l pytest-madengine.session=*")])
     assert {item.split("/")[0] for item in leftovers(api, k8s_namespace)} == {"job", "pod", "configmap", "service"}
 
 

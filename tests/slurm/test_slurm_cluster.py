@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-
 from .helpers import make_card, make_package, make_request
 
 pytestmark = [pytest.mark.slurm, pytest.mark.docker]

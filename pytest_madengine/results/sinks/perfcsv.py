@@ -18,6 +18,7 @@ import fcntl
 import io
 import os
 import tempfile
+import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from ...fileio import atomic_write
 from ...records import PERF_CSV_COLUMNS, ModelResult
 
 COLUMNS = PERF_CSV_COLUMNS
+MIN_FREE_BYTES = 64 * 1024  # room for a few hundred rows
 
 
 def append_rows(path: Path, rows: list[dict[str, Any]]) -> None:
@@ -171,22 +173,62 @@ def _write_all(fd: int, data: bytes) -> None:
 
 
 class PerfCsvSink:
-    """perf.csv (each result's rows appended as it arrives) and perf_entry.csv (the session's rows)."""
+    """perf.csv (each result's rows appended as it arrives) and perf_entry.csv (the session's rows).
 
-    def __init__(self, perf_csv: Path) -> None:
+    Rows that cannot be appended (disk full, file turned read-only) are kept: the sink retries them
+    at the end and otherwise writes them to a fallback CSV in the temp dir, named in the summary.
+    """
+
+    def __init__(self, perf_csv: Path, fallback_dir: Path | None = None) -> None:
         self.perf_csv = perf_csv
         self.perf_entry_csv = perf_csv.with_name("perf_entry.csv")
+        self.fallback_dir = fallback_dir or Path(tempfile.gettempdir())
         self.rows: list[dict[str, str]] = []
+        self.unwritten: list[dict[str, str]] = []
         self.results = 0
 
     def record(self, result: ModelResult) -> None:
         self.results += 1
         self.rows.extend(result.rows)
-        if result.rows:
-            append_rows(self.perf_csv, result.rows)
+        if not result.rows:
+            return
+        try:
+            append_rows(self.perf_csv, self.unwritten + result.rows)
+        except OSError:
+            self.unwritten.extend(result.rows)
+            raise
+        self.unwritten = []
 
     def finish(self) -> list[str]:
         if not self.results:
             return []
-        write_entry(self.perf_entry_csv, self.rows)
-        return [f"results appended to {self.perf_csv}"]
+        lines = [f"results appended to {self.perf_csv}"]
+        try:
+            if self.unwritten:
+                append_rows(self.perf_csv, self.unwritten)
+                self.unwritten = []
+            write_entry(self.perf_entry_csv, self.rows)
+        except OSError as exc:
+            lines = self._fall_back(exc)
+        return lines
+
+    def _fall_back(self, exc: OSError) -> list[str]:
+        fallback = self.fallback_dir / f"perf-unwritten-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.csv"
+        write_entry(fallback, self.rows)
+        line = (f"{self.perf_csv} could not be written ({exc.strerror or exc}): "
+                f"this session's {len(self.rows)} row(s) are in {fallback}")
+        return [line]
+
+
+def check_writable(path: Path) -> str:
+    """Why perf.csv at ``path`` cannot take rows ('' when it can): a read-only or full filesystem.
+
+    Checked before any model runs; ``access`` sees read-only mounts even for root.
+    """
+    existing = path if path.exists() else next((p for p in path.absolute().parents if p.exists()), None)
+    if existing is None or not os.access(existing, os.W_OK | (os.X_OK if existing.is_dir() else 0)):
+        return f"{existing or path} is not writable"
+    stats = os.statvfs(existing)
+    if stats.f_bavail * stats.f_frsize < MIN_FREE_BYTES:
+        return f"the filesystem of {existing} is full"
+    return ""

@@ -3,7 +3,10 @@
 The run's log is the pod's log (one pod) or one section per rank (an Indexed Job), like the
 SLURM target's; each rank's ``multiple_results`` CSV, read back from its log, becomes a result
 file (the one with the most performance rows first); each rank becomes a JUnit testcase of its
-own, merged per Job (``results.sinks.junit``) into the session's JUnit.
+own, merged per Job (``results.sinks.junit``) into the session's JUnit. The files each pod sent back
+in its log (``payload.CARRY_VAR``) are unpacked into a model dir here: rank 0's system environment
+capture becomes ``<model>_env.csv`` (as on SLURM), every rank's tool outputs go to the log dir
+(``<model>.run.tools/``, ``<model>.run.rank-<i>.tools/`` for the other ranks).
 """
 from __future__ import annotations
 
@@ -13,6 +16,8 @@ from pathlib import Path
 from ...errors import MadError
 from ...results.performance import best_first
 from ...workload.run import RunOutcome, RunRequest
+from ...workload.sysenv import write_env_csv
+from ...workload.tools import keep_outputs
 from .follow import JobFollower, PodState, Verdict
 
 NODE_LOG_LINES = 40  # of each pod's log in its JUnit testcase
@@ -66,6 +71,34 @@ def _result_files(follower: JobFollower, ranks: dict[int, PodState], request: Ru
     return best_first(files)
 
 
+def _carried(follower: JobFollower, ranks: dict[int, PodState], request: RunRequest, outputs: list[str],
+             secret_values: list[str]) -> tuple[dict[str, object], list[str]]:
+    """(outcome extras ``tool_outputs`` / ``env_csv``, problems to log) from the pods' files blocks."""
+    extra: dict[str, object] = {}
+    kept: list[str] = []
+    problems = []
+    for rank, pod in ranks.items():
+        pump = follower.logs.get(pod.name)
+        if pump is None or not pump.filter.files_found:
+            continue
+        model_dir = request.work_dir / ("model" if rank == 0 else f"rank-{rank}-model")
+        model_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            pump.filter.unpack_files(model_dir, where=f"pod {pod.name}")
+        except MadError as exc:
+            problems.append(exc.message)
+            continue
+        base = request.log_path.name.removesuffix(".log")
+        log_path = request.log_path if rank == 0 else request.log_path.with_name(f"{base}.rank-{rank}.log")
+        kept += [str(path) for path in keep_outputs(model_dir, outputs, log_path)]
+        env_csv = write_env_csv(model_dir, request.log_path, secret_values) if rank == 0 else None
+        if env_csv is not None:
+            extra["env_csv"] = str(env_csv)
+    if kept:
+        extra["tool_outputs"] = kept
+    return extra, problems
+
+
 def _junit(job: JobRecord, ranks: dict[int, PodState], follower: JobFollower, request: RunRequest,
            seconds: float, junit_dir: Path) -> str:
     """The pods' testcases merged into ``<junit_dir>/<job>.xml`` (it must outlive the run's work dir)."""
@@ -95,8 +128,11 @@ def _junit(job: JobRecord, ranks: dict[int, PodState], follower: JobFollower, re
 
 
 def collect_outcome(job: JobRecord, follower: JobFollower, verdict: Verdict, request: RunRequest,
-                    *, duration: float, junit_dir: Path, kept: str = "") -> RunOutcome:
+                    *, duration: float, junit_dir: Path, kept: str = "", outputs: list[str] | None = None,
+                    secret_values: list[str] | None = None) -> RunOutcome:
+    """``outputs``: the tools' output globs; ``secret_values``: never written into the env capture's CSV."""
     ranks = _last_pod_per_rank(follower)
+    carried, problems = _carried(follower, ranks, request, outputs or [], secret_values or [])
     sections = [("" if job.nnodes == 1 else f"pod {pod.name} (rank {rank}) on {pod.node or '?'}",
                  _read(follower.log_path(pod)) if pod.name in follower.logs else "")
                 for rank, pod in ranks.items()]
@@ -104,7 +140,7 @@ def collect_outcome(job: JobRecord, follower: JobFollower, verdict: Verdict, req
     codes = [pod.exit_code for pod in ranks.values()]
     if not error and verdict.state == "Complete" and len(ranks) < job.nnodes:
         error = f"Job {job.name} completed with {len(ranks)} of {job.nnodes} pods seen"
-    _write_log(request, sections, "; ".join(filter(None, [error, kept])))
+    _write_log(request, sections, "; ".join(filter(None, [error, kept, *problems])))
     failing = next((code for code in codes if code not in (0, None)), None)
     exit_code = failing if failing is not None else (0 if codes and len(codes) >= job.nnodes
                                                      and all(c == 0 for c in codes) else None)
@@ -119,4 +155,4 @@ def collect_outcome(job: JobRecord, follower: JobFollower, verdict: Verdict, req
                "nodes": ",".join(pod.node for pod in ranks.values() if pod.node), "nnodes": job.nnodes,
                "launcher": job.launcher, "pods": [pod.name for pod in ranks.values()],
                "node_junit": _junit(job, ranks, follower, request, duration, junit_dir),
-               "node_exit_codes": {pod.name: pod.exit_code for pod in ranks.values()}})
+               "node_exit_codes": {pod.name: pod.exit_code for pod in ranks.values()}, **carried})

@@ -17,7 +17,7 @@ from typing import Any
 from ...cards import ModelCard
 from ...errors import MadError
 from ...jsonfile import require_object
-from ...workload.launchers import Launcher, get_launcher
+from ...workload.launchers import Launcher, get_launcher, merged_distributed
 
 SECTIONS = ("k8s", "kubernetes")
 PULL_POLICIES = ("Always", "IfNotPresent", "Never")
@@ -28,10 +28,7 @@ _QUANTITY = re.compile(r"^[+]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+|[numkMGTPE]|[KMGT
 _RESOURCE = re.compile(r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
 _TOLERATION_KEYS = {"key": "key", "operator": "operator", "value": "value", "effect": "effect",
                     "toleration_seconds": "tolerationSeconds", "tolerationSeconds": "tolerationSeconds"}
-# madengine keys for PVCs it creates itself; ours mounts existing claims only.
-_PVC_CREATION = ("storage_class", "nfs_storage_class", "data_storage_class", "local_path_storage_class",
-                 "results_storage_size", "data_storage_size", "single_node_results_storage_class",
-                 "multi_node_results_storage_class", "recreate_shared_data_pvc")
+ANTI_AFFINITY = ("required", "preferred", "none")
 _warned: set[tuple[str, str]] = set()
 
 
@@ -44,6 +41,18 @@ class HostPath:
     host_path: str
     mount_path: str
     read_only: bool = True
+
+
+@dataclass(frozen=True)
+class ClaimRequest:
+    """A PersistentVolumeClaim a run mounts; created (labelled with the session) when missing and
+    ``size`` is given (madengine's ``results_storage_size`` / ``data_storage_size``)."""
+
+    name: str
+    size: str = ""  # a quantity ("10Gi"); "" = the claim must exist already
+    storage_class: str = ""  # "" = the cluster's default class
+    access_mode: str = "ReadWriteOnce"  # ReadWriteMany for a multi-pod Job's results, and for data
+    key: str = "k8s.results_pvc"  # the setting that names it (errors)
 
 
 @dataclass(frozen=True)
@@ -73,6 +82,7 @@ class K8sConfig:
     host_ipc: bool = False
     results_pvc: str = ""  # mounted at /myworkspace/results
     data_pvc: str = ""  # mounted at data_mount_path, MAD_DATAHOME
+    claims: tuple[ClaimRequest, ...] = ()  # results_pvc / data_pvc with what creating them needs
     data_mount_path: str = "/data"
     host_paths: tuple[HostPath, ...] = ()
     backoff_limit: int = 0
@@ -82,6 +92,8 @@ class K8sConfig:
     termination_grace_period_seconds: int = 30
     image_loader: tuple[str, ...] = ()  # argv + image: makes a locally built image usable
     cluster_domain: str = "cluster.local"  # in the master's DNS name
+    pod_anti_affinity: str = "required"  # pods of one Indexed Job on distinct nodes: required/preferred/none
+    distributed: dict[str, Any] = field(default_factory=dict)  # card < context ``distributed`` (launchers)
 
 
 def load_preset() -> dict[str, dict[str, Any]]:
@@ -123,10 +135,7 @@ def merged(key: str, card: ModelCard, context: dict[str, Any], *, known: set[str
         section = _section(source, key, where)
         for name in section:
             if known is not None and name not in known and not name.startswith("_"):
-                why = ("asks for a PVC to be created; pytest-madengine mounts existing claims only "
-                       "(k8s.results_pvc, k8s.data_pvc) and ignores it") if name in _PVC_CREATION \
-                    else "is not a setting pytest-madengine knows; it is ignored"
-                warn_once(f"{key}.{name}", where, why)
+                warn_once(f"{key}.{name}", where, "is not a setting pytest-madengine knows; it is ignored")
         values.update({k: v for k, v in section.items() if v is not None and not k.startswith("_")})
     return values
 
@@ -254,7 +263,37 @@ def _gpus(k8s: dict[str, Any], card: ModelCard, vendor: str) -> tuple[int, str]:
 
 
 KNOWN = set(load_preset()["k8s"])
-KNOWN_DISTRIBUTED = {"launcher", "nnodes", "nproc_per_node", "master_port", "enabled", "backend"}
+KNOWN_DISTRIBUTED = {"launcher", "nnodes", "nproc_per_node", "master_port", "port", "enabled", "backend",
+                     "primus", "sglang_disagg"}
+
+
+def _first(k8s: dict[str, Any], keys: tuple[str, ...]) -> tuple[str, str]:
+    """(value, key) of the first of ``keys`` that is set: madengine's storage-class fallbacks."""
+    return next(((str(k8s[key]).strip(), key) for key in keys if str(k8s.get(key) or "").strip()), ("", keys[-1]))
+
+
+def _claims(k8s: dict[str, Any], nnodes: int) -> tuple[ClaimRequest, ...]:
+    """results_pvc / data_pvc with size, class and access mode, as madengine picks them (``k8s_pvc.py``):
+    results class = (multi_node_results_ | nfs_ | storage_class) for several pods, (single_node_results_ |
+    local_path_ | storage_class) for one; data class = data_ | nfs_ | storage_class; data is ReadWriteMany."""
+    if k8s.get("recreate_shared_data_pvc") not in (None, False, "", "false"):
+        raise MadError("recreate_shared_data_pvc asks to delete and recreate the data claim, with its data",
+                       where="k8s.recreate_shared_data_pvc",
+                       fix="delete the claim yourself (kubectl delete pvc NAME) and set it to false")
+    results_keys = (("multi_node_results_storage_class", "nfs_storage_class", "storage_class") if nnodes > 1
+                    else ("single_node_results_storage_class", "local_path_storage_class", "storage_class"))
+    wanted = (("results_pvc", "results_storage_size", results_keys, "ReadWriteMany" if nnodes > 1 else "ReadWriteOnce"),
+              ("data_pvc", "data_storage_size", ("data_storage_class", "nfs_storage_class", "storage_class"),
+               "ReadWriteMany"))
+    claims = []
+    for name_key, size_key, class_keys, mode in wanted:
+        name = _name(k8s.get(name_key), f"k8s.{name_key}")
+        if name:
+            storage_class, class_key = _first(k8s, class_keys)
+            claims.append(ClaimRequest(name=name, size=_quantity(k8s.get(size_key), f"k8s.{size_key}"),
+                                       storage_class=_name(storage_class, f"k8s.{class_key}"), access_mode=mode,
+                                       key=f"k8s.{name_key}"))
+    return tuple(claims)
 
 
 def resolve(card: ModelCard, context: dict[str, Any], *, timeout: int | None) -> K8sConfig:
@@ -268,13 +307,15 @@ def resolve(card: ModelCard, context: dict[str, Any], *, timeout: int | None) ->
     gpu_count, resource = _gpus(k8s, card, str(context.get("gpu_vendor") or "NONE"))
     strategy, pull_secrets, runtime_secret = _secrets(k8s)
     nproc = dist.get("nproc_per_node") or gpu_count or (card.n_gpus if card.n_gpus > 0 else 1)
+    nnodes = _node_count(card, context)
     deadline = _optional_int(k8s.get("active_deadline_seconds"), "k8s.active_deadline_seconds")
     if deadline is None and timeout:  # the model's timeout plus room for scheduling and image pulls
         deadline = timeout + _int(k8s.get("scheduling_timeout"), "k8s.scheduling_timeout") + 300
     return K8sConfig(
-        launcher=launcher, nnodes=_node_count(card, context),
+        launcher=launcher, nnodes=nnodes,
         nproc_per_node=_int(nproc, "distributed.nproc_per_node", minimum=1),
-        master_port=_int(dist.get("master_port") or 29500, "distributed.master_port", minimum=1),
+        master_port=_int(dist.get("port") or dist.get("master_port") or 29500,  # `port`: madengine's name
+                         "distributed.port" if dist.get("port") else "distributed.master_port", minimum=1),
         namespace=_name(k8s.get("namespace") or "default", "k8s.namespace"),
         kubeconfig=str(k8s.get("kubeconfig") or ""), context=str(k8s.get("context") or ""),
         gpu_count=gpu_count, gpu_resource_name=resource,
@@ -287,7 +328,7 @@ def resolve(card: ModelCard, context: dict[str, Any], *, timeout: int | None) ->
         service_account=_name(k8s.get("service_account"), "k8s.service_account"),
         host_ipc=bool(k8s.get("host_ipc")),
         results_pvc=_name(k8s.get("results_pvc"), "k8s.results_pvc"),
-        data_pvc=_name(k8s.get("data_pvc"), "k8s.data_pvc"),
+        data_pvc=_name(k8s.get("data_pvc"), "k8s.data_pvc"), claims=_claims(k8s, nnodes),
         data_mount_path=str(k8s.get("data_mount_path") or "/data"),
         host_paths=_host_paths(k8s.get("host_paths")),
         backoff_limit=_int(k8s.get("backoff_limit") or 0, "k8s.backoff_limit"),
@@ -299,4 +340,8 @@ def resolve(card: ModelCard, context: dict[str, Any], *, timeout: int | None) ->
                                               "k8s.termination_grace_period_seconds"),
         image_loader=_argv(k8s.get("image_loader"), "k8s.image_loader"),
         cluster_domain=_name(k8s.get("cluster_domain") or "cluster.local", "k8s.cluster_domain"),
+        pod_anti_affinity=_choice(k8s.get("pod_anti_affinity") or "required", ANTI_AFFINITY,
+                                  "k8s.pod_anti_affinity"),
+        distributed=merged_distributed(_section(card.raw, "distributed", f"card {card.name}"),
+                                       _section(context, "distributed", "context")),
     )

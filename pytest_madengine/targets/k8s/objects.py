@@ -1,9 +1,11 @@
 """The Kubernetes objects of one model run, as plain JSON-like dicts (what the API receives).
 
-One run = a ConfigMap (the payload), optionally a Secret of ``MAD_SECRETS_*`` env vars and a
-registry Secret (``kubernetes.io/dockerconfigjson``), a headless Service when ``nnodes > 1``,
-and the Job: one pod, or an Indexed Job of ``nnodes`` pods (``completions = parallelism``, one
-pod per node by anti-affinity) whose pod ``<job>-0`` is the master. Every object carries the
+One run = a ConfigMap (the payload), optionally a Secret of secret env vars (``MAD_SECRETS_*``, the
+card's ``cred`` variables) and a registry Secret (``kubernetes.io/dockerconfigjson``), a headless
+Service when ``nnodes > 1``, and the Job: one pod, or an Indexed Job of ``nnodes`` pods
+(``completions = parallelism``, one pod per node by anti-affinity unless ``k8s.pod_anti_affinity``
+relaxes it) whose pod ``<job>-0`` is the master. A session may also create the run's
+PersistentVolumeClaims (``storage``). Every object carries the
 session labels (``SESSION_LABEL`` ...). Pure functions: unit-tested against the official schema
 (kubernetes-validate, strict) and golden YAML files.
 """
@@ -16,7 +18,7 @@ from typing import Any
 
 from ...workload.launchers import distributed_env
 from ...workload.layout import WORKSPACE
-from .config import K8sConfig
+from .config import ClaimRequest, K8sConfig
 from .payload import PAYLOAD_KEY, PAYLOAD_MOUNT, POD_SCRIPT
 
 SESSION_LABEL = "pytest-madengine.session"
@@ -27,6 +29,8 @@ KEEP_LABEL = "pytest-madengine.keep-alive"
 JOB_NAME_LABEL = "batch.kubernetes.io/job-name"  # set on pods by the Job controller
 CONTAINER = "model"
 RESULTS_MOUNT = f"{WORKSPACE}/results"
+# madengine's MAD_K8S_POD_NAME (its template exports $HOSTNAME): the pod's name from the downward API
+POD_NAME_ENV = {"name": "MAD_K8S_POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}
 Manifest = dict[str, Any]  # one Kubernetes object as JSON
 
 
@@ -79,6 +83,15 @@ def registry_secret(name: str, labels: dict[str, str], namespace: str, dockercon
             "type": "kubernetes.io/dockerconfigjson", "stringData": {".dockerconfigjson": dockerconfigjson}}
 
 
+def persistent_volume_claim(claim: ClaimRequest, labels: dict[str, str], namespace: str) -> Manifest:
+    """A claim of ``claim.size`` (``storageClassName`` only when a class is named: else the default class)."""
+    spec: Manifest = {"accessModes": [claim.access_mode], "resources": {"requests": {"storage": claim.size}}}
+    if claim.storage_class:
+        spec["storageClassName"] = claim.storage_class
+    return {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": _meta(claim.name, labels, namespace),
+            "spec": spec}
+
+
 def headless_service(inputs: JobInputs, namespace: str, port: int) -> Manifest:
     """``<job>-<i>.<service>`` resolves to pod i, ready or not (ranks meet before readiness)."""
     return {"apiVersion": "v1", "kind": "Service", "metadata": _meta(inputs.service, inputs.labels, namespace),
@@ -87,22 +100,51 @@ def headless_service(inputs: JobInputs, namespace: str, port: int) -> Manifest:
                      "ports": [{"name": "master", "port": port, "targetPort": port, "protocol": "TCP"}]}}
 
 
+def pod_address(job: str, config: K8sConfig, index: int) -> str:
+    """Pod ``index`` of the Indexed Job by its DNS name (the Service is named like the Job)."""
+    return f"{job}-{index}.{job}.{config.namespace}.svc.{config.cluster_domain}"
+
+
 def master_address(job: str, config: K8sConfig) -> str:
-    """Pod 0 by its fully qualified DNS name ``<job>-0.<service>.<namespace>.svc.<cluster domain>``
-    (the Service is named like the Job), so no resolver depends on search domains."""
-    if config.nnodes == 1:
-        return "localhost"
-    return f"{job}-0.{job}.{config.namespace}.svc.{config.cluster_domain}"
+    """Pod 0 by its fully qualified DNS name ``<job>-0.<service>.<namespace>.svc.<cluster domain>``,
+    so no resolver depends on search domains; ``localhost`` for a one-pod Job."""
+    return "localhost" if config.nnodes == 1 else pod_address(job, config, 0)
 
 
-def rank_env(job: str, config: K8sConfig) -> dict[str, str]:
-    """The launcher variables (``workload.launchers``) of rank 0; those that differ between ranks
-    (``NODE_RANK``, ``MAD_MULTI_NODE_RUNNER``, ``PET_NODE_RANK``, ``SGLANG_DISAGG_ROLE``, ...) also
-    as ``MAD_RANK_<i>_<NAME>`` for every rank, named in ``MAD_PER_RANK_VARS``, so the pod's entry
-    script exports its own rank's values (picked by the Job's completion index)."""
-    ranks = [distributed_env(config.launcher, node_rank=rank, nnodes=config.nnodes,
-                             nproc_per_node=config.nproc_per_node, master_addr=master_address(job, config),
-                             master_port=config.master_port) for rank in range(max(1, config.nnodes))]
+def job_env(job: str, config: K8sConfig, rank: int) -> dict[str, str]:
+    """The job variables of one pod, as SLURM's ``node.job_env`` gives them on a node (madengine's
+    ``job.sh.j2``), with madengine's Kubernetes names (``templates/kubernetes/job.yaml.j2``:
+    ``MAD_DEPLOYMENT_TYPE``, ``MAD_K8S_JOB``, ``MAD_K8S_NAMESPACE``; ``MAD_K8S_POD_NAME`` comes from the
+    downward API, see ``POD_NAME_ENV``)."""
+    return {
+        "MAD_DEPLOYMENT_TYPE": "kubernetes",
+        "MAD_K8S_JOB": "true",
+        "MAD_K8S_NAMESPACE": config.namespace,
+        "MAD_K8S_JOB_NAME": job,
+        "MAD_NODE_RANK": str(rank),
+        "MAD_TOTAL_NODES": str(config.nnodes),
+        "MAD_COLLECT_METRICS": "true" if rank == 0 else "false",  # only the master pod reports
+        "RANK": str(rank),
+        "LOCAL_RANK": "0",
+        "TORCH_ELASTIC_RDZV_TIMEOUT": "3600",
+    }
+
+
+def rank_env(job: str, config: K8sConfig, *, model_name: str = "") -> dict[str, str]:
+    """The launcher variables (``workload.launchers``, with the card's and context's ``distributed``
+    settings: ``primus``, ``sglang_disagg``) and the job variables (``job_env``) of rank 0; those that
+    differ between ranks (``NODE_RANK``, ``RANK``, ``MAD_NODE_RANK``, ``MAD_COLLECT_METRICS``,
+    ``MAD_MULTI_NODE_RUNNER``, ``PET_NODE_RANK``, ``SGLANG_DISAGG_ROLE``, ...) also as
+    ``MAD_RANK_<i>_<NAME>`` for every rank, named in ``MAD_PER_RANK_VARS``, so the pod's entry script
+    exports its own rank's values (picked by the Job's completion index). ``SGLANG_NODE_IPS`` lists the
+    pods' DNS names in rank order (pod IPs are not known before the pods exist)."""
+    nnodes = max(1, config.nnodes)
+    node_ips = ",".join(pod_address(job, config, i) for i in range(nnodes)) if nnodes > 1 else ""
+    ranks = [{**distributed_env(config.launcher, node_rank=rank, nnodes=config.nnodes,
+                                nproc_per_node=config.nproc_per_node, master_addr=master_address(job, config),
+                                master_port=config.master_port, distributed=config.distributed,
+                                model_name=model_name, node_ips=node_ips),
+              **job_env(job, config, rank)} for rank in range(nnodes)]
     env = dict(ranks[0])
     varying = sorted(name for name in env if any(other.get(name) != env[name] for other in ranks[1:]))
     if varying:
@@ -141,7 +183,7 @@ def _container(inputs: JobInputs, config: K8sConfig, mounts: list[Manifest]) -> 
     container: Manifest = {
         "name": CONTAINER, "image": inputs.image, "imagePullPolicy": config.image_pull_policy,
         "command": ["sh", "-c", POD_SCRIPT, "mad-pod", *inputs.command],
-        "env": [{"name": k, "value": v} for k, v in inputs.env.items()],
+        "env": [{"name": k, "value": v} for k, v in inputs.env.items()] + [POD_NAME_ENV],
         "volumeMounts": mounts,
     }
     sources = [name for name in (inputs.env_secret, config.runtime_secret_name) if name]
@@ -164,10 +206,22 @@ def _pod_spec(inputs: JobInputs, config: K8sConfig) -> Manifest:
     spec.update({key: value for key, value in optional.items() if value})
     if config.nnodes > 1:
         spec["subdomain"] = inputs.service
-        spec["affinity"] = {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [{
-            "topologyKey": "kubernetes.io/hostname",
-            "labelSelector": {"matchLabels": {JOB_NAME_LABEL: inputs.name}}}]}}
+        affinity = _anti_affinity(inputs.name, config.pod_anti_affinity)
+        if affinity:
+            spec["affinity"] = affinity
     return spec
+
+
+def _anti_affinity(job_name: str, mode: str) -> Manifest:
+    """One pod of the Job per node: ``required`` (the default), ``preferred`` (spread where nodes allow,
+    e.g. sglang-disagg's 3 pods on 2 nodes) or ``none``."""
+    term = {"topologyKey": "kubernetes.io/hostname", "labelSelector": {"matchLabels": {JOB_NAME_LABEL: job_name}}}
+    if mode == "required":
+        return {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [term]}}
+    if mode == "preferred":
+        return {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
+            {"weight": 100, "podAffinityTerm": term}]}}
+    return {}
 
 
 def job(inputs: JobInputs, config: K8sConfig, namespace: str) -> Manifest:

@@ -7,11 +7,16 @@ gzip'd tar in the ConfigMap's ``binaryData`` (``payload.tgz``); the pod's entry 
 sees madengine's layout (``workload.layout``), takes its node rank from the Indexed Job's
 completion index, runs the step command given as its arguments, and prints the
 ``multiple_results`` CSV between two marker lines at the end of its log (read back by the
-target, cut from the saved log). A ConfigMap holds at most 1 MiB: a bigger payload is a
+target, cut from the saved log). The files named in ``CARRY_VAR`` (model-dir-relative names or
+globs: the system environment capture's dir, the tools' ``outputs``) follow as a base64'd gzip'd
+tar between two more marker lines, when the image has ``base64`` and they are at most
+``CARRY_LIMIT`` bytes compressed (a pod log is no file transfer; over that, the log says what stayed
+in the pod). A ConfigMap holds at most 1 MiB: a bigger payload is a
 ``MadError`` naming the dir.
 """
 from __future__ import annotations
 
+import base64
 import io
 import tarfile
 from dataclasses import dataclass, field
@@ -24,6 +29,8 @@ PAYLOAD_KEY = "payload.tgz"
 PAYLOAD_MOUNT = "/mad-payload"
 CONFIGMAP_LIMIT = 1024 * 1024 - 16 * 1024  # the API's 1 MiB per object, less room for metadata
 RESULTS_MARK_VAR = "MAD_K8S_RESULTS_MARK"
+CARRY_VAR = "MAD_K8S_CARRY"
+CARRY_LIMIT = 4 * 1024 * 1024  # bytes of gzip'd tar; the kubelet rotates a container log at 10 MiB
 EXIT_SETUP = 97  # the entry script's own failure (no tar, bad index): not the model's exit code
 
 # $1.. = the step command (workload.steps). Values are never evaluated as shell code: the eval
@@ -49,6 +56,18 @@ while kill -0 "$mad_child" 2>/dev/null; do wait "$mad_child"; mad_rc=$?; done
 if [ -n "${{MAD_OUTPUT_CSV:-}}" ] && [ -f "$MAD_OUTPUT_CSV" ]; then
   echo "${{{RESULTS_MARK_VAR}}} begin"; cat "$MAD_OUTPUT_CSV"; echo; echo "${{{RESULTS_MARK_VAR}}} end"
 fi
+set --
+for mad_f in ${{{CARRY_VAR}:-}}; do [ -e "$mad_f" ] && set -- "$@" "$mad_f"; done
+if [ $# -gt 0 ]; then
+  mad_tgz={WORKSPACE}/.mad-carry.tgz
+  if ! command -v base64 >/dev/null 2>&1; then
+    echo "[pytest-madengine] not sent back (the image has no base64): $*" >&2
+  elif tar -cf - "$@" | gzip -c > "$mad_tgz" && [ "$(wc -c < "$mad_tgz")" -le {CARRY_LIMIT} ]; then
+    echo "${{{RESULTS_MARK_VAR}}} files begin"; base64 "$mad_tgz"; echo "${{{RESULTS_MARK_VAR}}} files end"
+  else
+    echo "[pytest-madengine] not sent back (packing failed, or over {CARRY_LIMIT // 1024} KiB compressed: more than a pod log carries): $*" >&2
+  fi
+fi
 exit "$mad_rc"
 '''
 
@@ -73,26 +92,31 @@ def build_payload(model_dir: Path, package_root: Path, *, where: str) -> bytes:
 
 @dataclass
 class ResultsFilter:
-    """Cuts the results block (``<mark> begin`` .. ``<mark> end``) out of a pod's log lines."""
+    """Cuts the results block (``<mark> begin`` .. ``<mark> end``) and the files block (``<mark> files
+    begin`` .. ``<mark> files end``) out of a pod's log lines."""
 
     mark: str
     csv_lines: list[str] = field(default_factory=list)
-    inside: bool = False
+    file_lines: list[str] = field(default_factory=list)  # base64 of the gzip'd tar
+    block: str = ""  # "", "csv" or "files": the block being read
     found: bool = False
+    files_found: bool = False
 
     def keep(self, line: str) -> bool:
-        """Whether ``line`` belongs to the model's log (False for the block and its markers)."""
+        """Whether ``line`` belongs to the model's log (False for the blocks and their markers)."""
         stripped = line.rstrip("\r\n")
         if stripped == f"{self.mark} begin":
-            self.inside, self.found, self.csv_lines = True, True, []
-            return False
-        if self.inside:
-            if stripped == f"{self.mark} end":
-                self.inside = False
-            else:
-                self.csv_lines.append(stripped)
-            return False
-        return True
+            self.block, self.found, self.csv_lines = "csv", True, []
+        elif stripped == f"{self.mark} files begin":
+            self.block, self.file_lines = "files", []
+        elif stripped in (f"{self.mark} end", f"{self.mark} files end") and self.block:
+            self.files_found = self.files_found or self.block == "files"
+            self.block = ""
+        elif self.block:
+            (self.csv_lines if self.block == "csv" else self.file_lines).append(stripped)
+        else:
+            return True
+        return False
 
     @property
     def csv_text(self) -> str:
@@ -100,3 +124,13 @@ class ResultsFilter:
         while lines and not lines[-1].strip():
             lines.pop()  # the entry script's own newline after cat
         return "\n".join(lines) + "\n" if lines else ""
+
+    def unpack_files(self, dest: Path, *, where: str) -> None:
+        """Extract the files block into ``dest`` (paths as in the pod's model dir; nothing outside ``dest``)."""
+        try:
+            data = base64.b64decode("".join(self.file_lines), validate=True)
+            with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
+                tar.extractall(dest, filter="data")
+        except (ValueError, OSError, tarfile.TarError) as exc:
+            raise MadError(f"the files sent back in the pod log cannot be read ({exc})", where=where,
+                           fix="see the pod log; a model printing to the log after it ended can cut the block") from None

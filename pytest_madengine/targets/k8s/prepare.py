@@ -2,9 +2,12 @@
 
 What runs in the pod is what runs in the local target's container: ``workload.steps.plan_command``
 prepares the model dir and the step command, ``workload.environment.mad_environment`` gives the
-``MAD_*`` variables; the launcher variables come from ``workload.launchers`` (``objects.rank_env``).
-``MAD_SECRETS_*`` values go into a Secret the pod reads (``envFrom``), registry credentials of the
-image's registry into an image pull Secret: never into the Job spec, a log or a manifest.
+``MAD_*`` variables (``ROCM_PATH`` from the image's ``ENV`` when this host's Docker engine has the
+image, the controller's ``HOST_PASS_THROUGH`` variables); the launcher and job variables come from
+``objects.rank_env``. ``MAD_SECRETS_*`` values and the card's ``cred`` variables go into a Secret the
+pod reads (``envFrom``), registry credentials of the image's registry into an image pull Secret:
+never into the Job spec, a log or a manifest. The system environment capture and the tools'
+``outputs`` come back through the pod log (``payload.CARRY_VAR``).
 """
 from __future__ import annotations
 
@@ -13,18 +16,21 @@ import json
 import os
 import subprocess
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ...errors import MadError
 from ...fileio import locked, safe_name
+from ...images.client import image_env
+from ...workload.credentials import credential_env
 from ...workload.environment import mad_environment
 from ...workload.run import RunRequest
 from ...workload.steps import plan_command
+from ...workload.sysenv import SYS_ENV_DIR, sys_env_mode
 from . import objects
 from .config import K8sConfig, warn_once
-from .payload import RESULTS_MARK_VAR, build_payload
+from .payload import CARRY_VAR, RESULTS_MARK_VAR, build_payload
 
 SECRET_PREFIX = "MAD_SECRETS_"
 DOCKER_HUB_SERVER = "https://index.docker.io/v1/"
@@ -36,15 +42,31 @@ class Prepared:
     inputs: objects.JobInputs
     manifests: list[dict[str, Any]]  # in creation order: ConfigMap, Secrets, Service, Job
     results_mark: str
+    outputs: list[str] = field(default_factory=list)  # tool outputs (model-dir-relative globs)
+    secret_values: list[str] = field(default_factory=list, repr=False)  # never written by the env capture
 
 
 def pod_environment(request: RunRequest, config: K8sConfig, step_env: dict[str, str]) -> dict[str, str]:
     """The pod's variables: madengine's MAD_* (GPUs as the device plugin shows them: 0..n-1) + steps."""
     gpus = tuple(range(config.gpu_count)) if config.gpu_resource_name else ()
-    env = mad_environment(request.card, request.context, gpus, devices_passed=True)
+    env = mad_environment(request.card, request.context, gpus, devices_passed=True,
+                          image_env=image_env(request.image.name))
     env["MAD_SYSTEM_NGPUS"] = str(config.gpu_count)
     env.update(step_env)
     return env
+
+
+def _carried(request: RunRequest, outputs: list[str]) -> list[str]:
+    """Model-dir-relative names / globs the pod sends back: the env capture's dir (when it runs) and the
+    tools' ``outputs``. A name with blanks cannot travel in the space-separated ``CARRY_VAR``."""
+    context = getattr(request.context, "data", None) or {}
+    mode = sys_env_mode(context, disabled_by_option=bool(getattr(request.settings, "no_sys_env", False)))
+    carried = ([SYS_ENV_DIR] if mode else []) + list(outputs)
+    blank = [name for name in carried if not name.strip() or any(c.isspace() for c in name)]
+    if blank:
+        raise MadError(f"tool output name {blank[0]!r} has blanks, which the Kubernetes target cannot send back",
+                       where="context 'tools': outputs", fix="name the outputs without spaces (globs are fine)")
+    return carried
 
 
 def _registry_secret_data(image: str, package_root: Path) -> str:
@@ -84,7 +106,11 @@ def prepare_run(request: RunRequest, config: K8sConfig, package_root: Path, labe
     env = pod_environment(request, config, plan.env)
     if config.data_pvc:
         env.setdefault("MAD_DATAHOME", config.data_mount_path)
-    secret_env = {k: env.pop(k) for k in [k for k in env if k.startswith(SECRET_PREFIX)]}
+    secret_names = set(credential_env(request.card, package_root))
+    secret_env = {k: env.pop(k) for k in [k for k in env if k.startswith(SECRET_PREFIX) or k in secret_names]}
+    carried = _carried(request, plan.outputs)
+    if carried:
+        env[CARRY_VAR] = " ".join(carried)
     namespace = config.namespace
     manifests = [objects.configmap(run_name, labels, namespace, payload)]
     env_secret = f"{run_name}-env" if secret_env else ""
@@ -97,12 +123,13 @@ def prepare_run(request: RunRequest, config: K8sConfig, package_root: Path, labe
             manifests.append(objects.registry_secret(f"{run_name}-pull", labels, namespace, dockerconfig))
             pull.insert(0, f"{run_name}-pull")
     inputs = objects.JobInputs(name=run_name, labels=labels, image=request.image.name, command=plan.command,
-                               env={**env, **objects.rank_env(run_name, config), RESULTS_MARK_VAR: mark},
+                               env={**env, **objects.rank_env(run_name, config, model_name=request.card.name),
+                                    RESULTS_MARK_VAR: mark},
                                env_secret=env_secret, pull_secrets=tuple(pull))
     if config.nnodes > 1:
         manifests.append(objects.headless_service(inputs, namespace, config.master_port))
     manifests.append(objects.job(inputs, config, namespace))
-    return Prepared(inputs, manifests, mark)
+    return Prepared(inputs, manifests, mark, outputs=list(plan.outputs), secret_values=plan.secret_values)
 
 
 def load_image(config: K8sConfig, image: str, session_dir: Path) -> None:

@@ -1,7 +1,7 @@
 """The Kubernetes target: one Job per model run (an Indexed Job + headless Service when multi-node).
 
 ``run`` = prepare (config, model dir, payload, environment; ``MadError`` → the outcome's error)
-→ submit (ConfigMap, Secrets, Service, Job, all labelled with the session) → follow (watch API,
+→ claims (``storage``: created when missing and sized, bound or failed with the reason) → submit (ConfigMap, Secrets, Service, Job, all labelled with the session) → follow (watch API,
 pod logs streamed, ``follow``) → collect (``collect``) → delete (foreground propagation) unless
 ``--mad-keep-alive``. Objects of dead sessions are swept at start; the controller removes what a
 killed worker left at the end. Every API failure reaches the test as one paragraph with the
@@ -32,8 +32,10 @@ from .config import K8sConfig, k8s_section, resolve
 from .follow import JobFollower
 from .handle import K8sHandle
 from .prepare import Prepared, load_image, prepare_run
+from .storage import ensure_claims
 
-KINDS = ("jobs", "configmaps", "secrets", "services")
+KINDS = ("jobs", "configmaps", "secrets", "services", "persistentvolumeclaims")  # deletion order
+OPTIONAL_KINDS = ("persistentvolumeclaims",)  # listing them may be forbidden: cleanup goes on without
 NAMESPACES_FILE = "k8s-namespaces"  # in the session dir: namespaces this session's processes used
 
 
@@ -159,6 +161,10 @@ class K8sTarget:
     def _submit_and_follow(self, request: RunRequest, config: K8sConfig, prepared: Prepared, record: JobRecord,
                            run: Submitted, started: float) -> RunOutcome:
         core, batch = self._apis(run.access)
+        failure = self._claims_failure(run.access, config, request)
+        if failure:
+            self._forget(record.name)
+            return self._failed(request, failure, record.timeout, started)
         try:
             self._create(core, batch, run, prepared.manifests)
         except Exception as exc:  # noqa: BLE001 -- every API failure becomes the test's reason
@@ -189,7 +195,23 @@ class K8sTarget:
         junit_dir = self.session_dir / "k8s-junit"
         junit_dir.mkdir(parents=True, exist_ok=True)
         return collect_outcome(record, run.follower, verdict, request, duration=time.monotonic() - started,
-                               junit_dir=junit_dir, kept=kept)
+                               junit_dir=junit_dir, kept=kept, outputs=prepared.outputs,
+                               secret_values=prepared.secret_values)
+
+    def _claims_failure(self, access: KubeAccess, config: K8sConfig, request: RunRequest) -> str:
+        """'' when the run's claims are ready (``storage``), else why not (one paragraph)."""
+        if not config.claims:
+            return ""
+        from kubernetes import client
+
+        api = api_client(access)
+        try:
+            ensure_claims(client.CoreV1Api(api), client.StorageV1Api(api), config, self._labels(request))
+        except MadError as exc:
+            return exc.message
+        except Exception as exc:  # noqa: BLE001 -- every API failure becomes the test's reason
+            return describe_failure(exc, f"preparing the claims of {request.card.name}", config.namespace, access)
+        return ""
 
     # --- API helpers ----------------------------------------------------------------------
     @staticmethod
@@ -215,7 +237,8 @@ class K8sTarget:
 
         core, batch = self._apis(access)
         deleters = {"jobs": batch.delete_namespaced_job, "configmaps": core.delete_namespaced_config_map,
-                    "secrets": core.delete_namespaced_secret, "services": core.delete_namespaced_service}
+                    "secrets": core.delete_namespaced_secret, "services": core.delete_namespaced_service,
+                    "persistentvolumeclaims": core.delete_namespaced_persistent_volume_claim}
         body = client.V1DeleteOptions(propagation_policy="Foreground")
         for kind, name in sorted(items, key=lambda item: KINDS.index(item[0])):
             try:
@@ -228,10 +251,17 @@ class K8sTarget:
     def _labelled(self, access: KubeAccess, namespace: str, selector: str) -> list[tuple[str, str, dict[str, str]]]:
         core, batch = self._apis(access)
         listers = {"jobs": batch.list_namespaced_job, "configmaps": core.list_namespaced_config_map,
-                   "secrets": core.list_namespaced_secret, "services": core.list_namespaced_service}
+                   "secrets": core.list_namespaced_secret, "services": core.list_namespaced_service,
+                   "persistentvolumeclaims": core.list_namespaced_persistent_volume_claim}
         found = []
         for kind in KINDS:
-            for item in listers[kind](namespace, label_selector=selector).items:
+            try:
+                items = listers[kind](namespace, label_selector=selector).items
+            except Exception:
+                if kind in OPTIONAL_KINDS:
+                    continue
+                raise
+            for item in items:
                 if item.metadata.deletion_timestamp is None:
                     found.append((kind, item.metadata.name, dict(item.metadata.labels or {})))
         return found

@@ -19,11 +19,12 @@ HOST_LABEL = "pytest-madengine.host"
 
 def remove_quietly(container: Container) -> None:
     from docker.errors import APIError
+    from requests.exceptions import ConnectionError as RequestsConnectionError
 
     try:
         container.remove(force=True)
-    except APIError:
-        pass  # gone already, or the engine is busy: the session's label sweep removes it
+    except (APIError, RequestsConnectionError):
+        pass  # gone already, or the engine is busy or restarting: the session's label sweep removes it
 
 
 def remove_session_containers(session_id: str, client: DockerClient, *, include_kept: bool = False) -> int:

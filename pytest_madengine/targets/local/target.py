@@ -20,14 +20,15 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 
 from ...cards import ModelCard
 from ...errors import MadError
 from ...fileio import object_name
-from ...images.client import docker_client
+from ...images.client import daemon_alive, daemon_unreachable, docker_client, engine_errors, image_env
 from ...workload.dataproviders import data_fields
 from ...workload.layout import MODEL_DIR, MODEL_DIR_NAME, WORKSPACE
+from ...workload.paths import confined
 from ...workload.run import RunOptions, RunOutcome, RunRequest, effective_timeout
 from ...workload.steps import plan_command
 from ...workload.sysenv import write_env_csv
@@ -68,28 +69,60 @@ class _LogPump(threading.Thread):
     The stream is an attach made before the container starts, as `docker run` does: reading the
     logs after start races the engine's log writer, and a model that exits within milliseconds
     could then come back with an empty log (seen on a loaded CI engine).
+    The stream is always read to its end: when the log cannot be written (disk full, quota) the
+    rest of the output is dropped and ``write_error`` says why, but a container whose output
+    nobody reads would block on a full pipe and never exit.
     """
 
     def __init__(self, stream: Iterable[bytes], log_path: Path, live: Callable[[str], None] | None) -> None:
         super().__init__(daemon=True)
         self.stream, self.log_path, self.live = stream, log_path, live
+        self.write_error = ""
 
     def run(self) -> None:
-        pending = ""
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")  # chunks may split characters
-        with self.log_path.open("w", encoding="utf-8") as log:
-            try:
-                for chunk in self.stream:
-                    text = decoder.decode(chunk)
-                    log.write(text)
-                    if self.live:
-                        *lines, pending = (pending + text).split("\n")
-                        for line in lines:
-                            self.live(line)
-            except Exception as exc:  # noqa: BLE001 - engine gone or container removed under us: keep the log
-                log.write(f"\n[pytest-madengine: log stream ended: {exc}]\n")
+        log = self._open()
+        pending = ""
+        try:
+            for chunk in self.stream:
+                text = decoder.decode(chunk)
+                log = self._write(log, text)
+                if self.live:
+                    *lines, pending = (pending + text).split("\n")
+                    for line in lines:
+                        self.live(line)
+        except Exception as exc:  # noqa: BLE001 - engine gone or container removed under us: keep the log
+            log = self._write(log, f"\n[pytest-madengine: log stream ended: {exc}]\n")
+        finally:
+            self._close(log)
         if self.live and pending:
             self.live(pending)
+
+    def _open(self) -> TextIO | None:
+        try:
+            return self.log_path.open("w", encoding="utf-8")
+        except OSError as exc:
+            self.write_error = f"{exc.strerror or exc}"
+            return None
+
+    def _write(self, log: TextIO | None, text: str) -> TextIO | None:
+        if log is None:
+            return None
+        try:
+            log.write(text)
+            return log
+        except OSError as exc:
+            self.write_error = f"{exc.strerror or exc}"
+            self._close(log)
+            return None
+
+    def _close(self, log: TextIO | None) -> None:
+        if log is None:
+            return
+        try:
+            log.close()
+        except OSError as exc:  # the buffered tail did not fit either
+            self.write_error = self.write_error or f"{exc.strerror or exc}"
 
 
 class LocalTarget:
@@ -130,12 +163,13 @@ class LocalTarget:
 
     def sweep_stale(self) -> int:
         """Containers of earlier sessions on this host whose pytest process is gone."""
-        from docker.errors import DockerException
+        from docker.errors import APIError
+        from requests.exceptions import ConnectionError as RequestsConnectionError
 
         try:
             return remove_stale_containers(self.client)
-        except (MadError, DockerException):
-            return 0  # no daemon yet, or it failed now: each model reports that clearly when it runs
+        except (MadError, APIError, RequestsConnectionError):
+            return 0  # no daemon (yet), or it failed mid-sweep: each model reports that clearly when it runs
 
     def close(self) -> None:
         self.cancel_all()  # idempotent: a session calls cancel_all before close anyway
@@ -166,13 +200,7 @@ class LocalTarget:
 
     def image_env(self, image: str) -> dict[str, str]:
         """The image's own ``ENV`` (its config); {} when the engine does not have it (creating fails later)."""
-        from docker.errors import DockerException
-
-        try:
-            lines = self.client.images.get(image).attrs.get("Config", {}).get("Env") or []
-        except DockerException:
-            return {}
-        return dict(line.partition("=")[::2] for line in lines)
+        return image_env(image, self.client)
 
     def run(self, request: RunRequest) -> RunOutcome:
         started = time.monotonic()
@@ -187,18 +215,21 @@ class LocalTarget:
         except MadError as exc:
             outcome.error = exc.message
             return self._finish(outcome, started)
+        except OSError as exc:  # the work dir's filesystem is full or read-only
+            outcome.error = (f"{request.card.name}: the model dir {model_dir} could not be prepared ({exc}). "
+                             "Fix: free space there or point --mad-log-dir elsewhere.")
+            return self._finish(outcome, started)
         if plan.git_commit:
             outcome.extra["git_commit"] = plan.git_commit
         options["command"] = plan.command
         options["environment"] = {**_environment(options), **plan.env}
         if request.adjust_options:
             request.adjust_options(options)
-        container = self._create(options, request, outcome)
-        if container is not None:
-            try:
-                self._execute(container, request, timeout, outcome)
-            finally:
-                self._dispose(container, request, outcome)
+        try:
+            with engine_errors():
+                self._create_and_execute(options, request, timeout, outcome)
+        except MadError as exc:  # the daemon went away: the same message as one never there
+            outcome.error = outcome.error or exc.message
         outcome.extra.update(data_fields(plan.data, model_dir))  # read before _collect removes the dir
         kept = keep_outputs(model_dir, plan.outputs, request.log_path)
         if kept:
@@ -210,6 +241,15 @@ class LocalTarget:
         if getattr(request.settings, "skip_run", False) and not outcome.error:
             outcome.skipped = SKIP_REASON
         return self._finish(outcome, started)
+
+    def _create_and_execute(self, options: RunOptions, request: RunRequest, timeout: int | None,
+                            outcome: RunOutcome) -> None:
+        container = self._create(options, request, outcome)
+        if container is not None:
+            try:
+                self._execute(container, request, timeout, outcome)
+            finally:
+                self._dispose(container, request, outcome)
 
     def _create(self, options: RunOptions, request: RunRequest, outcome: RunOutcome) -> Container | None:
         from docker.errors import APIError, ImageNotFound
@@ -245,14 +285,22 @@ class LocalTarget:
         pump.start()
         try:
             outcome.exit_code = int(container.wait(timeout=timeout)["StatusCode"])
-        except (ReadTimeout, RequestsConnectionError):
-            outcome.timed_out = True
-            self._kill(container)
+        except (ReadTimeout, RequestsConnectionError) as exc:  # the SDK reports a wait timeout as either
+            if not daemon_alive(self.client):
+                outcome.error = daemon_unreachable(exc).message
+            else:
+                outcome.timed_out = True
+                self._kill(container)
         except APIError as exc:  # removed under us: cancel_all (Ctrl-C) or someone else
             outcome.error = f"{request.card.name}: the container went away while running ({exc.explanation or exc})"
         if request.on_model_exit is not None:
             request.on_model_exit()
         pump.join(timeout=30)
+        if pump.write_error:
+            outcome.error = outcome.error or (
+                f"{request.card.name}: the run's log could not be written to {request.log_path} "
+                f"({pump.write_error}); the rest of the output was dropped. Fix: free space on that "
+                "filesystem or point --mad-log-dir elsewhere.")
 
     @staticmethod
     def _kill(container: Container) -> None:
@@ -290,18 +338,35 @@ class LocalTarget:
         settings = request.settings
         keep = bool(getattr(settings, "keep_model_dir", False) or getattr(settings, "keep_alive", False))
         csv_name = request.card.multiple_results
-        csv = model_dir / csv_name if csv_name else None
+        csv = self._results_file(request, model_dir, outcome) if csv_name else None
         if csv is not None and csv.is_file():
             if keep:
                 outcome.result_files.append(csv)
             else:
                 target = request.work_dir / Path(csv_name).name
-                shutil.copyfile(csv, target)
+                try:
+                    shutil.copyfile(csv, target)
+                except OSError as exc:  # disk full: judge the file where the model left it
+                    outcome.extra["model_dir"] = str(model_dir)
+                    outcome.result_files.append(csv)
+                    outcome.error = outcome.error or f"{request.card.name}: {csv_name} could not be copied ({exc})"
+                    return
                 outcome.result_files.append(target)
         if keep:
             outcome.extra["model_dir"] = str(model_dir)
         elif model_dir.exists():
             shutil.rmtree(model_dir, ignore_errors=True)
+
+    @staticmethod
+    def _results_file(request: RunRequest, model_dir: Path, outcome: RunOutcome) -> Path | None:
+        """The card's ``multiple_results`` file, confined to the model dir (a symlink out is refused)."""
+        card = request.card
+        try:
+            return confined(model_dir, card.multiple_results, where=f"{card.source}: card {card.name!r}",
+                            field="multiple_results", root_name="the model's working directory")
+        except MadError as exc:
+            outcome.error = outcome.error or exc.message
+            return None
 
     @staticmethod
     def _finish(outcome: RunOutcome, started: float) -> RunOutcome:
@@ -321,9 +386,10 @@ class LocalTarget:
 
 def _remove_running(running: list[Container]) -> None:
     from docker.errors import APIError  # only here: a session that ran nothing never loads the SDK
+    from requests.exceptions import ConnectionError as RequestsConnectionError
 
     for container in running:
         try:
             container.remove(force=True)
-        except APIError:
-            continue  # already gone
+        except (APIError, RequestsConnectionError):
+            continue  # already gone, or the daemon is (its label sweep removes it later)

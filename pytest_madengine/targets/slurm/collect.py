@@ -7,7 +7,7 @@ from typing import Any
 
 from ...results.performance import best_first
 from ...workload.run import RunOutcome
-from .jobs import JobState
+from .jobs import NODE_FAILURES, JobState
 
 
 def _node_results(run_dir: Path, nnodes: int) -> dict[int, dict[str, Any]]:
@@ -89,6 +89,9 @@ def collect_outcome(job: Any, final: JobState | None, *, timed_out: bool, error:
     if exit_code is None:
         exit_code = job_code if (bare or len(results) == nnodes) else (job_code or 1)
     problems = [error] if error else []
+    if job_state in NODE_FAILURES and not error:
+        problems.append(f"SLURM node failure: job {job.job_id} ended {job_state} (a node of "
+                        f"{job.extra.get('nodes') or 'the job'} failed); this is a cluster fault, not a model failure")
     if not timed_out and not error:
         problems += [results[r]["error"] for r in sorted(results) if results[r].get("error")]
         missing = [str(r) for r in range(nnodes) if r not in results]

@@ -6,15 +6,17 @@ controller still remembers it (MinJobAge), and the job's own exit file after tha
 """
 from __future__ import annotations
 
+import os
 import random
 import shutil
 import subprocess
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from ...errors import MadError
+from ...workload.secrets import without_secrets
 
 TERMINAL = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "PREEMPTED",
             "OUT_OF_MEMORY", "BOOT_FAIL", "DEADLINE", "REVOKED", "SPECIAL_EXIT"}
@@ -22,6 +24,15 @@ TERMINAL = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "PREEMPT
 HOPELESS = ("PartitionNodeLimit", "PartitionTimeLimit", "BadConstraints", "InvalidQOS",
             "InvalidAccount", "QOSMaxNodePerJobLimit", "AssocMaxNodesPerJob", "PartitionDown",
             "ReqNodeNotAvail", "NodeDown")
+
+
+NODE_FAILURES = ("NODE_FAIL", "BOOT_FAIL")
+
+
+def _unhealthy(state: str) -> bool:
+    """``sinfo %T`` states of a node that does not answer: down, fail, or ``*`` (not responding)."""
+    state = state.strip().lower()
+    return state.endswith("*") or state.startswith(("down", "fail", "unk"))
 
 
 # Every job of a session carries ``--comment="<JOB_TAG> session=<id> host=<host> pid=<pid>"``, so
@@ -60,18 +71,26 @@ class SlurmCli:
     def __init__(self, timeout: float = 60.0) -> None:
         self.timeout = timeout
 
-    def _run(self, argv: Sequence[str], *, check: bool = True) -> subprocess.CompletedProcess[str]:
+    def _run(self, argv: Sequence[str], *, check: bool = True,
+             env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:
         if shutil.which(argv[0]) is None:
             raise MadError(f"'{argv[0]}' is not on PATH", where="--mad-target slurm",
                            fix="run pytest on a SLURM login node, or install the SLURM client tools")
-        done = subprocess.run(list(argv), capture_output=True, text=True, timeout=self.timeout, check=False)
+        try:
+            done = subprocess.run(list(argv), capture_output=True, text=True, timeout=self.timeout, check=False,
+                                  env=None if env is None else dict(env))
+        except subprocess.TimeoutExpired:
+            raise MadError(f"{argv[0]} did not answer within {self.timeout} s (slurmctld down or overloaded)",
+                           where=" ".join(argv[:2]), fix="check `scontrol ping` and the controller's log") from None
         if check and done.returncode != 0:
             raise MadError(f"{argv[0]} failed: {(done.stderr or done.stdout).strip()}",
                            where=" ".join(argv[:2]), fix="check the slurm/distributed settings and sinfo")
         return done
 
     def sbatch(self, argv: Sequence[str]) -> str:
-        done = self._run(["sbatch", "--parsable", *argv])
+        """Submit; the job gets our environment (sbatch's ``--export=ALL``) without secret-looking
+        variables, which would stay in the controller's spool: those reach the job by file."""
+        done = self._run(["sbatch", "--parsable", *argv], env=without_secrets(os.environ))
         return done.stdout.strip().split(";")[0]
 
     def squeue(self, job_ids: Sequence[str]) -> dict[str, JobState]:
@@ -116,6 +135,14 @@ class SlurmCli:
             return {}
         jobs = (line.strip().split("|", 1) for line in done.stdout.splitlines() if "|" in line)
         return {job_id: comment for job_id, comment in jobs if comment.startswith(JOB_TAG)}
+
+    def down_nodes(self, nodes: str) -> list[str]:
+        """Which of ``nodes`` (a SLURM node list, e.g. ``node[1-2]``) are down or not responding."""
+        if not nodes:
+            return []
+        done = self._run(["sinfo", "-h", "-N", "-n", nodes, "-o", "%N|%T"], check=False)
+        return sorted({line.split("|")[0] for line in done.stdout.splitlines()
+                       if "|" in line and _unhealthy(line.split("|", 1)[1])})
 
     def scancel(self, job_ids: Sequence[str]) -> None:
         if job_ids:

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +16,10 @@ from ...cards import ModelCard
 from ...fileio import atomic_write_json
 from ...records import ImageRef
 from ...settings import Settings
+from ...workload.secrets import merge_secrets, secret_env, split_secrets
 
 VERSION = 1
+SECRETS_NAME = "secrets.json"
 # Settings a node needs to run its container like the local target would.
 _NODE_SETTINGS = ("timeout", "registry", "skip_run", "keep_alive", "keep_model_dir", "gpus",
                   "disable_skip_gpu_arch", "use_image", "no_sys_env")
@@ -43,15 +47,43 @@ def settings_from_json(data: dict[str, Any], package: Path) -> Settings:
     return Settings(package=package, **{k: v for k, v in data.items() if k in _NODE_SETTINGS})
 
 
-def write_spec(path: Path, spec: dict[str, Any]) -> None:
-    atomic_write_json(path, {"version": VERSION, **spec})
+def secrets_path(spec_path: Path) -> Path:
+    return spec_path.with_name(SECRETS_NAME)
+
+
+def write_spec(path: Path, spec: dict[str, Any], host_env: Mapping[str, str] | None = None) -> None:
+    """The spec without secrets (0600), and beside it ``secrets.json`` (0600) with the secret-keyed
+    card and context values and the host's secret variables (``MAD_SECRETS_*``), when there are any.
+    The controller removes ``secrets.json`` when the job is over (:func:`remove_secrets`)."""
+    public, secret = dict(spec), {}
+    for key in ("card", "context"):
+        public[key], hidden = split_secrets(spec.get(key))
+        if hidden:
+            secret[key] = hidden
+    env = secret_env(os.environ if host_env is None else host_env)
+    if env:
+        secret["env"] = env
+    if secret:
+        atomic_write_json(secrets_path(path), secret, mode=0o600)
+    atomic_write_json(path, {"version": VERSION, **public}, mode=0o600)
 
 
 def read_spec(path: Path) -> dict[str, Any]:
+    """The spec with its secrets merged back (the node process gets the host's secret variables)."""
     spec = json.loads(path.read_text())
     if spec.get("version") != VERSION:
         raise ValueError(f"{path}: job spec version {spec.get('version')} is not {VERSION}")
+    hidden_path = secrets_path(path)
+    if hidden_path.is_file():
+        hidden = json.loads(hidden_path.read_text())
+        for key in ("card", "context"):
+            spec[key] = merge_secrets(spec.get(key), hidden.get(key) or {})
+        os.environ.update({str(k): str(v) for k, v in (hidden.get("env") or {}).items()})
     return spec
+
+
+def remove_secrets(spec_path: Path) -> None:
+    secrets_path(spec_path).unlink(missing_ok=True)
 
 
 def image_from_json(data: dict[str, Any]) -> ImageRef:

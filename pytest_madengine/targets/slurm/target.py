@@ -32,6 +32,7 @@ from .nodecheck import Verdict, describe, read_verdicts
 from .render import ScriptInputs, render_job_script
 
 NODE_TIMEOUT_GRACE = 120  # the node's own timeout, a safety net behind ours
+RECORD_GRACE = 15  # seconds a job may still show RUNNING after its batch script wrote job.rc
 
 
 @dataclass
@@ -84,7 +85,18 @@ class SlurmTarget:
 
     # --- public ------------------------------------------------------------------------
     def run(self, request: RunRequest) -> RunOutcome:
-        return self.wait(self.submit(request))
+        """Submit and follow one job; a refused submission (slurmctld down, bad settings) is the
+        outcome's error, in one paragraph."""
+        started = time.monotonic()
+        try:
+            job = self.submit(request)
+        except MadError as exc:
+            request.log_path.parent.mkdir(parents=True, exist_ok=True)
+            request.log_path.write_text(f"[pytest-madengine] {exc.message}\n")
+            return RunOutcome(exit_code=None, log_path=request.log_path, error=exc.message,
+                              duration=round(time.monotonic() - started, 3),
+                              timeout=effective_timeout(request.card, request.settings))
+        return self.wait(job)
 
     def submit(self, request: RunRequest) -> SubmittedJob:
         context = request.context.to_json()
@@ -142,6 +154,7 @@ class SlurmTarget:
             with self._lock:
                 self._active.pop(job.job_id, None)
             self.poller.forget(job.job_id)
+            specfile.remove_secrets(job.run_dir / "spec.json")
 
     def _register(self, job: SubmittedJob) -> SubmittedJob:
         with self._lock:
@@ -213,11 +226,17 @@ class SlurmTarget:
     # --- following ---------------------------------------------------------------------
     def _follow(self, job: SubmittedJob) -> tuple[JobState | None, bool, str]:
         running_since: float | None = None
+        recorded_since: float | None = None
         while True:
             state = self.poller.state(job.job_id)
             if state is None or state.finished:
                 return self._final_state(job, state), False, ""
             now = time.monotonic()
+            recorded = self._completion_record(job)
+            recorded_since = recorded_since or (now if recorded else None)
+            if recorded is not None and recorded_since is not None and (
+                    state.state != "RUNNING" or now - recorded_since > RECORD_GRACE):
+                return recorded, False, ""  # stuck COMPLETING (a node's slurmd is gone): the job is over
             if state.state == "RUNNING" and running_since is None:
                 running_since = now
                 job.extra["nodes"] = state.nodes
@@ -227,9 +246,28 @@ class SlurmTarget:
                     self._cancel(job)
                     return self._final_state(job, None), False, error
             if job.timeout and running_since is not None and now - running_since > job.timeout:
+                down = self.cli.down_nodes(state.nodes)
                 self._cancel(job)
+                if down:
+                    return self._completion_record(job), False, self._node_failure(job, down)
                 return self._final_state(job, None), True, ""
             self.poller.sleep()
+
+    @staticmethod
+    def _completion_record(job: SubmittedJob) -> JobState | None:
+        """The job's own record of its end (``job.rc``, written by its batch script), if written."""
+        try:
+            text = (job.run_dir / "job.rc").read_text().strip()
+        except OSError:
+            return None
+        code = int(text) if text.isdigit() else 1
+        return JobState(job.job_id, "COMPLETED" if code == 0 else "FAILED", exit_code=code)
+
+    @staticmethod
+    def _node_failure(job: SubmittedJob, down: list[str]) -> str:
+        return (f"SLURM node failure: node(s) {', '.join(down)} of job {job.job_id} stopped answering "
+                f"(slurmd down) before the job ended; the job was cancelled after {job.timeout} s. This is "
+                "a cluster fault, not a model failure. Fix: check the node (scontrol show node) and run again.")
 
     def _pending_problem(self, job: SubmittedJob, state: JobState) -> str:
         if any(state.reason.startswith(reason) for reason in HOPELESS):

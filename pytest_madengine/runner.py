@@ -6,6 +6,7 @@ import sys
 import uuid
 from collections.abc import Callable
 from contextlib import nullcontext
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -79,13 +80,25 @@ def _run_once(session: MadSession, item: pytest.Item, card: ModelCard, context: 
         with quiet:
             outcome = session.target.run(request)
         result = _judge(session, card, context, image, gpus, outcome)
-        result.log_path = publish_log(request.log_path, log_path) if result.log_path else result.log_path
+        result = _relocated(result, publish_log(request.log_path, log_path))
     finally:  # interrupted (Ctrl-C, SIGTERM) too: the run dir goes unless kept
         if keep:
             release_owned(work_dir)  # kept on purpose: never swept as stale
         else:
             shutil.rmtree(work_dir, ignore_errors=True)
     return result
+
+
+def _relocated(result: ModelResult, moved: dict[str, str]) -> ModelResult:
+    """``result`` with the paths of the files that moved out of the run dir (log, tool outputs, env CSV)."""
+    def new(path: str) -> str:
+        for old, target in moved.items():
+            if path == old or path.startswith(old + "/"):
+                return target + path[len(old):]
+        return path
+
+    properties = {name: new(value) for name, value in result.properties.items()}
+    return replace(result, log_path=new(result.log_path), properties=properties)
 
 
 def _judge(session: MadSession, card: ModelCard, context: Context, image: ImageRef, gpus: tuple[int, ...],

@@ -18,6 +18,8 @@ import socket
 from pathlib import Path
 
 from ..fileio import pid_alive
+from .sysenv import env_csv_for
+from .tools import tools_dir_for
 
 OWNER_FILE = ".owner.json"
 RUN_LOG = "run.log"
@@ -51,13 +53,26 @@ def private_log(work_dir: Path) -> Path:
     return work_dir / RUN_LOG
 
 
-def publish_log(private: Path, final: Path) -> str:
-    """Move the judged run's log to its plain name; the path where the log now is."""
-    try:
-        os.replace(private, final)
-    except OSError:
-        return str(private)  # not written, or the log dir refuses: the log stays where it is
-    return str(final)
+def publish_log(private: Path, final: Path) -> dict[str, str]:
+    """Move the judged run's log, and what a run keeps beside it (its tool outputs, its env CSV), to
+    their plain names (``<model>.run.log``, ``<model>.run.tools/``, ``<model>_env.csv``).
+
+    Returns {old path: new path} of what moved; what could not move (not written, or the log dir
+    refuses) stays where it is.
+    """
+    moved: dict[str, str] = {}
+    for old, new in ((private, final), (tools_dir_for(private), tools_dir_for(final)),
+                     (env_csv_for(private), env_csv_for(final))):
+        if not old.exists():
+            continue
+        try:
+            if new.is_dir():
+                shutil.rmtree(new)  # an earlier run's outputs of the same model
+            os.replace(old, new)
+        except OSError:
+            continue
+        moved[str(old)] = str(new)
+    return moved
 
 
 def _owner(path: Path) -> dict[str, object] | None:

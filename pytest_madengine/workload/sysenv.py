@@ -109,14 +109,19 @@ def env_rows(directory: Path, secrets: Iterable[str] = ()) -> list[tuple[str, st
     return [row for row in rows if row[2]]
 
 
+def env_csv_for(log_path: Path) -> Path:
+    """madengine's ``<model>_env.csv``, beside the run log ``<model>.run.log``."""
+    stem = log_path.name.removesuffix(".log").removesuffix(".run")
+    return log_path.with_name(f"{stem}_env.csv")
+
+
 def write_env_csv(model_dir: Path, log_path: Path, secrets: Iterable[str] = ()) -> Path | None:
     """``<log name>_env.csv`` beside the run log from the model dir's capture (None when there is none);
     the raw capture dir is removed."""
     directory = model_dir / SYS_ENV_DIR
     if not directory.is_dir():
         return None
-    stem = log_path.name.removesuffix(".log").removesuffix(".run")
-    path = log_path.with_name(f"{stem}_env.csv")
+    path = env_csv_for(log_path)
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(["section", "name", "value"])

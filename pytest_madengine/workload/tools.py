@@ -124,6 +124,11 @@ def _split(cmd: str, where: str) -> list[str]:
         raise MadError(f"cmd {cmd!r} cannot be split ({exc})", where=where, fix="balance the quotes") from None
 
 
+def tools_dir_for(log_path: Path) -> Path:
+    """Where a run's tool outputs are kept: ``<model>.run.tools/`` beside ``<model>.run.log``."""
+    return log_path.with_name(log_path.name.removesuffix(".log") + ".tools")
+
+
 def keep_outputs(model_dir: Path, patterns: list[str], log_path: Path) -> list[Path]:
     """Copy the tool outputs found in the model dir next to the run log, into ``<log name>.tools/``.
 
@@ -134,7 +139,7 @@ def keep_outputs(model_dir: Path, patterns: list[str], log_path: Path) -> list[P
                     if path.resolve().is_relative_to(model_dir.resolve())})
     if not found:
         return []
-    dest = log_path.with_name(log_path.name.removesuffix(".log") + ".tools")
+    dest = tools_dir_for(log_path)
     dest.mkdir(parents=True, exist_ok=True)
     kept = []
     for path in found:

@@ -30,7 +30,7 @@ from ...workload.dataproviders import data_fields
 from ...workload.layout import MODEL_DIR, MODEL_DIR_NAME, WORKSPACE
 from ...workload.paths import confined
 from ...workload.run import RunOptions, RunOutcome, RunRequest, effective_timeout
-from ...workload.steps import plan_command
+from ...workload.steps import StepPlan, plan_command
 from ...workload.sysenv import write_env_csv
 from ...workload.tools import keep_outputs
 from ..base import TargetSettings
@@ -51,6 +51,19 @@ if TYPE_CHECKING:
     from docker.models.containers import Container
 
 SKIP_REASON = "--mad-skip-run"
+
+
+def _keep_artifacts(model_dir: Path, plan: StepPlan, log_path: Path, outcome: RunOutcome) -> None:
+    """Tool outputs and the env CSV beside the run log; a full or read-only log dir loses them, not the run."""
+    try:
+        kept = keep_outputs(model_dir, plan.outputs, log_path)
+        if kept:
+            outcome.extra["tool_outputs"] = [str(path) for path in kept]
+        env_csv = write_env_csv(model_dir, log_path, plan.secret_values)
+        if env_csv is not None:
+            outcome.extra["env_csv"] = str(env_csv)
+    except OSError as exc:
+        outcome.error = outcome.error or f"the run's tool outputs / env CSV could not be written ({exc})"
 
 
 def _environment(options: RunOptions) -> dict[str, str]:
@@ -231,12 +244,7 @@ class LocalTarget:
         except MadError as exc:  # the daemon went away: the same message as one never there
             outcome.error = outcome.error or exc.message
         outcome.extra.update(data_fields(plan.data, model_dir))  # read before _collect removes the dir
-        kept = keep_outputs(model_dir, plan.outputs, request.log_path)
-        if kept:
-            outcome.extra["tool_outputs"] = [str(path) for path in kept]
-        env_csv = write_env_csv(model_dir, request.log_path, plan.secret_values)
-        if env_csv is not None:
-            outcome.extra["env_csv"] = str(env_csv)
+        _keep_artifacts(model_dir, plan, request.log_path, outcome)
         self._collect(request, model_dir, outcome)
         if getattr(request.settings, "skip_run", False) and not outcome.error:
             outcome.skipped = SKIP_REASON

@@ -94,7 +94,7 @@ def _bytes(value: Any) -> int:
     """amd-smi's ``{"value": 1024, "unit": "B"}`` (or a bare number of bytes) → bytes; 0 if unreadable."""
     number, unit = (value.get("value"), value.get("unit")) if isinstance(value, dict) else (value, "B")
     try:
-        return int(float(number) * _UNITS.get(str(unit or "B").strip().lower(), 1))
+        return int(float(str(number)) * _UNITS.get(str(unit or "B").strip().lower(), 1))
     except (TypeError, ValueError):
         return 0
 

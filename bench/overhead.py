@@ -57,6 +57,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", type=int, default=20)
     parser.add_argument("--skip-pytest", action="store_true", help="skip the full pytest session")
+    parser.add_argument("--pytest-arg", action="append", default=[],
+                        help="extra argument for the pytest session (repeatable), e.g. --mad-no-sys-env")
     args = parser.parse_args()
 
     import docker
@@ -94,7 +96,7 @@ def main() -> None:
     def through_pytest() -> None:
         proc = subprocess.run(
             [sys.executable, "-m", "pytest", "--mad-package", str(package), "--mad-tags", "all", "-q",
-             "-p", "no:cacheprovider", f"--mad-context={AMD!r}", "--mad-gpus", "none"],
+             "-p", "no:cacheprovider", f"--mad-context={AMD!r}", "--mad-gpus", "none", *args.pytest_arg],
             cwd=work, capture_output=True, text=True, timeout=600, check=False)
         if proc.returncode != 0:
             print(proc.stdout[-3000:], proc.stderr[-3000:])

@@ -74,7 +74,7 @@ def scan_errors(log_text: str, context: Mapping[str, Any] | None = None) -> str 
         end = log_text.find("\n", match.end())
         end = len(log_text) if end < 0 else end
         line = log_text[start:end].rstrip("\r")
-        if not _is_benign(line, benign) and not _is_grep_echo(line, regex):
+        if not _is_grep_echo(line, regex) and not _is_benign(line, benign):
             return line.strip()
         position = end + 1
 
@@ -114,10 +114,14 @@ def _compile(patterns: tuple[str, ...]) -> re.Pattern[str]:
     return _cache[patterns]
 
 
+# One pass per line for the defaults: the literals as one alternation, the regexes as another.
+_BENIGN_LITERALS = re.compile("|".join(re.escape(text) for text in DEFAULT_BENIGN_LITERALS))
+_BENIGN_REGEXES = re.compile("|".join(f"(?:{regex.pattern})" for regex in DEFAULT_BENIGN_REGEXES))
+
+
 def _is_benign(line: str, benign: tuple[str, ...]) -> bool:
-    stripped = line.lstrip()
-    return (any(pattern in line for pattern in (*DEFAULT_BENIGN_LITERALS, *benign))
-            or any(regex.search(stripped) for regex in DEFAULT_BENIGN_REGEXES))
+    return bool(_BENIGN_LITERALS.search(line) or _BENIGN_REGEXES.search(line.lstrip())
+                or (benign and _compile(benign).search(line)))
 
 
 def _is_grep_echo(line: str, regex: re.Pattern[str]) -> bool:

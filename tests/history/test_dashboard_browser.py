@@ -1,49 +1,21 @@
 """The dashboard in headless Chromium: it loads with no console message and draws its charts.
 
-Chromium comes from Debian (.ci/setup). Without it these tests skip, except under CI (``CI``
-set), where a missing browser is a failure.
+The browser and its ``chromium`` fixture come from ``tests/infra/browser.py``.
 """
 from __future__ import annotations
 
-import os
 import re
-import shutil
-import subprocess
 from pathlib import Path
-
-import pytest
 
 from pytest_madengine.history.dashboard import write_dashboard
 from pytest_madengine.history.store import HistoryStore
 from pytest_madengine.records import FAILURE
 from pytest_madengine.results.references import parse_references
 
+from ..infra.browser import browse, console_lines
 from .helpers import add_session, result
 
-BROWSERS = ("chromium", "chromium-browser", "google-chrome")
 DAY = 86400.0
-
-
-@pytest.fixture(scope="module")
-def chromium() -> str:
-    found = next((path for path in map(shutil.which, BROWSERS) if path), None)
-    if found is None:
-        if os.environ.get("CI"):
-            pytest.fail("chromium is not installed: .ci/setup installs it (Debian package chromium)")
-        pytest.skip("chromium is not installed (apt-get install chromium)")
-    return found
-
-
-def browse(chromium: str, page: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """Load ``page`` headless; console messages go to stderr as ``…:CONSOLE:…`` lines."""
-    command = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-               "--enable-logging=stderr", "--v=0", "--virtual-time-budget=10000", "--window-size=1280,1000",
-               *args, page.as_uri()]
-    return subprocess.run(command, capture_output=True, text=True, timeout=180, check=False)
-
-
-def console_lines(stderr: str) -> list[str]:
-    return [line for line in stderr.splitlines() if ":CONSOLE" in line]
 
 
 def test_console_errors_are_seen(chromium: str, tmp_path: Path) -> None:

@@ -22,8 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from pytest_madengine.history.dashboard import write_dashboard  # noqa: E402
 from pytest_madengine.history.store import HistoryStore, SessionInfo  # noqa: E402
 from pytest_madengine.records import SUCCESS, ModelResult  # noqa: E402
+from pytest_madengine.results.reference_file import parse_references  # noqa: E402
 from pytest_madengine.results.sinks.perfcsv import COLUMNS  # noqa: E402
-from pytest_madengine.results.references import parse_references  # noqa: E402
 
 
 def make_result(model: str, value: float) -> ModelResult:

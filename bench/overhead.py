@@ -21,6 +21,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+
 from pytest_madengine.context import Context
 from pytest_madengine.host import HostFacts
 
@@ -65,9 +66,9 @@ def main() -> None:
 
     from pytest_madengine.cards import ModelCard
     from pytest_madengine.images.build import ensure_image
-    from pytest_madengine.workload.run import RunRequest
     from pytest_madengine.settings import Settings
     from pytest_madengine.targets.local.target import LocalTarget, remove_session_containers
+    from pytest_madengine.workload.run import RunRequest
 
     client = docker.from_env()
     work = Path(tempfile.mkdtemp(prefix="mad-bench-"))

@@ -217,7 +217,7 @@ class MadSession:
         """References and history baseline of this process (usage error for a bad file or spec)."""
         from .history.checks import PerformanceChecks
         from .history.spec import parse_compare_spec
-        from .results.references import load_references
+        from .results.reference_file import load_references
 
         settings = self.settings
         try:

@@ -131,7 +131,7 @@ def _write_csv(store: HistoryStore, args: argparse.Namespace, handle: TextIO) ->
 
 
 def _dashboard(store: HistoryStore, args: argparse.Namespace, out: TextIO) -> int:
-    from ..results.references import load_references
+    from ..results.reference_file import load_references
     from .dashboard import write_dashboard
 
     references = load_references(args.references) if args.references else None

@@ -9,7 +9,6 @@ file set (we make the tar ourselves), so the hash cannot miss a file the build s
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 import shlex
 import tarfile
@@ -32,14 +31,10 @@ from ..workload.paths import confined
 from . import buildkit
 from .buildinfo import arch_default, base_digest, gpu_vendor_of
 from .client import docker_client
+from .contenthash import content_hash, context_files
 from .dockerfiles import image_name
 
 HASH_LABEL = "pytest-madengine.content-hash"
-HASH_VERSION = b"pytest-madengine image hash v1\0"
-# Never part of a build context: VCS data, caches and our own outputs would force a rebuild
-# after every commit or run.
-ALWAYS_EXCLUDED = (".git", "**/__pycache__", ".pytest_cache", "mad_logs", "perf.csv", "perf_entry.csv", ".mad")
-LARGE_FILE = 64 * 1024 * 1024  # above this a file is hashed by size + mtime, not content
 _DOCKERFILE_IN_TAR = ".pytest-madengine.Dockerfile"
 # Build args Docker accepts without an ARG declaration.
 _PREDEFINED_ARGS = {name for base in ("HTTP_PROXY", "HTTPS_PROXY", "FTP_PROXY", "NO_PROXY", "ALL_PROXY")
@@ -50,8 +45,6 @@ _VAR = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?")
 ARCH_ARG = "MAD_SYSTEM_GPU_ARCHITECTURE"
 TOOLS_DISPLAY = buildkit.TOOLS_DIR.as_posix()
 _process_lock = threading.Lock()
-# Per-process cache of file digests: every item of a session re-checks its image's context.
-_file_digests: dict[tuple[str, int, int, int, int], bytes] = {}
 
 
 @dataclass(frozen=True)
@@ -113,53 +106,6 @@ def base_image(text: str, build_args: dict[str, str]) -> str:
     defaults = {k: v or "" for k, v in dockerfile_args(text[: match.start()]).items()}
     values = {**defaults, **build_args}
     return _VAR.sub(lambda m: values.get(m.group(1), ""), match.group(1))
-
-
-def _dockerignore(context_dir: Path) -> list[str]:
-    path = context_dir / ".dockerignore"
-    if not path.is_file():
-        return []
-    lines = (line.strip() for line in path.read_text(errors="replace").splitlines())
-    return [line for line in lines if line and not line.startswith("#")]
-
-
-def context_files(context_dir: Path, dockerfile_rel: str | None, extra_excludes: list[str]) -> list[str]:
-    from docker.utils.build import exclude_paths
-
-    patterns = _dockerignore(context_dir) + list(ALWAYS_EXCLUDED) + extra_excludes
-    return sorted(exclude_paths(str(context_dir), patterns, dockerfile=dockerfile_rel or "Dockerfile"))
-
-
-def content_hash(dockerfile: Path, context_dir: Path, files: list[str] | tuple[str, ...],
-                 build_args: dict[str, str]) -> str:
-    digest = hashlib.sha256(HASH_VERSION)
-    digest.update(dockerfile.read_bytes() + b"\0")
-    for key, value in sorted(build_args.items()):
-        digest.update(f"arg {key}={value}\0".encode())
-    for rel in files:
-        path = context_dir / rel
-        stat = path.lstat()
-        digest.update(f"path {rel} {stat.st_mode & 0o777}\0".encode())
-        if path.is_symlink():
-            digest.update(os.readlink(path).encode() + b"\0")
-        elif path.is_file():
-            _hash_file(digest, path, stat)
-    return digest.hexdigest()
-
-
-def _hash_file(digest: Any, path: Path, stat: os.stat_result) -> None:
-    if stat.st_size > LARGE_FILE:
-        digest.update(f"large {stat.st_size} {stat.st_mtime_ns}\0".encode())
-        return
-    key = (str(path), stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
-    file_digest = _file_digests.get(key)
-    if file_digest is None:
-        one = hashlib.sha256()
-        with path.open("rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                one.update(block)
-        file_digest = _file_digests[key] = one.digest()
-    digest.update(file_digest)
 
 
 def _tools(card: ModelCard, package_root: Path, text: str) -> tuple[Path | None, tuple[str, ...]]:

@@ -10,7 +10,7 @@ from pytest_madengine.history.sink import HistorySink
 from pytest_madengine.history.spec import parse_compare_spec
 from pytest_madengine.history.store import HistoryStore, Match, SessionInfo
 from pytest_madengine.records import FAILURE, SUCCESS
-from pytest_madengine.results.references import parse_references
+from pytest_madengine.results.reference_file import parse_references
 
 from .helpers import result
 

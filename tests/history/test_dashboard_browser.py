@@ -10,7 +10,7 @@ from pathlib import Path
 from pytest_madengine.history.dashboard import write_dashboard
 from pytest_madengine.history.store import HistoryStore
 from pytest_madengine.records import FAILURE
-from pytest_madengine.results.references import parse_references
+from pytest_madengine.results.reference_file import parse_references
 
 from ..infra.browser import browse, console_lines
 from .helpers import add_session, result

@@ -8,6 +8,7 @@ import pytest
 
 from pytest_madengine.errors import MadError
 from pytest_madengine.records import FAILURE, SUCCESS, ModelResult
+from pytest_madengine.results.reference_file import load_references, parse_references
 from pytest_madengine.results.references import (
     Context,
     apply_verdicts,
@@ -15,8 +16,6 @@ from pytest_madengine.results.references import (
     judge_against,
     judge_against_baseline,
     judge_result,
-    load_references,
-    parse_references,
     verdict_properties,
 )
 

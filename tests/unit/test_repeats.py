@@ -4,7 +4,8 @@ from __future__ import annotations
 import pytest
 
 from pytest_madengine.records import FAILURE, SUCCESS
-from pytest_madengine.results.references import judge_result, parse_references
+from pytest_madengine.results.reference_file import parse_references
+from pytest_madengine.results.references import judge_result
 from pytest_madengine.results.repeats import check_cv, combine_runs, repeat_stats, run_values
 from tests.history.helpers import result
 

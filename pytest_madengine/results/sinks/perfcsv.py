@@ -92,14 +92,7 @@ def _rewrite_with_header(path: Path, fd: int, header: list[str], rows: list[dict
         if any(cell.strip() for cell in record):
             writer.writerow(record + [""] * (len(header) - len(record)))
     _write_rows(text, header, rows)
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        _write_all(handle, text.getvalue().encode("utf-8"))
-        os.fchmod(handle, os.fstat(fd).st_mode & 0o777)
-        os.fsync(handle)
-    finally:
-        os.close(handle)
-    os.replace(tmp, path)
+    atomic_write(path, text.getvalue(), mode=os.fstat(fd).st_mode & 0o777, fsync=True)
 
 
 def _read_all(fd: int) -> bytes:

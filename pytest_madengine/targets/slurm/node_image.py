@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from ...cards import ModelCard
 from ...context import Context
-from ...fileio import object_name
+from ...fileio import atomic_write, object_name
 from ...images.build import ensure_image as build_image
 from ...images.client import docker_client
 from ...images.registry import image_exists
@@ -124,8 +124,7 @@ def ensure_image(spec: dict[str, Any], card: ModelCard, image: ImageRef, context
             action = "reused-tar" if tar.exists() else "saved"
             if not tar.exists():
                 _save(client, image, tar)
-            pointer.with_suffix(".tmp").write_text(str(tar))
-            os.replace(pointer.with_suffix(".tmp"), pointer)
+            atomic_write(pointer, str(tar))
             detail = str(tar)
         else:
             tar = _wait_for(pointer, run_dir / "barriers" / "image", spec["barrier_timeout"])

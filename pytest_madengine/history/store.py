@@ -14,7 +14,6 @@ SQLite problems (disk full, lock held longer than the timeout) raise ``sqlite3.E
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import sqlite3
 import statistics
@@ -364,12 +363,3 @@ def _int(text: str) -> int:
         return int(text)
     except ValueError:
         return 0
-
-
-def default_path(package: Path) -> Path:
-    """``<package>/.mad/history.sqlite``."""
-    return Path(package) / ".mad" / "history.sqlite"
-
-
-def host_name() -> str:
-    return os.uname().nodename

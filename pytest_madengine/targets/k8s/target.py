@@ -26,7 +26,7 @@ from ...fileio import locked, pid_alive
 from ...workload.run import RunOutcome, RunRequest, effective_timeout
 from ..base import TargetSettings
 from . import objects
-from .api import KubeAccess, api_client, describe_failure, find_access, is_not_found
+from .api import KubeAccess, api_client, close_clients, describe_failure, find_access, is_not_found
 from .collect import JobRecord, collect_outcome
 from .config import K8sConfig, k8s_section, resolve
 from .follow import JobFollower
@@ -105,8 +105,13 @@ class K8sTarget:
 
     def close(self) -> None:
         self.cancel_all()
-        if not self.controller:
-            return
+        try:
+            if self.controller:
+                self._remove_session_objects()
+        finally:
+            close_clients()  # the API clients' connection pools, shared by this process's runs
+
+    def _remove_session_objects(self) -> None:
         for access, namespace in self._used_namespaces():
             with contextlib.suppress(Exception):  # the API may be gone: sweep_stale tidies up next time
                 left = self._labelled(access, namespace, f"{objects.SESSION_LABEL}={self.session_id}")

@@ -152,7 +152,15 @@ class MadSession:
                                context_gpus=self.context.get("docker_gpus"),
                                env=os.environ, detected_count=self.context.host.gpu_count)
         # A killed worker's GPUs go to the next model only after what it ran is gone.
-        return GpuAllocator(self.session_dir, pool, on_reclaim=self._reclaim)
+        return GpuAllocator(self.session_dir, pool, on_reclaim=self._reclaim,
+                            first_wave=self._first_wave(len(pool.ids)))
+
+    def _first_wave(self, pool_size: int) -> int:
+        """Requests the first grant waits for: one per xdist worker, at most one per item that
+        needs (and can get) GPUs."""
+        workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT") or 1)
+        needing = sum(1 for spec in self.specs if spec.card.n_gpus < 0 or 0 < spec.card.n_gpus <= pool_size)
+        return max(1, min(workers, needing))
 
     def _reclaim(self, hold: dict[str, object]) -> None:
         self.target.sweep_stale()

@@ -15,6 +15,7 @@ import pytest
 
 from pytest_madengine.errors import MadError, MadSkip
 from pytest_madengine.parallel.gpulog import Interval, overlap_conflicts, read_intervals
+from pytest_madengine.parallel import gpus
 from pytest_madengine.parallel.gpus import (
     GpuAllocator,
     GpuPool,
@@ -149,28 +150,68 @@ def test_timeout_raises_and_leaves_the_queue(tmp_path: Path) -> None:
     hog.release()
 
 
-def test_strict_fifo_small_cards_do_not_overtake_a_waiting_big_one(tmp_path: Path) -> None:
+def _take_in_thread(allocator: GpuAllocator, n: int, name: str, order: list[str],
+                    hold_s: float = 0.05) -> threading.Thread:
+    def take() -> None:
+        with allocator.acquire(n, owner=name):
+            order.append(name)
+            time.sleep(hold_s)
+
+    thread = threading.Thread(target=take)
+    thread.start()
+    return thread
+
+
+def test_small_cards_backfill_until_the_blocked_big_one_reserves(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(gpus, "RESERVE_AFTER_S", 0.5)
     allocator = GpuAllocator(tmp_path, EIGHT)
     hog = allocator.acquire(6, owner="hog")
     order: list[str] = []
-
-    def take(n: int, name: str) -> None:
-        with allocator.acquire(n, owner=name):
-            order.append(name)
-            time.sleep(0.05)
-
-    big = threading.Thread(target=take, args=(-1, "big"))
-    big.start()
+    big = _take_in_thread(allocator, -1, "big", order)
     _wait_for_queue(tmp_path, 1)
-    small = threading.Thread(target=take, args=(1, "small"))
-    small.start()
+    early = _take_in_thread(allocator, 1, "early-small", order, hold_s=0.01)
+    early.join(5)
+    assert order == ["early-small"]  # 2 GPUs idle and "big" cannot start yet: backfill
+    time.sleep(0.6)  # "big" has now waited past RESERVE_AFTER_S
+    late = _take_in_thread(allocator, 1, "late-small", order)
     _wait_for_queue(tmp_path, 2)
     time.sleep(0.2)
-    assert order == []  # 2 GPUs free, but "small" is behind "big"
+    assert order == ["early-small"]  # "big" reserves: nothing overtakes it any more
     hog.release()
     big.join(5)
-    small.join(5)
-    assert order == ["big", "small"]
+    late.join(5)
+    assert order == ["early-small", "big", "late-small"]
+
+
+def test_first_wave_is_gathered_then_served_largest_first(tmp_path: Path) -> None:
+    allocator = GpuAllocator(tmp_path, EIGHT, first_wave=4)
+    order: list[str] = []
+    threads = []
+    for n, name in ((1, "one"), (2, "two"), (4, "four")):
+        threads.append(_take_in_thread(allocator, n, name, order))
+        _wait_for_queue(tmp_path, len(threads))  # arrival order: smallest first
+    time.sleep(0.2)
+    assert order == []  # the first wave is still gathering
+    threads.append(_take_in_thread(allocator, 8, "eight", order))
+    for thread in threads:
+        thread.join(10)
+    assert order[0] == "eight"  # under FIFO "one" would have started first and "eight" waited
+    assert sorted(order[1:]) == ["four", "one", "two"]  # all fit together once it is done
+
+
+def test_gathering_gives_up_after_its_bound(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(gpus, "START_GATHER_S", 0.3)
+    started = time.monotonic()
+    allocation = GpuAllocator(tmp_path, EIGHT, first_wave=8).acquire(1, owner="alone", timeout=5)
+    waited = time.monotonic() - started
+    assert allocation.ids == (0,)
+    assert 0.3 <= waited < 4  # waited for the wave, not for ever
+    allocation.release()
+    second = GpuAllocator(tmp_path, EIGHT, first_wave=8)
+    started = time.monotonic()
+    second.acquire(1, owner="later", timeout=5).release()
+    assert time.monotonic() - started < 0.3  # the session has started: no more gathering
 
 
 # -- allocator, many processes -----------------------------------------------------------------

@@ -130,3 +130,32 @@ def test_a_damaged_perf_super_is_named_and_kept(tmp_path: Path) -> None:
     with pytest.warns(UserWarning, match="PerfSuperSink could not write.*perf_super.json"):
         recorder.record(results(tmp_path)[0])
     assert (tmp_path / "perf_super.json").read_text() == '{"not": "closed"'
+
+
+def test_perf_super_appends_in_place_as_a_whole_dump_would_write_it(tmp_path: Path) -> None:
+    first, second, third = results(tmp_path)
+    path = tmp_path / "perf_super.json"
+    path.write_text("[]\n")  # an empty list from another writer
+    sink = PerfSuperSink(tmp_path)
+    for result in (first, second, third, first):
+        sink.record(result)
+    records = json.loads(path.read_text())
+    assert path.read_text() == json.dumps(records, indent=2) + "\n"  # layout of a whole-file dump
+    assert [r["model"] for r in records] == ["llama", "vllm_llama-8b", "vllm_llama-70b", "old", "llama"]
+    with (tmp_path / "perf_super.csv").open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [row["model"] for row in rows] == [r["model"] for r in records]
+    assert rows[1]["multi_results"] and json.loads(rows[1]["multi_results"]) == records[1]["multi_results"]
+
+
+def test_a_lone_madengine_record_becomes_a_list_and_a_list_without_its_bracket_is_kept(tmp_path: Path) -> None:
+    path = tmp_path / "perf_super.json"
+    path.write_text(json.dumps({"model": "from-madengine", "performance": 1.0}))
+    first = results(tmp_path)[0]
+    PerfSuperSink(tmp_path).record(first)
+    assert [r["model"] for r in json.loads(path.read_text())] == ["from-madengine", "llama"]
+    path.write_text('[\n  {"model": "cut short"}\n')
+    recorder = Recorder([PerfSuperSink(tmp_path)])
+    with pytest.warns(UserWarning, match="perf_super.json"):
+        recorder.record(first)
+    assert path.read_text() == '[\n  {"model": "cut short"}\n'

@@ -53,9 +53,13 @@ def mad_card(request: pytest.FixtureRequest, mad_context: Context) -> ModelCard:
 
 @pytest.fixture
 def mad_image(request: pytest.FixtureRequest, mad_card: ModelCard, mad_context: Context) -> ImageRef:
-    """The image this model runs in: built (or reused by content hash), pulled, or given."""
+    """The image this model runs in: built (or reused by content hash), pulled, or given; an
+    ``ImageRef`` without a name when the target runs no image (``needs_image = False``)."""
+    session = get_session(request.config)
+    if not getattr(session.target, "needs_image", True):
+        return ImageRef(name="")
     try:
-        return get_session(request.config).images.image_for_run(mad_card, request.node.spec.dockerfile)
+        return session.images.image_for_run(mad_card, request.node.spec.dockerfile)
     except MadError as exc:
         error = exc  # fail outside the except block: no chained traceback in the report
     from .results.judge import failed_result

@@ -130,7 +130,8 @@ class MadSession:
                                       session_dir=self.session_dir, settings=self.settings,
                                       context=self.context, controller=not self.is_worker)
             try:
-                target = self.config.hook.pytest_madengine_make_target(name=self.target_name, settings=settings)
+                target = self.config.hook.pytest_madengine_make_target(name=self.target_name, settings=settings,
+                                                                        config=self.config)
             except MadError as exc:
                 raise usage_error(exc) from None
             if target is None:
@@ -273,6 +274,8 @@ class MadSession:
                      PerfSuperSink(results_dir), junit]
             if self.history_sink is not None:
                 sinks.append(self.history_sink)
+        for extra in self.config.hook.pytest_madengine_make_sinks(config=self.config, settings=self.settings):
+            sinks.extend(extra)
         return Recorder(sinks, on_recorded=lambda result: self.config.hook.pytest_madengine_result_recorded(
             config=self.config, result=result))
 

@@ -58,6 +58,7 @@ class K8sTarget:
 
     name = "k8s"
     deployment_type = "kubernetes"
+    needs_image = True
 
     def __init__(self, *, session_id: str, session_dir: Path, package_root: Path, context: Context,
                  kubeconfig_option: str | None = None, keep_alive: bool = False, controller: bool = True,

@@ -52,6 +52,7 @@ class SlurmTarget:
 
     name = "slurm"
     deployment_type = "slurm"
+    needs_image = True
 
     def __init__(self, *, session_id: str, package_root: Path, shared_dir: Path | None = None,
                  client: SlurmCli | None = None) -> None:

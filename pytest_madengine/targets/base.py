@@ -23,6 +23,14 @@ Images: ``needs_image`` says whether the target runs the model in a container im
 hands it over in ``RunRequest.image``; when False no image is built or pulled and the session
 never contacts a Docker engine: ``RunRequest.image`` is an ``ImageRef`` with an empty ``name``.
 A target without the attribute is taken to need an image.
+
+Optional class attributes a target may have (the built-in ones do; the session and xdist wiring
+never name a target): ``options`` (its own ``--mad-*`` options as ``settings.Option``s, which a
+built-in target declares in a light ``targets/<name>/cli.py`` so they exist before any target is
+chosen; their values reach it in ``settings.target_options``), ``queued_workers(values) -> int``
+(xdist workers a session without ``-n`` starts: one job or Job in flight per worker) and
+``pytest_plugins`` (modules with fixtures and hooks, registered when the target is chosen, as
+pytest's own ``pytest_plugins`` variable does for a conftest).
 """
 from __future__ import annotations
 

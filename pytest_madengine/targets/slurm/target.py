@@ -23,7 +23,7 @@ from ...errors import MadError
 from ...fileio import object_name, pid_alive
 from ...workload.run import RunOutcome, RunRequest, effective_timeout
 from ..base import TargetSettings
-from . import nodecheck_retry
+from . import cli, nodecheck_retry
 from . import spec as specfile
 from .collect import collect_outcome
 from .config import JobConfig, resolve
@@ -53,6 +53,8 @@ class SlurmTarget:
     name = "slurm"
     deployment_type = "slurm"
     needs_image = True
+    options = cli.OPTIONS
+    queued_workers = staticmethod(cli.queued_workers)
 
     def __init__(self, *, session_id: str, package_root: Path, shared_dir: Path | None = None,
                  client: SlurmCli | None = None) -> None:

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
 
 import pytest
 
@@ -13,9 +12,6 @@ from .keys import GPU_RELEASE_KEY, RESULT_KEY
 from .records import FAILURE, SKIPPED, ImageRef, ModelResult
 from .session import get_session
 from .settings import Settings
-
-if TYPE_CHECKING:
-    from .targets.k8s.handle import K8sHandle
 
 
 def _fail(item: pytest.Item, result: ModelResult, message: str) -> None:
@@ -53,9 +49,13 @@ def mad_card(request: pytest.FixtureRequest, mad_context: Context) -> ModelCard:
 
 @pytest.fixture
 def mad_image(request: pytest.FixtureRequest, mad_card: ModelCard, mad_context: Context) -> ImageRef:
-    """The image this model runs in: built (or reused by content hash), pulled, or given."""
+    """The image this model runs in: built (or reused by content hash), pulled, or given; an
+    ``ImageRef`` without a name when the target runs no image (``needs_image = False``)."""
+    session = get_session(request.config)
+    if not getattr(session.target, "needs_image", True):
+        return ImageRef(name="")
     try:
-        return get_session(request.config).images.image_for_run(mad_card, request.node.spec.dockerfile)
+        return session.images.image_for_run(mad_card, request.node.spec.dockerfile)
     except MadError as exc:
         error = exc  # fail outside the except block: no chained traceback in the report
     from .results.judge import failed_result
@@ -94,24 +94,6 @@ def mad_result(request: pytest.FixtureRequest, mad_card: ModelCard, mad_context:
                       release_gpus=request.node.stash.get(GPU_RELEASE_KEY, None))
     request.node.stash[RESULT_KEY] = result
     return result
-
-
-@pytest.fixture
-def mad_k8s(request: pytest.FixtureRequest, mad_card: ModelCard, mad_context: Context) -> K8sHandle:
-    """The Kubernetes side of this model (``--mad-target k8s`` only; skips otherwise): ``api`` (the
-    ``kubernetes`` ApiClient), ``namespace``, and once ``mad_result`` ran, ``job_name`` / ``job()`` /
-    ``pods()`` of its Job. A bad ``k8s`` setting fails the test with its one-paragraph message."""
-    from .targets.k8s import K8sTarget
-
-    target = get_session(request.config).target
-    if not isinstance(target, K8sTarget):
-        pytest.skip("mad_k8s needs the Kubernetes target (--mad-target k8s)")
-    try:
-        return target.handle(mad_card, mad_context)
-    except MadError as exc:
-        error = exc
-    pytest.fail(error.message, pytrace=False)
-    raise AssertionError("unreachable")  # pytest.fail raised
 
 
 def run_model(request: pytest.FixtureRequest, mad_result: ModelResult) -> None:

@@ -12,6 +12,8 @@ if TYPE_CHECKING:
     from .cards import ModelCard
     from .context import Context
     from .records import ModelResult
+    from .results.sinks import ResultSink
+    from .settings import Settings
     from .targets.base import Target, TargetSettings
     from .workload.run import RunOptions
 
@@ -65,19 +67,48 @@ def pytest_madengine_process_result(card: ModelCard, result: ModelResult) -> Non
 
 
 @hookspec(firstresult=True)
-def pytest_madengine_make_target(name: str, settings: TargetSettings) -> Target | None:
+def pytest_madengine_make_target(name: str, settings: TargetSettings, config: pytest.Config) -> Target | None:
     """Create the target called ``name`` (``--mad-target``, or inferred from the context), or
     return None to leave it to the next implementation; the built-in targets come last.
 
-    Called once per process (the controller and every xdist worker). The returned object
-    implements ``pytest_madengine.targets.base.Target``: ``sweep_stale``, ``run``,
-    ``cancel_all``, ``close``, and the attributes ``name`` and ``deployment_type``.
+    Called once per process (the controller and every xdist worker), like pytest-xdist's
+    ``pytest_xdist_make_scheduler(config, log)``: ``config`` gives the target its own options
+    (``config.getoption``); an implementation may take any subset of the arguments. The returned
+    object implements ``pytest_madengine.Target`` (``targets/base.py``): ``sweep_stale``, ``run``,
+    ``cancel_all``, ``close``, and the attributes ``name``, ``deployment_type`` and ``needs_image``.
 
-    Example (a conftest.py adding a target)::
+    Example (a conftest.py adding a target that runs no container)::
 
-        def pytest_madengine_make_target(name, settings):
+        def pytest_madengine_make_target(name, settings, config):
             if name == "dry-run":
-                return DryRunTarget(settings.session_id)
+                return DryRunTarget(settings.session_id, verbose=config.getoption("verbose") > 0)
+    """
+
+
+@hookspec
+def pytest_madengine_make_sinks(config: pytest.Config, settings: Settings) -> list[ResultSink]:
+    """Return result outputs (``pytest_madengine.ResultSink``) to add next to the built-in ones.
+
+    Controller only, once per session that runs models (not ``--collect-only``). Each sink gets
+    every judged result (``record``), then ``finish()`` once; the lines ``finish`` returns are
+    shown under the "MAD results" heading. A sink that raises ``OSError`` / ``MadError`` is
+    reported once as a warning and the other sinks go on.
+
+    Example (a conftest.py streaming results as JSON lines)::
+
+        class JsonLinesSink:
+            def __init__(self, path):
+                self.path = path
+
+            def record(self, result):
+                with self.path.open("a") as out:
+                    out.write(json.dumps(result.to_json()) + "\n")
+
+            def finish(self):
+                return [f"results streamed to {self.path}"]
+
+        def pytest_madengine_make_sinks(config, settings):
+            return [JsonLinesSink(config.rootpath / "results.jsonl")]
     """
 
 

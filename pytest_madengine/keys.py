@@ -17,3 +17,6 @@ SESSION_KEY = pytest.StashKey[object]()
 RESULT_KEY = pytest.StashKey[ModelResult]()  # an item's ModelResult, once known
 RECORDED_KEY = pytest.StashKey[bool]()  # the item's result was attached to a report
 GPU_RELEASE_KEY = pytest.StashKey[Callable[[], None]]()  # gives the item's GPUs back (idempotent)
+# The session's target (``targets.base.Target``), for fixtures a target registers (its
+# ``pytest_plugins``), which live below the session and cannot ask it.
+TARGET_KEY = pytest.StashKey[object]()

@@ -18,7 +18,9 @@ if TYPE_CHECKING:
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    _settings.add_options(parser)
+    from .targets.registry import builtin_options
+
+    _settings.add_options(parser, builtin_options())
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:

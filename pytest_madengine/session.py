@@ -30,7 +30,7 @@ from .context import Context, build_context, card_overrides
 from .errors import MadError
 from .fileio import disambiguated, safe_name
 from .images.supply import ImageSupply, image_name_suffixes
-from .keys import SESSION_KEY
+from .keys import SESSION_KEY, TARGET_KEY
 from .parallel.gpus import GpuAllocator, GpuPool
 from .records import ModelResult
 from .results.recorder import Recorder
@@ -130,7 +130,8 @@ class MadSession:
                                       session_dir=self.session_dir, settings=self.settings,
                                       context=self.context, controller=not self.is_worker)
             try:
-                target = self.config.hook.pytest_madengine_make_target(name=self.target_name, settings=settings)
+                target = self.config.hook.pytest_madengine_make_target(name=self.target_name, settings=settings,
+                                                                        config=self.config)
             except MadError as exc:
                 raise usage_error(exc) from None
             if target is None:
@@ -139,6 +140,9 @@ class MadSession:
                     f"{', '.join(BUILTIN_TARGETS)} (or leave it out to infer it from the context); a "
                     "conftest.py or plugin can add a target with the pytest_madengine_make_target hook.")
             self._target = target
+            self.config.stash[TARGET_KEY] = target
+            for plugin in getattr(target, "pytest_plugins", ()):  # the target's own fixtures
+                self.config.pluginmanager.import_plugin(plugin)
         return self._target
 
     @cached_property
@@ -281,6 +285,8 @@ class MadSession:
                      PerfSuperSink(results_dir), junit]
             if self.history_sink is not None:
                 sinks.append(self.history_sink)
+        for extra in self.config.hook.pytest_madengine_make_sinks(config=self.config, settings=self.settings):
+            sinks.extend(extra)
         return Recorder(sinks, on_recorded=lambda result: self.config.hook.pytest_madengine_result_recorded(
             config=self.config, result=result))
 
@@ -289,6 +295,7 @@ class MadSession:
     def pytest_sessionstart(self, session: pytest.Session) -> None:
         self._handle_sigterm()
         if self.is_worker:
+            _ = self.target  # cheap (no connection); its fixtures must exist before collection
             return
         _ = self.specs  # load (and run dynamic scripts) once, before xdist workers start
         _ = self.target  # an unknown target is a usage error before anything is built

@@ -62,8 +62,6 @@ OPTIONS: tuple[Option, ...] = (
     Option("discover-timeout", "int", "seconds a get_models_json.py may run (default 120)", 120),
     Option("target-archs", "list", "with --mad-build-only: build one image per GPU architecture "
            "(<image>_<arch>, build arg MAD_SYSTEM_GPU_ARCHITECTURE), e.g. gfx942,gfx90a; repeatable"),
-    Option("slurm-jobs", "int", "SLURM jobs kept in the queue at once when -n is not given: that many "
-           "xdist workers submit and follow them (default 8; 1 = one at a time)", 8),
     Option("history", "str", "results history (SQLite): PATH, or none for no history "
            "(default <package>/.mad/history.sqlite)"),
     Option("references", "str", "reference values (YAML or JSON file): a model outside its band fails "
@@ -76,14 +74,15 @@ OPTIONS: tuple[Option, ...] = (
            "judged (default 1)", 1),
     Option("max-cv", "str", "with --mad-repeat: fail a model whose runs vary by more than PCT percent "
            "(coefficient of variation)"),
-    Option("k8s-kubeconfig", "str", "kubeconfig of the Kubernetes target (default: k8s.kubeconfig of the "
-           "context, KUBECONFIG, ~/.kube/config, in-cluster)"),
-    Option("k8s-jobs", "int", "Kubernetes Jobs kept in flight at once when -n is not given: that many "
-           "xdist workers submit and follow them (default 8; 1 = one at a time)", 8),
 )
 
+# Options the targets own (``targets/<name>/cli.py``, and any a plugin's target declares), registered
+# in the same group by ``add_options``; their values reach the targets as ``Settings.target_options``.
+_TARGET_OPTIONS: dict[str, Option] = {}
+
+
 def option(name: str) -> Option:
-    return next(opt for opt in OPTIONS if opt.name == name)
+    return next(opt for opt in (*OPTIONS, *_TARGET_OPTIONS.values()) if opt.name == name)
 
 
 def _default(name: str) -> str:
@@ -95,9 +94,11 @@ def _default(name: str) -> str:
 SELECTION = ("tags", "manifest", "batch-manifest", "build-only", "package")
 
 
-def add_options(parser: pytest.Parser) -> None:
+def add_options(parser: pytest.Parser, target_options: tuple[Option, ...] = ()) -> None:
+    """Register every ``--mad-*`` option and its ini twin; ``target_options`` are the targets' own."""
     group = parser.getgroup("madengine", "MAD packages as tests (pytest-madengine)")
-    for opt in OPTIONS:
+    _TARGET_OPTIONS.update({opt.name: opt for opt in target_options})
+    for opt in (*OPTIONS, *target_options):
         if opt.kind == "bool":
             group.addoption(opt.flag, action="store_true", default=None, dest=opt.dest, help=opt.help)
             parser.addini(opt.ini, opt.help, type="bool", default=opt.default)
@@ -136,9 +137,6 @@ class Settings:
     log_dir: Path = Path(_default("log-dir"))
     disable_skip_gpu_arch: bool = False
     discover_timeout: int = int(_default("discover-timeout"))
-    slurm_jobs: int = int(_default("slurm-jobs"))
-    k8s_kubeconfig: str | None = None
-    k8s_jobs: int = int(_default("k8s-jobs"))
     history: Path | None = None  # None: --mad-history none
     references: Path | None = None
     compare: str | None = None  # validated when the session starts (history.spec.parse_compare_spec)
@@ -146,6 +144,8 @@ class Settings:
     repeat: int = 1
     max_cv: float | None = None  # percent
     target_archs: tuple[str, ...] = ()
+    # the targets' own options by name ("k8s-jobs": 8): int options as int, others as given or None
+    target_options: dict[str, str | int | None] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -247,12 +247,19 @@ def from_config(config: pytest.Config, namespace: argparse.Namespace | None = No
         disable_skip_gpu_arch=bool(values["mad_disable_skip_gpu_arch"]),
         discover_timeout=(_as_int(option("discover-timeout"), values["mad_discover_timeout"])
                           or int(_default("discover-timeout"))),
-        slurm_jobs=max(1, _as_int(option("slurm-jobs"), values["mad_slurm_jobs"]) or int(_default("slurm-jobs"))),
-        k8s_kubeconfig=values["mad_k8s_kubeconfig"] or None,
-        k8s_jobs=max(1, _as_int(option("k8s-jobs"), values["mad_k8s_jobs"]) or int(_default("k8s-jobs"))),
+        target_options=_target_option_values(config, namespace),
         target_archs=_target_archs(values["mad_target_archs"], bool(values["mad_build_only"])),
         **_results_settings(values, package),
     )
+
+
+def _target_option_values(config: pytest.Config,
+                          namespace: argparse.Namespace | None) -> dict[str, str | int | None]:
+    values: dict[str, str | int | None] = {}
+    for opt in _TARGET_OPTIONS.values():
+        raw = _raw(config, opt, namespace)[0]
+        values[opt.name] = _as_int(opt, raw) if opt.kind == "int" else (raw or None)
+    return values
 
 
 _ARCH_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")

@@ -115,7 +115,7 @@ def queued_job_workers(config: pytest.Config) -> int | None:
     """Workers to start when a SLURM or Kubernetes session gave no ``-n``, so several jobs run at once.
 
     Each xdist worker submits one job and follows it, so N workers keep N jobs in the queue
-    (``--mad-slurm-jobs``, ``--mad-k8s-jobs``). Not used when the user chose ``-n`` (0 included), a ``--dist`` mode,
+    (the target's own option, e.g. ``--mad-slurm-jobs``). Not used when the user chose ``-n`` (0 included), a ``--dist`` mode,
     ``--pdb``, ``--collect-only``, ``--mad-build-only``, or when pytest-xdist is not loaded.
     """
     from . import settings as _settings
@@ -128,7 +128,7 @@ def queued_job_workers(config: pytest.Config) -> int | None:
         return None
     try:
         from .context import build_context
-        from .targets.registry import infer_target
+        from .targets.registry import infer_target, queued_workers
 
         settings = _settings.from_config(config)
         if settings.build_only:
@@ -137,6 +137,5 @@ def queued_job_workers(config: pytest.Config) -> int | None:
                                 gpus_option=settings.gpus)
     except (MadError, pytest.UsageError):
         return None  # the session reports the bad option properly
-    workers = {"slurm": settings.slurm_jobs, "k8s": settings.k8s_jobs}.get(
-        infer_target(settings.target, context.data), 1)
+    workers = queued_workers(infer_target(settings.target, context.data), settings.target_options)
     return workers if workers > 1 else None

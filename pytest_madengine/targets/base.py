@@ -14,14 +14,29 @@ A target's life in a session, on every process (controller and each xdist worker
    whatever of this session is left (a dead worker's container) unless ``--mad-keep-alive``.
 
 Targets are created through the ``pytest_madengine_make_target`` hook (``targets.registry`` holds
-the built-in ones), so a conftest.py or another plugin can add a target without touching the
-session, which never asks which target it has.
+the built-in ones, which it creates with ``from_settings``; a conftest's hook may construct its
+target any way it likes), so a conftest.py or another plugin can add a target without touching
+the session, which never asks which target it has.
+
+Images: ``needs_image`` says whether the target runs the model in a container image. When True
+(every built-in target) the session builds, reuses or pulls the card's image before ``run`` and
+hands it over in ``RunRequest.image``; when False no image is built or pulled and the session
+never contacts a Docker engine: ``RunRequest.image`` is an ``ImageRef`` with an empty ``name``.
+A target without the attribute is taken to need an image.
+
+Optional class attributes a target may have (the built-in ones do; the session and xdist wiring
+never name a target): ``options`` (its own ``--mad-*`` options as ``settings.Option``s, which a
+built-in target declares in a light ``targets/<name>/cli.py`` so they exist before any target is
+chosen; their values reach it in ``settings.target_options``), ``queued_workers(values) -> int``
+(xdist workers a session without ``-n`` starts: one job or Job in flight per worker) and
+``pytest_plugins`` (modules with fixtures and hooks, registered when the target is chosen, as
+pytest's own ``pytest_plugins`` variable does for a conftest).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 from ..context import Context
 from ..settings import Settings
@@ -49,6 +64,12 @@ class Target(Protocol):
 
     name: str  # "local", "slurm", ...
     deployment_type: str  # perf.csv ``deployment_type`` of its rows
+    needs_image: ClassVar[bool]  # False: no image is built or pulled, no Docker engine is contacted
+
+    @classmethod
+    def from_settings(cls, settings: TargetSettings) -> Target:
+        """Create the target (cheap: no connection to the backend yet)."""
+        ...
 
     def sweep_stale(self) -> int:
         """Remove leftovers of dead sessions; return how many things were removed."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Mapping
 
+from ..settings import Option
 from .base import Target, TargetSettings
 
 BUILTIN_TARGETS: dict[str, str] = {
@@ -16,6 +17,31 @@ BUILTIN_TARGETS: dict[str, str] = {
     "slurm": "pytest_madengine.targets.slurm:SlurmTarget",
     "k8s": "pytest_madengine.targets.k8s:K8sTarget",
 }
+
+
+# Each built-in target's light module of options and worker count (see ``targets/<name>/cli.py``).
+BUILTIN_CLI: dict[str, str] = {
+    "slurm": "pytest_madengine.targets.slurm.cli",
+    "k8s": "pytest_madengine.targets.k8s.cli",
+}
+
+
+def builtin_options() -> tuple[Option, ...]:
+    """The ``--mad-*`` options the built-in targets own, registered with the plugin's."""
+    options: list[Option] = []
+    for module in BUILTIN_CLI.values():
+        options.extend(importlib.import_module(module).OPTIONS)
+    return tuple(options)
+
+
+def queued_workers(name: str, values: Mapping[str, object]) -> int:
+    """How many xdist workers a session of target ``name`` starts when ``-n`` is not given: the
+    target's answer (its ``cli.queued_workers``), 1 for a target that runs models in process."""
+    module = BUILTIN_CLI.get(name)
+    if module is None:
+        return 1
+    answer: int = importlib.import_module(module).queued_workers(values)
+    return answer
 
 
 def infer_target(explicit: str | None, context: Mapping[str, object]) -> str:

@@ -25,7 +25,7 @@ from ...errors import MadError
 from ...fileio import locked, pid_alive
 from ...workload.run import RunOutcome, RunRequest, effective_timeout
 from ..base import TargetSettings
-from . import objects
+from . import cli, objects
 from .api import KubeAccess, api_client, close_clients, describe_failure, find_access, is_not_found
 from .collect import JobRecord, collect_outcome
 from .config import K8sConfig, k8s_section, resolve
@@ -37,6 +37,11 @@ from .storage import ensure_claims
 KINDS = ("jobs", "configmaps", "secrets", "services", "persistentvolumeclaims")  # deletion order
 OPTIONAL_KINDS = ("persistentvolumeclaims",)  # listing them may be forbidden: cleanup goes on without
 NAMESPACES_FILE = "k8s-namespaces"  # in the session dir: namespaces this session's processes used
+
+
+def _kubeconfig_option(values: dict[str, str | int | None]) -> str | None:
+    value = values.get("k8s-kubeconfig")
+    return str(value) if value else None
 
 
 def delete_command(namespace: str, session_id: str) -> str:
@@ -58,6 +63,10 @@ class K8sTarget:
 
     name = "k8s"
     deployment_type = "kubernetes"
+    needs_image = True
+    pytest_plugins = ("pytest_madengine.targets.k8s.fixtures",)  # mad_k8s, registered when chosen
+    options = cli.OPTIONS
+    queued_workers = staticmethod(cli.queued_workers)
 
     def __init__(self, *, session_id: str, session_dir: Path, package_root: Path, context: Context,
                  kubeconfig_option: str | None = None, keep_alive: bool = False, controller: bool = True,
@@ -75,7 +84,7 @@ class K8sTarget:
         options = settings.settings
         return cls(session_id=settings.session_id, session_dir=settings.session_dir,
                    package_root=settings.package_root, context=settings.context,
-                   kubeconfig_option=getattr(options, "k8s_kubeconfig", None), keep_alive=options.keep_alive,
+                   kubeconfig_option=_kubeconfig_option(options.target_options), keep_alive=options.keep_alive,
                    controller=settings.controller, build_only=options.build_only)
 
     # --- session-level ------------------------------------------------------------------

@@ -143,6 +143,7 @@ class LocalTarget:
 
     name = "local"
     deployment_type = "local"
+    needs_image = True
 
     def __init__(self, *, session_id: str, package_root: Path, client: DockerClient | None = None,
                  defer_removal: bool = False, owns_session: bool = False, keep_alive: bool = False) -> None:

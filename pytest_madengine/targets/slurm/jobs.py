@@ -136,6 +136,14 @@ class SlurmCli:
         jobs = (line.strip().split("|", 1) for line in done.stdout.splitlines() if "|" in line)
         return {job_id: comment for job_id, comment in jobs if comment.startswith(JOB_TAG)}
 
+    def work_dirs(self, job_ids: Sequence[str]) -> dict[str, str]:
+        """Job id → working directory (``--chdir``) of those of ``job_ids`` still queued or running."""
+        if not job_ids:
+            return {}
+        done = self._run(["squeue", "-h", "-j", ",".join(job_ids), "-o", "%i|%Z"], check=False)
+        pairs = (line.strip().split("|", 1) for line in done.stdout.splitlines() if "|" in line)
+        return {job_id: work_dir for job_id, work_dir in pairs}
+
     def down_nodes(self, nodes: str) -> list[str]:
         """Which of ``nodes`` (a SLURM node list, e.g. ``node[1-2]``) are down or not responding."""
         if not nodes:

@@ -82,6 +82,14 @@ def read_spec(path: Path) -> dict[str, Any]:
     return spec
 
 
+def spec_session(path: Path) -> str:
+    """The session id a spec file was written by; '' when it cannot be read."""
+    try:
+        return str(json.loads(path.read_text()).get("session_id") or "")
+    except (OSError, ValueError, AttributeError):
+        return ""
+
+
 def remove_secrets(spec_path: Path) -> None:
     secrets_path(spec_path).unlink(missing_ok=True)
 

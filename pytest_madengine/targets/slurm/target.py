@@ -23,7 +23,7 @@ from ...errors import MadError
 from ...fileio import object_name, pid_alive
 from ...workload.run import RunOutcome, RunRequest, effective_timeout
 from ..base import TargetSettings
-from . import nodecheck_retry
+from . import cli, nodecheck_retry
 from . import spec as specfile
 from .collect import collect_outcome
 from .config import JobConfig, resolve
@@ -52,6 +52,9 @@ class SlurmTarget:
 
     name = "slurm"
     deployment_type = "slurm"
+    needs_image = True
+    options = cli.OPTIONS
+    queued_workers = staticmethod(cli.queued_workers)
 
     def __init__(self, *, session_id: str, package_root: Path, shared_dir: Path | None = None,
                  client: SlurmCli | None = None) -> None:
@@ -74,10 +77,15 @@ class SlurmTarget:
         except MadError:
             return 0  # no SLURM client here: each model reports that clearly when it runs
         host = socket.gethostname()
-        stale = [job_id for job_id, comment in jobs.items()
+        stale = {job_id: fields["session"] for job_id, comment in jobs.items()
                  if (fields := parse_job_comment(comment)).get("host") == host
-                 and fields.get("session") != self.session_id and not pid_alive(fields.get("pid", ""))]
-        self.cli.scancel(stale)
+                 and fields.get("session") != self.session_id and not pid_alive(fields.get("pid", ""))}
+        work_dirs = self.cli.work_dirs(list(stale))
+        self.cli.scancel(list(stale))
+        for job_id, session in stale.items():  # a killed session never removed its jobs' secrets
+            spec_path = Path(work_dirs.get(job_id, "")) / "spec.json"
+            if work_dirs.get(job_id) and specfile.spec_session(spec_path) == session:
+                specfile.remove_secrets(spec_path)
         return len(stale)
 
     def close(self) -> None:

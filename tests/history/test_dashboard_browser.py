@@ -122,6 +122,20 @@ def test_repeats_give_a_distribution_and_old_sessions_are_left_out_with_a_note(t
     assert "Only the newest 3 of 4 sessions are drawn (1 older ones left out)." in html
 
 
+def test_report_dashboard_links_logs_found_in_the_log_directory(tmp_path: Path) -> None:
+    from pytest_madengine.__main__ import main
+
+    with HistoryStore(tmp_path / "h.sqlite") as store:
+        add_session(store, "s1", 1_700_000_000, result("llama", "900"), result("bert", "12"))
+    (tmp_path / "mad_logs").mkdir()
+    (tmp_path / "mad_logs" / "llama.run.log").write_text("performance: 900 tokens/s\n")
+    output = tmp_path / "site" / "dashboard.html"
+    assert main(["report", "dashboard", "--history", str(tmp_path / "h.sqlite"), "-o", str(output),
+                 "--logs", str(tmp_path / "mad_logs")]) == 0
+    html_text = output.read_text()
+    assert html_text.count(">log</a>") == 1 and '<a href="../mad_logs/llama.run.log">log</a>' in html_text
+
+
 @pytest.fixture(scope="module")
 def hub_page(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("hub")

@@ -79,7 +79,8 @@ def main() -> int:
         print(f"perf.csv: {args.rows:,} rows, {csv_path.stat().st_size / 1e6:.1f} MB ({args.tree})")
         seconds, peak = measure(args.tree, csv_path, args.kind)
         page = csv_path.with_suffix(".html") if args.kind == "html" else csv_path.parent / "run_results.html"
-        print(f"report {args.kind}: {seconds:.2f} s, peak memory {peak:.0f} MB, page {page.stat().st_size / 1e6:.2f} MB")
+        size = page.stat().st_size / 1e6
+        print(f"report {args.kind}: {seconds:.2f} s, peak memory {peak:.0f} MB, page {size:.2f} MB")
         browser = shutil.which("chromium")
         if browser:
             empty = Path(folder) / "empty.html"

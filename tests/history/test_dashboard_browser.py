@@ -170,11 +170,12 @@ def test_filters_by_search_tag_status_and_architecture(chromium: str, hub_page: 
     # search (any case): model_0010 … model_0019; tag vllm: index % 3 == 0; gfx90a: even index
     assert models.split("|") == ["model_0012", "model_0018"]
     assert state == "#q=MODEL_001&tag=vllm&arch=gfx90a"
-    assert re.search(r'id="shown">(\d+) of 100 series', dom.stdout).group(1) == str(len(models.split("|")))  # type: ignore[union-attr]
+    assert 'id="shown">2 of 100 series' in dom.stdout
 
 
 def test_a_linked_filter_state_is_applied_on_load(chromium: str, hub_page: Path, tmp_path: Path) -> None:
-    expected = [s["m"] for s in page_data(hub_page.read_text())["series"] if s["s"][-1] == FAILURE]  # type: ignore[index]
+    series = page_data(hub_page.read_text())["series"]
+    expected = [s["m"] for s in series if s["s"][-1] == FAILURE]  # type: ignore[index]
     assert expected
     dom = browse(chromium, probe(hub_page, tmp_path / "probe.html", ""), "--dump-dom", fragment="#status=FAILURE")
     assert console_lines(dom.stderr) == []

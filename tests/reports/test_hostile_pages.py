@@ -79,7 +79,7 @@ def test_dashboard_with_a_hostile_string_in_every_field(chromium: str, tmp_path:
     text = HOSTILE[name]
     with HistoryStore(tmp_path / "h.sqlite") as store:
         for number in range(3):
-            session = f"s{number}"
+            session = f"{text}-{number}"  # ids of imported histories are anyone's text
             store.begin_session(SessionInfo(id=session, started=1_700_000_000 + number * 86400.0, git_commit=text,
                                             host=text, gpu_architecture=text))
             for row in (hostile_row(text, performance=str(100 + number)),
@@ -88,12 +88,13 @@ def test_dashboard_with_a_hostile_string_in_every_field(chromium: str, tmp_path:
                 store.add_result(session, ModelResult(model=row["model"], status=row["status"], phase="run",
                                                       reason=text, rows=[row]))
         page = write_dashboard(store, tmp_path / "dashboard.html",
-                               changes=[ChangePoint(text, "s1", 100.0, 101.0, 0.01)])
+                               changes=[ChangePoint(text, f"{text}-1", 100.0, 101.0, 0.01)])
     dom = browse(chromium, page, "--dump-dom")
     assert dom.returncode == 0 and console_lines(dom.stderr) == [], console_lines(dom.stderr)
     intact(dom.stdout, scripts=3)
     # Both cards drawn: a trend each (the durations are hostile text too, so no duration chart).
     assert dom.stdout.count('data-drawn="1"') == 2 and dom.stdout.count("<canvas") == 2
+    assert dom.stdout.count('class="meta changes">change point ') == 1  # on the hostile model's trend
 
 
 @pytest.mark.parametrize("name", list(HOSTILE))

@@ -138,10 +138,14 @@ def _card(index: int, item: Series, references: References | None, logs: Path | 
 
 def _log_link(model: str, logs: Path | None, link_base: Path | None) -> str:
     """The URL of the model's latest run log (``<logs>/<safe model name>.run.log``), '' when absent."""
-    if logs is None:
+    stem = safe_name(model)
+    if logs is None or not stem:
         return ""
-    path = Path(logs).absolute() / f"{safe_name(model)}.run.log"
-    if not path.is_file():
+    path = Path(logs).absolute() / f"{stem}.run.log"
+    try:
+        if not path.is_file():
+            return ""
+    except OSError:  # a name longer than the filesystem allows: no such log
         return ""
     if link_base is None:
         return path.as_uri()

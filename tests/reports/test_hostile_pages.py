@@ -87,7 +87,7 @@ def test_dashboard_with_a_hostile_string_in_every_field(chromium: str, tmp_path:
                         hostile_row(text, model="normal", metric="tokens/s", status=FAILURE, performance="1")):
                 store.add_result(session, ModelResult(model=row["model"], status=row["status"], phase="run",
                                                       reason=text, rows=[row]))
-        page = write_dashboard(store, tmp_path / "dashboard.html",
+        page = write_dashboard(store, tmp_path / "dashboard.html", logs=tmp_path,
                                changes=[ChangePoint(text, f"{text}-1", 100.0, 101.0, 0.01)])
     dom = browse(chromium, page, "--dump-dom")
     assert dom.returncode == 0 and console_lines(dom.stderr) == [], console_lines(dom.stderr)

@@ -78,7 +78,7 @@ class _Bucket:
 
     def point(self, session_id: str) -> TrendPoint:
         status = FAILURE if FAILURE in self.statuses else (self.statuses[0] if self.statuses else "")
-        return TrendPoint(session_id, self.started, statistics.median(self.values) if self.values else None,
+        return TrendPoint(session_id, self.started, _median(self.values),
                           status, len(self.statuses), tuple(self.values), _median(self.builds),
                           _median(self.tests))
 
@@ -142,4 +142,6 @@ def _add_number(numbers: list[float], text: str) -> None:
 
 
 def _median(numbers: list[float]) -> float | None:
-    return statistics.median(numbers) if numbers else None
+    if len(numbers) < 2:  # the common case (one run per session), without statistics' overhead
+        return numbers[0] if numbers else None
+    return statistics.median(numbers)

@@ -136,7 +136,7 @@ def render_html(table: Table) -> str:
     charts = chart_spec(table)
     metrics = len({metric for metric, _ in table.bars})
     classes = {column: "num" if column in NUMERIC else "" for column in table.columns}
-    summary = (f"{table.total} row(s) from {table.path.name}; generated "
+    summary = (f"{table.total:,} row(s) from {table.path.name}; generated "
                f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC. Click a column header to sort.")
     notes = [table.note()] + ([f"Charts for the first {MAX_METRICS} of {metrics} metrics."]
                               if metrics > MAX_METRICS else [])

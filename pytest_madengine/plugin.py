@@ -66,6 +66,10 @@ def pytest_configure(config: pytest.Config) -> None:
     session = start_session(config)
     config.pluginmanager.register(ItemHooks(config), "madengine-items")
     config.pluginmanager.register(fixtures, "madengine-fixtures")
+    if not session.is_worker:
+        from .htmlreport import register
+
+        register(config)
     if not session.is_worker and config.pluginmanager.hasplugin("xdist"):
         from .xdist import XdistHooks
 

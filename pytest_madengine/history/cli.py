@@ -42,6 +42,8 @@ def add_commands(groups: CommandGroups) -> None:
     dashboard.add_argument("--references", type=Path, help="references file: draws the reference bands")
     dashboard.add_argument("--compare", default="last", help="baseline of the latest-session table (default last)")
     dashboard.add_argument("--fail-on-regression", type=float, help="mark changes worse than PCT percent")
+    dashboard.add_argument("--logs", type=Path, help="the sessions' log directory (--mad-log-dir): cards link "
+                           "each model's latest run log found there")
     for parser in (listing, show, export, dashboard):
         parser.add_argument("--history", type=Path, default=Path(".mad") / "history.sqlite",
                             help="history file (default .mad/history.sqlite)")
@@ -137,7 +139,7 @@ def _dashboard(store: HistoryStore, args: argparse.Namespace, out: TextIO) -> in
     references = load_references(args.references) if args.references else None
     started = time.perf_counter()
     path = write_dashboard(store, args.output, references=references, compare=args.compare,
-                           fail_pct=args.fail_on_regression)
+                           fail_pct=args.fail_on_regression, logs=args.logs)
     size = path.stat().st_size / 1e6
     print(f"dashboard written to {path} ({size:.1f} MB, {time.perf_counter() - started:.2f} s)", file=out)
     return 0

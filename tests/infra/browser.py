@@ -26,11 +26,12 @@ def chromium() -> str:
     return found
 
 
-def browse(chromium: str, page: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """Load ``page`` headless; console messages go to stderr as ``…:CONSOLE…`` lines."""
+def browse(chromium: str, page: Path, *args: str, fragment: str = "") -> subprocess.CompletedProcess[str]:
+    """Load ``page`` headless (``fragment``: a ``#…`` URL fragment to open it with); console messages
+    go to stderr as ``…:CONSOLE…`` lines."""
     command = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                "--enable-logging=stderr", "--v=0", "--virtual-time-budget=10000", "--window-size=1280,1000",
-               *args, page.as_uri()]
+               *args, page.as_uri() + fragment]
     return subprocess.run(command, capture_output=True, text=True, timeout=180, check=False)
 
 

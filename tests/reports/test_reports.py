@@ -40,11 +40,29 @@ def test_to_html_page_has_table_and_chart_spec(tmp_path: Path) -> None:
     assert out == tmp_path / "perf.html"
     page = out.read_text()
     assert "broken &lt;b&gt;" in page and "<b>" not in page.split("<body>")[1].split("<script")[0]  # escaped
-    assert page.count("<tr>") == 5 and 'id="chart"' in page
-    assert "https://" not in page.split("<script>")[0]  # no external resource before plotly.js
-    spec = chart_spec(read_table(tmp_path / "perf.csv"))
-    assert [(trace["name"], trace["x"], trace["y"]) for trace in spec["data"]] == [  # type: ignore[index]
-        ("samples/s", ["bert"], [95.0]), ("tokens/s", ["llama", "vllm_a"], [812.4, 1500.5])]
+    assert page.count("<tr>") == 5 and 'id="chart-0"' in page and 'id="chart-1"' in page
+    assert "https://" not in page.split("<script")[0]  # no external resource
+    assert [(c["metric"], c["models"], c["values"], c["statuses"])  # type: ignore[index]
+            for c in chart_spec(read_table(tmp_path / "perf.csv"))] == [
+        ("samples/s", ["bert"], [95.0], ["SUCCESS"]), ("tokens/s", ["llama", "vllm_a"], [812.4, 1500.5],
+                                                       ["SUCCESS", "SUCCESS"])]
+    assert len(page.encode()) < 150_000  # uPlot (51 KB) instead of plotly.js (4.8 MB)
+
+
+def test_a_large_csv_is_streamed_and_its_table_capped_with_a_note(tmp_path: Path) -> None:
+    path = tmp_path / "perf.csv"
+    rows = [{"model": f"m{i % 30}", "performance": str(i), "metric": "tokens/s", "status": "SUCCESS"}
+            for i in range(3000)]
+    append_rows(path, rows)
+    table = read_table(path, max_rows=200)
+    assert table.total == 3000 and len(table.rows) == 200 and table.rows[-1]["performance"] == "2999"
+    assert table.bars[("tokens/s", "m0")].rows == 100 and table.bars[("tokens/s", "m0")].value == 2970
+    page = write_html(path, max_rows=200).read_text()
+    assert page.count("<tr>") == 201
+    assert "Showing the newest 200 of 3,000 rows (the chart covers all of them)" in page
+    mail = write_email(tmp_path, max_rows=200).read_text()
+    assert mail.count("<tr>") == 201 and "Showing the newest 200 of 3,000 rows" in mail
+    assert read_table(path).total == len(read_table(path).rows) == 3000  # uncapped for uploads
 
 
 def test_cli_reports_and_clear_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -75,9 +93,10 @@ def test_html_report_in_headless_chromium(chromium: str, tmp_path: Path) -> None
     dom = browse(chromium, page, "--dump-dom")
     assert dom.returncode == 0, dom.stderr[-2000:]
     assert console_lines(dom.stderr) == [], console_lines(dom.stderr)
-    chart = dom.stdout[dom.stdout.index('id="chart"'):]
-    assert 'class="main-svg"' in chart  # plotly drew the chart
-    assert len(re.findall(r'class="point"', chart)) == 3  # one bar per model with a number
+    assert 'data-ready="' in dom.stdout  # the page script ran to its end
+    for index in (0, 1):  # one bar chart per metric, drawn by uPlot into its element
+        assert re.search(rf'id="chart-{index}"[^>]*><div class="uplot', dom.stdout), index
+    assert dom.stdout.count("<canvas") == 2
     assert dom.stdout.count("<tr>") == 5
     shot = tmp_path / "report.png"
     done = browse(chromium, page, f"--screenshot={shot}")

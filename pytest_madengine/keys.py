@@ -20,3 +20,5 @@ GPU_RELEASE_KEY = pytest.StashKey[Callable[[], None]]()  # gives the item's GPUs
 # The session's target (``targets.base.Target``), for fixtures a target registers (its
 # ``pytest_plugins``), which live below the session and cannot ask it.
 TARGET_KEY = pytest.StashKey[object]()
+# The process's early facts (settings + adjusted context), shared by the xdist wiring and the session.
+FACTS_KEY = pytest.StashKey[object]()

@@ -16,7 +16,7 @@ import time
 import uuid
 import warnings
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
 from types import FrameType
@@ -30,7 +30,7 @@ from .context import Context, build_context, card_overrides
 from .errors import MadError
 from .fileio import disambiguated, safe_name
 from .images.supply import ImageSupply, image_name_suffixes
-from .keys import SESSION_KEY, TARGET_KEY
+from .keys import FACTS_KEY, SESSION_KEY, TARGET_KEY
 from .parallel.gpus import GpuAllocator, GpuPool
 from .records import ModelResult
 from .results.recorder import Recorder
@@ -46,13 +46,40 @@ if TYPE_CHECKING:  # loaded only when a session uses them
     from .history.sink import HistorySink
 
 
-def start_session(config: pytest.Config) -> MadSession:
-    """Create the session of this process and register it as a plugin."""
+@dataclass(frozen=True)
+class EarlyFacts:
+    """What the session, ``-n auto`` and the queued-job workers of xdist all start from, computed
+    once per process: the options, and the context with the conftest's ``adjust_context`` applied.
+    The context's ``MAD_CONTAINER_IMAGE`` is already in ``settings.use_image`` (madengine: run that
+    image, build nothing), so the settings never change afterwards."""
+
+    settings: _settings.Settings
+    context: Context
+
+
+def early_facts(config: pytest.Config) -> EarlyFacts:
+    """The process's ``EarlyFacts`` (computed on first use). Raises pytest.UsageError."""
+    facts = config.stash.get(FACTS_KEY, None)
+    if isinstance(facts, EarlyFacts):
+        return facts
     try:
         settings = _settings.from_config(config)
+        context = build_context(context_file=settings.context_file, context_text=settings.context,
+                                gpus_option=settings.gpus)
     except MadError as exc:
-        raise pytest.UsageError(exc.message) from None
-    session = MadSession(config, settings)
+        raise usage_error(exc) from None
+    config.hook.pytest_madengine_adjust_context(config=config, context=context.data)
+    image = context.get("MAD_CONTAINER_IMAGE")
+    if image and not settings.use_image:
+        settings = replace(settings, use_image=str(image))
+    facts = EarlyFacts(settings, context)
+    config.stash[FACTS_KEY] = facts
+    return facts
+
+
+def start_session(config: pytest.Config) -> MadSession:
+    """Create the session of this process and register it as a plugin."""
+    session = MadSession(config, early_facts(config))
     config.stash[SESSION_KEY] = session
     config.pluginmanager.register(session, "madengine-session")
     return session
@@ -76,9 +103,10 @@ def _interrupt(signum: int, frame: object) -> None:
 class MadSession:
     """Per-process state of an active session. Workers get the controller's dir and id."""
 
-    def __init__(self, config: pytest.Config, settings: _settings.Settings) -> None:
+    def __init__(self, config: pytest.Config, facts: EarlyFacts) -> None:
         self.config = config
-        self.settings = settings
+        self.settings = facts.settings
+        self._facts = facts
         workerinput = getattr(config, "workerinput", None)
         self.is_worker = workerinput is not None
         if workerinput and workerinput.get("mad_session_dir"):
@@ -96,16 +124,7 @@ class MadSession:
     # --- lazily computed session facts -------------------------------------------------
     @cached_property
     def context(self) -> Context:
-        try:
-            context = build_context(context_file=self.settings.context_file,
-                                    context_text=self.settings.context,
-                                    gpus_option=self.settings.gpus)
-        except MadError as exc:
-            raise usage_error(exc) from None
-        self.config.hook.pytest_madengine_adjust_context(config=self.config, context=context.data)
-        image = context.get("MAD_CONTAINER_IMAGE")
-        if image and not self.settings.use_image:  # madengine: run that image, build nothing
-            self.settings = replace(self.settings, use_image=str(image))
+        context = self._facts.context
         if not self.is_worker:
             given = [self.settings.context_file and f"--mad-context-file {self.settings.context_file}",
                      self.settings.context and "--mad-context"]
@@ -147,7 +166,7 @@ class MadSession:
 
     @cached_property
     def images(self) -> ImageSupply:
-        context = self.context  # first: MAD_CONTAINER_IMAGE may set the settings' use_image
+        context = self.context
         return ImageSupply(self.settings, context, self.session_dir)
 
     @cached_property

@@ -95,17 +95,14 @@ def auto_num_workers(config: pytest.Config) -> int | None:
     """
     from . import settings as _settings
     from .errors import MadError
+    from .session import early_facts
 
     if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS") or not _settings.is_active(config):
         return None  # the user's explicit choice, or not a MAD run: xdist's own answer
     try:
-        from .context import build_context
-
-        settings = _settings.from_config(config)
-        context = build_context(context_file=settings.context_file, context_text=settings.context,
-                                gpus_option=settings.gpus)
-        pool = GpuPool.resolve(gpus_option=settings.gpus, context_gpus=context.get("docker_gpus"),
-                               env=os.environ, detected_count=context.host.gpu_count)
+        facts = early_facts(config)
+        pool = GpuPool.resolve(gpus_option=facts.settings.gpus, context_gpus=facts.context.get("docker_gpus"),
+                               env=os.environ, detected_count=facts.context.host.gpu_count)
     except (MadError, pytest.UsageError):
         return None  # the session reports the bad option properly; size like xdist meanwhile
     return auto_workers(pool, os.cpu_count())
@@ -126,16 +123,14 @@ def queued_job_workers(config: pytest.Config) -> int | None:
             or getattr(option, "numprocesses", 0) is not None or getattr(option, "dist", "no") != "no"
             or option.collectonly or config.getoption("usepdb", False) or not _settings.is_active(config)):
         return None
-    try:
-        from .context import build_context
-        from .targets.registry import infer_target, queued_workers
+    from .session import early_facts
+    from .targets.registry import infer_target, queued_workers
 
-        settings = _settings.from_config(config)
-        if settings.build_only:
-            return None
-        context = build_context(context_file=settings.context_file, context_text=settings.context,
-                                gpus_option=settings.gpus)
+    try:
+        facts = early_facts(config)
     except (MadError, pytest.UsageError):
         return None  # the session reports the bad option properly
-    workers = queued_workers(infer_target(settings.target, context.data), settings.target_options)
+    if facts.settings.build_only:
+        return None
+    workers = queued_workers(infer_target(facts.settings.target, facts.context.data), facts.settings.target_options)
     return workers if workers > 1 else None

@@ -35,14 +35,46 @@ def pytest_madengine_adjust_context(config: pytest.Config, context: dict[str, ob
 def pytest_madengine_docker_run_options(card: ModelCard, context: Context, options: RunOptions) -> None:
     """Adjust the Docker SDK ``containers.run`` keyword arguments for one model, in place.
 
+    Local target only (its SLURM nodes and Kubernetes pods are not Docker SDK calls of this
+    process): use ``pytest_madengine_container_options`` for settings every target applies.
+
     ``options`` holds e.g. ``environment``, ``volumes``, ``devices``, ``device_requests``,
     ``cap_add``, ``shm_size``, ``labels``. Do not remove the ``labels``: cleanup relies on them.
 
     Example::
 
         def pytest_madengine_docker_run_options(card, context, options):
-            if "large" in card.tags:
-                options["shm_size"] = "64g"
+            if "infiniband" in card.tags:
+                options["devices"] = ["/dev/infiniband:/dev/infiniband:rwm"]
+    """
+
+
+@hookspec
+def pytest_madengine_container_options(card: ModelCard, context: Context, options: RunOptions) -> None:
+    """Add container settings for one model's run, on every target that runs containers: the
+    target-neutral successor of ``pytest_madengine_docker_run_options`` (local target only).
+
+    Runs where the test runs, before the target starts the model. ``options`` starts empty; set
+    any of (Docker SDK shapes): ``environment`` (``{name: value}``), ``volumes`` (``{host_path:
+    {"bind": container_path, "mode": "ro"|"rw"}}``), ``cap_add`` (``["SYS_NICE"]``), ``devices``
+    (``["/dev/infiniband:/dev/infiniband:rwm"]``). (No ``shm_size``: the built-in targets share the
+    host's IPC namespace, as madengine's ``--ipc=host``, so /dev/shm is the host's.) Per target:
+
+    - local: all of them, merged over the target's own options (lists extend, dicts update);
+    - SLURM: all of them, on every node's container (they travel in the job spec; secret-looking
+      variables in its 0600 ``secrets.json``, as the context's do);
+    - Kubernetes: ``environment`` (secret-looking values through the run's Secret); each other
+      key is warned about once and not applied (use the ``k8s`` settings: ``host_paths``,
+      ``resources``, ``host_ipc``).
+
+    Another key is warned about once, naming it, and not applied.
+
+    Example::
+
+        def pytest_madengine_container_options(card, context, options):
+            options["environment"] = {"NCCL_DEBUG": "INFO"}
+            if "infiniband" in card.tags:
+                options["devices"] = ["/dev/infiniband:/dev/infiniband:rwm"]
     """
 
 

@@ -15,7 +15,7 @@ from .cards import ModelCard
 from .context import Context
 from .records import SUCCESS, ImageRef, ModelResult
 from .session import MadSession
-from .workload.run import RunOutcome, RunRequest
+from .workload.run import CONTAINER_OPTION_KEYS, RunOptions, RunOutcome, RunRequest
 from .workload.rundirs import mark_owned, private_log, publish_log, release_owned
 
 
@@ -67,11 +67,13 @@ def _run_once(session: MadSession, item: pytest.Item, card: ModelCard, context: 
     request = RunRequest(
         card=card, context=context, image=image, gpus=gpus, settings=settings,
         log_path=private_log(work_dir), work_dir=work_dir, run_id=run_id,
-        adjust_options=lambda options: hook.pytest_madengine_docker_run_options(
-            card=card, context=context, options=options),
+        adjust_options=(lambda options: hook.pytest_madengine_docker_run_options(
+            card=card, context=context, options=options))
+        if hook.pytest_madengine_docker_run_options.get_hookimpls() else None,
         live_output=_write_live_line if settings.live_output else None,
         cache_dir=Path(session.session_dir) / "cache",
         on_model_exit=release_gpus,
+        container_options=_container_options(session, card, context),
     )
     capman = session.config.pluginmanager.getplugin("capturemanager")
     quiet = capman.global_and_fixture_disabled() if settings.live_output and capman else nullcontext()
@@ -87,6 +89,18 @@ def _run_once(session: MadSession, item: pytest.Item, card: ModelCard, context: 
         else:
             shutil.rmtree(work_dir, ignore_errors=True)
     return result
+
+
+def _container_options(session: MadSession, card: ModelCard, context: Context) -> RunOptions:
+    """What ``pytest_madengine_container_options`` implementations set; unknown keys warned once."""
+    options: RunOptions = {}
+    session.config.hook.pytest_madengine_container_options(card=card, context=context, options=options)
+    for key in [key for key in options if key not in CONTAINER_OPTION_KEYS]:
+        session.warn_once(key, "pytest_madengine_container_options",
+                          f"is not a container option every target applies ({', '.join(CONTAINER_OPTION_KEYS)}); "
+                          "it is ignored (pytest_madengine_docker_run_options sets any Docker SDK option locally)")
+        del options[key]
+    return options
 
 
 def _relocated(result: ModelResult, moved: dict[str, str]) -> ModelResult:

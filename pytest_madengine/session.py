@@ -16,7 +16,7 @@ import time
 import uuid
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from functools import cached_property
 from pathlib import Path
 from types import FrameType
@@ -24,13 +24,13 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from . import settings as _settings
 from .cards import ModelCard
-from .context import Context, build_context, card_overrides
+from .context import Context, card_overrides
 from .errors import MadError
 from .fileio import disambiguated, safe_name
 from .images.supply import ImageSupply, image_name_suffixes
-from .keys import FACTS_KEY, SESSION_KEY, TARGET_KEY
+from .facts import EarlyFacts, early_facts
+from .keys import SESSION_KEY, TARGET_KEY
 from .parallel.gpus import GpuAllocator, GpuPool
 from .records import ModelResult
 from .results.recorder import Recorder
@@ -44,37 +44,6 @@ from .workload.rundirs import sweep_stale_run_dirs
 if TYPE_CHECKING:  # loaded only when a session uses them
     from .history.checks import PerformanceChecks
     from .history.sink import HistorySink
-
-
-@dataclass(frozen=True)
-class EarlyFacts:
-    """What the session, ``-n auto`` and the queued-job workers of xdist all start from, computed
-    once per process: the options, and the context with the conftest's ``adjust_context`` applied.
-    The context's ``MAD_CONTAINER_IMAGE`` is already in ``settings.use_image`` (madengine: run that
-    image, build nothing), so the settings never change afterwards."""
-
-    settings: _settings.Settings
-    context: Context
-
-
-def early_facts(config: pytest.Config) -> EarlyFacts:
-    """The process's ``EarlyFacts`` (computed on first use). Raises pytest.UsageError."""
-    facts = config.stash.get(FACTS_KEY, None)
-    if isinstance(facts, EarlyFacts):
-        return facts
-    try:
-        settings = _settings.from_config(config)
-        context = build_context(context_file=settings.context_file, context_text=settings.context,
-                                gpus_option=settings.gpus)
-    except MadError as exc:
-        raise usage_error(exc) from None
-    config.hook.pytest_madengine_adjust_context(config=config, context=context.data)
-    image = context.get("MAD_CONTAINER_IMAGE")
-    if image and not settings.use_image:
-        settings = replace(settings, use_image=str(image))
-    facts = EarlyFacts(settings, context)
-    config.stash[FACTS_KEY] = facts
-    return facts
 
 
 def start_session(config: pytest.Config) -> MadSession:
@@ -331,6 +300,13 @@ class MadSession:
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         self._flush_warnings()
+
+    def warn_once(self, key: str, where: str, why: str) -> None:
+        """A ``MadKeyWarning`` ``"<where>: key '<key>' <why>"``, once per key and place per process."""
+        if (key, where) in self._warned_keys:
+            return
+        self._warned_keys.add((key, where))
+        warnings.warn(MadKeyWarning(f"{where}: key {key!r} {why}"), stacklevel=2)
 
     def _flush_warnings(self) -> None:
         """Unknown-key warnings, once each, from a hook pytest records warnings in (collection or

@@ -95,7 +95,7 @@ def auto_num_workers(config: pytest.Config) -> int | None:
     """
     from . import settings as _settings
     from .errors import MadError
-    from .session import early_facts
+    from .facts import early_facts
 
     if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS") or not _settings.is_active(config):
         return None  # the user's explicit choice, or not a MAD run: xdist's own answer
@@ -123,7 +123,7 @@ def queued_job_workers(config: pytest.Config) -> int | None:
             or getattr(option, "numprocesses", 0) is not None or getattr(option, "dist", "no") != "no"
             or option.collectonly or config.getoption("usepdb", False) or not _settings.is_active(config)):
         return None
-    from .session import early_facts
+    from .facts import early_facts
     from .targets.registry import infer_target, queued_workers
 
     try:

@@ -17,6 +17,8 @@ from ..settings import Settings
 
 # Docker SDK ``containers.run`` keyword arguments (or another target's option mapping).
 RunOptions = dict[str, object]
+# What ``pytest_madengine_container_options`` may set, on every target (see its hookspec).
+CONTAINER_OPTION_KEYS = ("environment", "volumes", "cap_add", "devices")
 # Target specifics for reports and tests, JSON-like values. Keys the judge reads: ``nnodes``
 # (int), ``launcher``, ``git_commit``, ``data_provider_type``, ``data_size``,
 # ``data_download_duration``, ``node_junit`` (path), ``tool_outputs`` (list of paths in the log dir),
@@ -44,6 +46,8 @@ class RunRequest:
     cache_dir: Path | None = None  # session-wide cache (git clones shared by runs)
     # Called once the model's processes are gone (before cleanup): its GPUs can go to the next model.
     on_model_exit: Callable[[], None] | None = None
+    # From ``pytest_madengine_container_options``: keys of CONTAINER_OPTION_KEYS, Docker SDK shapes.
+    container_options: RunOptions = field(default_factory=dict)
 
 
 @dataclass

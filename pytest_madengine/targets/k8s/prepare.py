@@ -88,6 +88,14 @@ def _warn_docker_options(request: RunRequest) -> None:
         warn_once("additional_docker_run_options", f"card {request.card.name}",
                   "holds docker run flags, which a Kubernetes pod does not take; they are ignored "
                   "(use k8s settings: resources, host_ipc, host_paths)")
+    if request.adjust_options is not None:
+        warn_once("pytest_madengine_docker_run_options", "conftest.py / plugin",
+                  "adjusts Docker SDK options of the local target only; it is not applied to Kubernetes "
+                  "pods (pytest_madengine_container_options reaches every target)")
+    for key in [key for key in request.container_options if key != "environment"]:
+        warn_once(key, "pytest_madengine_container_options",
+                  "is not applied to a Kubernetes pod (only 'environment' is); use the k8s settings "
+                  "host_paths, resources or host_ipc instead")
 
 
 def prepare_run(request: RunRequest, config: K8sConfig, package_root: Path, labels: dict[str, str], *,
@@ -104,6 +112,7 @@ def prepare_run(request: RunRequest, config: K8sConfig, package_root: Path, labe
     payload = build_payload(model_dir, package_root, where=f"card {request.card.name}: scripts")
     mark = f"----- pytest-madengine results {uuid.uuid4().hex} -----"
     env = pod_environment(request, config, plan.env)
+    env.update({str(k): str(v) for k, v in dict(request.container_options.get("environment") or {}).items()})
     if config.data_pvc:
         env.setdefault("MAD_DATAHOME", config.data_mount_path)
     secret_names = set(credential_env(request.card, package_root))

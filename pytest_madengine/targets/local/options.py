@@ -158,6 +158,17 @@ def merge_options(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, A
     return merged
 
 
+def neutral_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    """``pytest_madengine_container_options`` values in this target's shapes: ``volumes`` given as
+    the SDK's ``{host: {"bind": path, "mode": m}}`` become its ``"host:path:m"`` list form."""
+    shaped = dict(options)
+    volumes = shaped.get("volumes")
+    if isinstance(volumes, Mapping):
+        shaped["volumes"] = [f"{host}:{spec['bind']}:{spec.get('mode', 'rw')}" if isinstance(spec, Mapping)
+                             else f"{host}:{spec}" for host, spec in volumes.items()]
+    return shaped
+
+
 def render_device(render_devices: Any, gpu: int) -> str:
     """``/dev/dri/renderD<N>`` for a GPU id (host facts map id → render minor; else 128 + id)."""
     try:

@@ -44,7 +44,7 @@ from .cleanup import (
     remove_session_containers,
     remove_stale_containers,
 )
-from .options import assemble_options, merge_options
+from .options import assemble_options, merge_options, neutral_options
 
 if TYPE_CHECKING:
     from docker import DockerClient
@@ -237,6 +237,7 @@ class LocalTarget:
             outcome.extra["git_commit"] = plan.git_commit
         options["command"] = plan.command
         options["environment"] = {**_environment(options), **plan.env}
+        options = merge_options(options, neutral_options(request.container_options))
         if request.adjust_options:
             request.adjust_options(options)
         try:

@@ -20,6 +20,7 @@ from ...workload.secrets import merge_secrets, secret_env, split_secrets
 
 VERSION = 1
 SECRETS_NAME = "secrets.json"
+SECRET_BEARING = ("card", "context", "container_options")  # spec keys whose secret entries go to SECRETS_NAME
 # Settings a node needs to run its container like the local target would.
 _NODE_SETTINGS = ("timeout", "registry", "skip_run", "keep_alive", "keep_model_dir", "gpus",
                   "disable_skip_gpu_arch", "use_image", "no_sys_env")
@@ -56,7 +57,7 @@ def write_spec(path: Path, spec: dict[str, Any], host_env: Mapping[str, str] | N
     card and context values and the host's secret variables (``MAD_SECRETS_*``), when there are any.
     The controller removes ``secrets.json`` when the job is over (:func:`remove_secrets`)."""
     public, secret = dict(spec), {}
-    for key in ("card", "context"):
+    for key in SECRET_BEARING:
         public[key], hidden = split_secrets(spec.get(key))
         if hidden:
             secret[key] = hidden
@@ -76,7 +77,7 @@ def read_spec(path: Path) -> dict[str, Any]:
     hidden_path = secrets_path(path)
     if hidden_path.is_file():
         hidden = json.loads(hidden_path.read_text())
-        for key in ("card", "context"):
+        for key in SECRET_BEARING:
             spec[key] = merge_secrets(spec.get(key), hidden.get(key) or {})
         os.environ.update({str(k): str(v) for k, v in (hidden.get("env") or {}).items()})
     return spec

@@ -15,12 +15,14 @@ import subprocess
 import sys
 import threading
 import time
+import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from ...errors import MadError
 from ...fileio import object_name, pid_alive
+from ...workload.known_keys import MadKeyWarning
 from ...workload.run import RunOutcome, RunRequest, effective_timeout
 from ..base import TargetSettings
 from . import cli, nodecheck_retry
@@ -65,6 +67,7 @@ class SlurmTarget:
         self.poller = JobPoller(self.cli)
         self._active: dict[str, SubmittedJob] = {}
         self._lock = threading.Lock()
+        self._warned_docker_hook = False
 
     @classmethod
     def from_settings(cls, settings: TargetSettings) -> SlurmTarget:
@@ -96,6 +99,12 @@ class SlurmTarget:
         """Submit and follow one job; a refused submission (slurmctld down, bad settings) is the
         outcome's error, in one paragraph."""
         started = time.monotonic()
+        if request.adjust_options is not None and not self._warned_docker_hook:
+            self._warned_docker_hook = True
+            warnings.warn(MadKeyWarning(
+                "conftest.py / plugin: hook 'pytest_madengine_docker_run_options' adjusts Docker SDK options of the "
+                "local target only; it is not applied to the containers of SLURM nodes (use "
+                "pytest_madengine_container_options, which reaches every node)"), stacklevel=2)
         try:
             job = self.submit(request)
         except MadError as exc:
@@ -202,7 +211,7 @@ class SlurmTarget:
         specfile.write_spec(spec_path, {
             "session_id": self.session_id, "run_id": object_name(request.run_id), "model": request.card.name,
             "card": specfile.card_to_json(request.card), "context": context,
-            "image": request.image.to_json(),
+            "image": request.image.to_json(), "container_options": dict(request.container_options),
             "settings": specfile.settings_to_json(request.settings, node_timeout=node_timeout),
             "package_root": str(self.package_root), "run_dir": str(run_dir),
             "image_cache_dir": str(run_dir.parent / "images"),

@@ -88,7 +88,7 @@ def mad_result(request: pytest.FixtureRequest, mad_card: ModelCard, mad_context:
                mad_image: ImageRef, mad_gpus: tuple[int, ...]) -> ModelResult:
     """Run the model on the session's target and judge it. Model failures are a result, not
     an exception: the test body turns them into a failure (override this to post-process)."""
-    from .runner import run_card
+    from .modelrun import run_card
 
     result = run_card(get_session(request.config), request.node, mad_card, mad_context, mad_image, mad_gpus,
                       release_gpus=request.node.stash.get(GPU_RELEASE_KEY, None))

@@ -1,7 +1,7 @@
 """pytest nodes for a MAD package: the registry file as a ``pytest.File``, one item per model.
 
 pytest's "non-python tests" pattern: ``pytest_collect_file`` turns the package's root
-``models.json`` into a ``ModelRegistry`` whose ``collect()`` yields one ``MadItem`` per selected
+``models.json`` into a ``ModelsFile`` whose ``collect()`` yields one ``MadItem`` per selected
 card (per Dockerfile variant where a card resolves to several). pytest itself walks to that file,
 so the package's conftest.py is loaded by pytest, node ids (``hub/models.json::dummy``)
 round-trip through ``--deselect``, ``-k``, ``--lf`` and IDE explorers, and fixtures of the package
@@ -26,7 +26,7 @@ from .selection import ItemSpec
 from .session import get_session
 
 
-class ModelRegistry(pytest.File):
+class ModelsFile(pytest.File):
     """The package's model registry (or the build manifest a session runs): its children are the
     selected models, in the session's order."""
 
@@ -96,12 +96,12 @@ class ItemHooks:
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
 
-    def pytest_collect_file(self, file_path: Path, parent: pytest.Collector) -> ModelRegistry | None:
+    def pytest_collect_file(self, file_path: Path, parent: pytest.Collector) -> ModelsFile | None:
         session = get_session(self.config)
         if file_path != session.anchor:
             return None
         register_markers(self.config, session.all_cards)
-        registry: ModelRegistry = ModelRegistry.from_parent(parent, path=file_path)
+        registry: ModelsFile = ModelsFile.from_parent(parent, path=file_path)
         return registry
 
     @pytest.hookimpl(wrapper=True)

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    from .targets.registry import builtin_options
+    from .targets.builtins import builtin_options
 
     _settings.add_options(parser, builtin_options())
 
@@ -80,8 +80,8 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.hookimpl(trylast=True)
 def pytest_madengine_make_target(name: str, settings: TargetSettings) -> Target | None:
-    """The built-in targets (``targets.registry``), after any conftest's or plugin's own."""
-    from .targets.registry import builtin_target
+    """The built-in targets (``targets.builtins``), after any conftest's or plugin's own."""
+    from .targets.builtins import builtin_target
 
     return builtin_target(settings)
 

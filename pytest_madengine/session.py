@@ -37,7 +37,7 @@ from .results.recorder import Recorder
 from .results.sinks import ResultSink
 from .selection import ItemSpec, plan_items, select
 from .targets.base import Target, TargetSettings
-from .targets.registry import BUILTIN_TARGETS, infer_target
+from .targets.builtins import BUILTIN_TARGETS, infer_target
 from .workload.known_keys import MadKeyWarning, cards_unknown, context_unknown, key_warnings
 from .workload.rundirs import sweep_stale_run_dirs
 

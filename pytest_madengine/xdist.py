@@ -124,7 +124,7 @@ def queued_job_workers(config: pytest.Config) -> int | None:
             or option.collectonly or config.getoption("usepdb", False) or not _settings.is_active(config)):
         return None
     from .facts import early_facts
-    from .targets.registry import infer_target, queued_workers
+    from .targets.builtins import infer_target, queued_workers
 
     try:
         facts = early_facts(config)

@@ -1,6 +1,6 @@
 """Run a ``scripts/<dir>/get_models_json.py`` in its own process, once, with a timeout.
 
-The child is ``python -m pytest_madengine.discovery._runner`` with:
+The child is ``python -m pytest_madengine.discovery._child`` with:
 - cwd = the package root (madengine runs discovery from there);
 - ``PYTHONPATH`` starting with our ``compat`` dir, so ``from madengine.utils.discover_models
   import CustomModel`` resolves to our shim even where the real madengine is installed (the
@@ -81,7 +81,7 @@ def child_env(context_json: str) -> dict[str, str]:
 
 def _run(script: Path, *, dirname: str, root: Path, context_json: str,
          timeout: int) -> list[dict[str, Any]]:
-    argv = [sys.executable, "-m", "pytest_madengine.discovery._runner", str(script), dirname]
+    argv = [sys.executable, "-m", "pytest_madengine.discovery._child", str(script), dirname]
     process = subprocess.Popen(argv, cwd=root, env=child_env(context_json), stdin=subprocess.DEVNULL,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                start_new_session=True)
@@ -107,8 +107,8 @@ def _kill_group(process: subprocess.Popen[bytes]) -> None:
 
 
 def _parse(script: Path, returncode: int, stdout: bytes, stderr: str) -> list[dict[str, Any]]:
-    # Imported here: the child runs _runner as __main__ and must not have it imported already.
-    from ._runner import CONTRACT_EXIT, MARKER
+    # Imported here: the child runs _child as __main__ and must not have it imported already.
+    from ._child import CONTRACT_EXIT, MARKER
 
     if returncode == CONTRACT_EXIT and MARKER in stderr:
         problem = stderr.rsplit(MARKER, 1)[1].strip()

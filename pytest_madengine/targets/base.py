@@ -13,7 +13,7 @@ A target's life in a session, on every process (controller and each xdist worker
 5. ``close()`` — the session is over: wait for background work; on the controller also remove
    whatever of this session is left (a dead worker's container) unless ``--mad-keep-alive``.
 
-Targets are created through the ``pytest_madengine_make_target`` hook (``targets.registry`` holds
+Targets are created through the ``pytest_madengine_make_target`` hook (``targets.builtins`` holds
 the built-in ones, which it creates with ``from_settings``; a conftest's hook may construct its
 target any way it likes), so a conftest.py or another plugin can add a target without touching
 the session, which never asks which target it has.

@@ -219,7 +219,7 @@ def test_names_fit_kubernetes_limits() -> None:
 
 
 def test_target_is_inferred_from_a_k8s_or_kubernetes_context_key() -> None:
-    from pytest_madengine.targets.registry import BUILTIN_TARGETS, infer_target
+    from pytest_madengine.targets.builtins import BUILTIN_TARGETS, infer_target
 
     assert infer_target(None, {"kubernetes": {"namespace": "x"}}) == infer_target(None, {"k8s": {}}) == "k8s"
     assert infer_target("kubernetes", {}) == "k8s" and "k8s" in BUILTIN_TARGETS

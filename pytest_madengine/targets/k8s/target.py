@@ -2,7 +2,7 @@
 
 ``run`` = prepare (config, model dir, payload, environment; ``MadError`` → the outcome's error)
 → claims (``storage``: created when missing and sized, bound or failed with the reason) → submit (ConfigMap, Secrets, Service, Job, all labelled with the session) → follow (watch API,
-pod logs streamed, ``follow``) → collect (``collect``) → delete (foreground propagation) unless
+pod logs streamed, ``follow``) → gather the outcome (``outcome``) → delete (foreground propagation) unless
 ``--mad-keep-alive``. Objects of dead sessions are swept at start; the controller removes what a
 killed worker left at the end. Every API failure reaches the test as one paragraph with the
 Kubernetes reason (``api.describe_failure``).
@@ -27,7 +27,7 @@ from ...workload.run import RunOutcome, RunRequest, effective_timeout
 from ..base import TargetSettings
 from . import cli, objects
 from .api import KubeAccess, api_client, close_clients, describe_failure, find_access, is_not_found
-from .collect import JobRecord, collect_outcome
+from .outcome import JobRecord, gather_outcome
 from .config import K8sConfig, k8s_section, resolve
 from .follow import JobFollower
 from .handle import K8sHandle
@@ -208,7 +208,7 @@ class K8sTarget:
             self._delete(run.access, run.namespace, run.created)
         junit_dir = self.session_dir / "k8s-junit"
         junit_dir.mkdir(parents=True, exist_ok=True)
-        return collect_outcome(record, run.follower, verdict, request, duration=time.monotonic() - started,
+        return gather_outcome(record, run.follower, verdict, request, duration=time.monotonic() - started,
                                junit_dir=junit_dir, kept=kept, outputs=prepared.outputs,
                                secret_values=prepared.secret_values)
 

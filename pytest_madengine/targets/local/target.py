@@ -245,9 +245,9 @@ class LocalTarget:
                 self._create_and_execute(options, request, timeout, outcome)
         except MadError as exc:  # the daemon went away: the same message as one never there
             outcome.error = outcome.error or exc.message
-        outcome.extra.update(data_fields(plan.data, model_dir))  # read before _collect removes the dir
+        outcome.extra.update(data_fields(plan.data, model_dir))  # read before _gather removes the dir
         _keep_artifacts(model_dir, plan, request.log_path, outcome)
-        self._collect(request, model_dir, outcome)
+        self._gather(request, model_dir, outcome)
         if getattr(request.settings, "skip_run", False) and not outcome.error:
             outcome.skipped = SKIP_REASON
         return self._finish(outcome, started)
@@ -343,7 +343,7 @@ class LocalTarget:
         except APIError as exc:
             outcome.error = outcome.error or f"container {container.name} could not be removed: {exc}"
 
-    def _collect(self, request: RunRequest, model_dir: Path, outcome: RunOutcome) -> None:
+    def _gather(self, request: RunRequest, model_dir: Path, outcome: RunOutcome) -> None:
         """Result CSV into ``outcome.result_files``; the model dir goes unless kept."""
         settings = request.settings
         keep = bool(getattr(settings, "keep_model_dir", False) or getattr(settings, "keep_alive", False))

@@ -1,10 +1,11 @@
 """The SLURM target: one model run = one job (sbatch), or job steps (srun) inside an allocation.
 
-Submit renders the launcher family's template and writes the job spec to the shared run dir;
-wait follows the job with the session's shared squeue poller (scancel on timeout / Ctrl-C);
-collect turns the nodes' result files into one RunOutcome. ``submit``/``wait`` are public so a
-session can keep several jobs in the queue at once. With ``slurm.enable_node_check`` wait resubmits
-the run around nodes that failed their check (``nodecheck``, ``nodecheck_retry``).
+``run`` = ``submit`` + ``wait``: submit renders the launcher family's template and writes the job
+spec to the shared run dir; wait follows the job with the session's shared squeue poller (scancel
+on timeout / Ctrl-C) and gathers the nodes' result files into one RunOutcome (``outcome``).
+Several jobs are in the queue at once because each xdist worker runs one (``--mad-slurm-jobs``).
+With ``slurm.enable_node_check`` wait resubmits the run around nodes that failed their check
+(``nodecheck``, ``nodecheck_retry``).
 """
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ from ...workload.run import RunOutcome, RunRequest, effective_timeout
 from ..base import TargetSettings
 from . import cli, nodecheck_retry
 from . import spec as specfile
-from .collect import collect_outcome
+from .outcome import gather_outcome
 from .config import JobConfig, resolve
 from .jobs import HOPELESS, JobPoller, JobState, SlurmCli, job_comment, parse_job_comment
 from .nodecheck import Verdict, describe, read_verdicts
@@ -150,7 +151,7 @@ class SlurmTarget:
                 break
             job = retry
             final, timed_out, error = self._wait_job(job)
-        return collect_outcome(job, final, timed_out=timed_out, error=error, duration=time.monotonic() - started)
+        return gather_outcome(job, final, timed_out=timed_out, error=error, duration=time.monotonic() - started)
 
     def _retry(self, job: SubmittedJob, failed: list[Verdict]) -> tuple[SubmittedJob | None, str]:
         """(the resubmitted job, "") or (None, why the run cannot move off the failed nodes)."""

@@ -1,6 +1,6 @@
 """Child process that runs one ``get_models_json.py`` and prints its cards as JSON.
 
-Usage: ``python -m pytest_madengine.discovery._runner SCRIPT DIRNAME``. Standard library only,
+Usage: ``python -m pytest_madengine.discovery._child SCRIPT DIRNAME``. Standard library only,
 so it starts fast. File descriptor 1 is pointed at stderr while the script runs (its prints and
 those of any program it starts go to stderr); the JSON list goes to the original stdout.
 A problem with the script's result exits with ``CONTRACT_EXIT`` and one line after ``MARKER``

@@ -127,7 +127,7 @@ def _junit(job: JobRecord, ranks: dict[int, PodState], follower: JobFollower, re
     return str(merged)
 
 
-def collect_outcome(job: JobRecord, follower: JobFollower, verdict: Verdict, request: RunRequest,
+def gather_outcome(job: JobRecord, follower: JobFollower, verdict: Verdict, request: RunRequest,
                     *, duration: float, junit_dir: Path, kept: str = "", outputs: list[str] | None = None,
                     secret_values: list[str] | None = None) -> RunOutcome:
     """``outputs``: the tools' output globs; ``secret_values``: never written into the env capture's CSV."""

@@ -59,7 +59,7 @@ def _check_log(checks: Any, log_path: Path) -> str:
             f"excluded: {excluded}; each node's check output: {path}\n")
 
 
-def collect_outcome(job: Any, final: JobState | None, *, timed_out: bool, error: str,
+def gather_outcome(job: Any, final: JobState | None, *, timed_out: bool, error: str,
                     duration: float) -> RunOutcome:
     request, config, run_dir = job.request, job.config, job.run_dir
     nnodes = config.nnodes

@@ -1,33 +1,39 @@
-"""HistoryStore: sessions and result rows in one SQLite file, and the queries on them.
+"""HistoryStore: sessions and result rows in an SQLite file or a PostgreSQL database, and the
+queries on them (SQLAlchemy Core; the location is parsed by :mod:`.backend`).
 
-Concurrency: the file is opened in WAL mode with a busy timeout; every write is one
-``BEGIN IMMEDIATE`` transaction, so writers in other processes (another session, the xdist
-controller of a parallel run) queue on SQLite's lock instead of failing, and readers never
-block them. Only the controller of a session writes (workers and SLURM/Kubernetes nodes send
-their results to it). WAL needs the file on a local filesystem of the host(s) writing it;
-keep the history off NFS (pass ``--mad-history`` a local path) when sessions start on
-several hosts.
+Concurrency: every write is one transaction (SQLite: ``BEGIN IMMEDIATE`` in WAL mode with a busy
+timeout, so writers in other processes queue on the lock and readers never block them;
+PostgreSQL: ordinary transactions, rows of concurrent sessions interleave freely). Only the
+controller of a session writes (workers and SLURM/Kubernetes nodes send their results to it).
+An SQLite history needs a local filesystem of the host(s) writing it; sessions on several
+hosts (CI runners) share a PostgreSQL history instead.
 
-Errors: opening a file that is not a history, or a newer one, raises :class:`MadError`;
-SQLite problems (disk full, lock held longer than the timeout) raise ``sqlite3.Error``.
+Errors: opening something that is not a history, or a newer one, or a server that refuses the
+connection raises :class:`MadError`; a failing write or query (disk full, lock held longer than
+the timeout, the server gone) raises ``sqlalchemy.exc.SQLAlchemyError``.
 """
 from __future__ import annotations
 
 import json
 import secrets
-import sqlite3
 import statistics
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING
 
+import sqlalchemy as sa
+
 from ..errors import MadError
 from ..records import SUCCESS, ModelResult
 from ..results.references import Context
+from .backend import HistoryLocation, create_engine, parse_location, read_options, redact_urls, write_options
 from .schema import PERF_COLUMNS, SESSION_COLUMNS, ensure_schema, parse_value
+from .schema import results as results_table
+from .schema import sessions as sessions_table
 from .spec import CompareSpec, parse_compare_spec
 
 if TYPE_CHECKING:
@@ -57,6 +63,8 @@ class SessionInfo:
     nodes: int = 1
     pytest_args: tuple[str, ...] = ()
     ended: float | None = None
+    pipeline: str = ""  # the CI pipeline/job that ran it (URL or id; see ci_pipeline)
+    source: str = ""  # the perf.csv a `history import` read; '' for a live session
 
 
 @dataclass(frozen=True)
@@ -131,41 +139,51 @@ class Baseline:
 
 @dataclass
 class HistoryStore:
-    """An open history file. Use as a context manager or call :meth:`close`.
+    """An open history. Use as a context manager or call :meth:`close`.
 
-    ``path``: the SQLite file (created with its directory); ``timeout``: seconds a writer waits
-    for another process's write lock before ``sqlite3.OperationalError``.
+    ``path``: an SQLite file (a :class:`Path` or a bare path string; created with its
+    directory), ``sqlite:///PATH`` or a ``postgresql://`` URL (see :mod:`.backend`);
+    ``timeout``: seconds a writer waits for another process's lock (SQLite) or for the
+    server's connection (PostgreSQL).
     """
 
-    path: Path
+    path: Path | str = field(repr=False)
     timeout: float = 60.0
-    _conn: sqlite3.Connection = field(init=False, repr=False)
+    location: HistoryLocation = field(init=False)
+    _engine: sa.Engine = field(init=False, repr=False)
+    _conn: sa.Connection = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self.path = Path(self.path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None,
-                                     check_same_thread=False)
+        self.location = parse_location(self.path)
+        if self.location.path is not None:
+            self.path = self.location.path
+        self._engine = create_engine(self.location, self.timeout)
         try:
-            self._conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
-            if self._conn.execute("PRAGMA journal_mode = WAL").fetchone()[0].lower() != "wal":
-                raise MadError("SQLite could not switch the history to WAL mode", where=str(self.path),
-                               fix="put the history on a local filesystem (--mad-history PATH)")
-            self._conn.execute("PRAGMA synchronous = NORMAL")
-            self._conn.execute("PRAGMA foreign_keys = ON")
-            ensure_schema(self._conn, str(self.path))
-        except sqlite3.DatabaseError as error:
-            self._conn.close()
-            raise MadError(f"cannot open the history: {error}", where=str(self.path),
-                           fix="pass another file with --mad-history, or --mad-history none") from None
+            self._conn = self._engine.connect()
+        except sa.exc.SQLAlchemyError as error:
+            self._engine.dispose()
+            raise MadError(f"cannot open the history: {_reason(error)}", where=self.where,
+                           fix=_open_fix(self.location)) from None
+        try:
+            ensure_schema(self._conn, self.where)
+        except sa.exc.SQLAlchemyError as error:
+            self.close()
+            raise MadError(f"cannot open the history: {_reason(error)}", where=self.where,
+                           fix=_open_fix(self.location)) from None
         except BaseException:
-            self._conn.close()
+            self.close()
             raise
+
+    @property
+    def where(self) -> str:
+        """The history for messages: its file, or its URL without the password."""
+        return self.location.shown
 
     # --- lifecycle -------------------------------------------------------------------------
 
     def close(self) -> None:
         self._conn.close()
+        self._engine.dispose()
 
     def __enter__(self) -> Self:
         return self
@@ -177,17 +195,19 @@ class HistoryStore:
     # --- writes ----------------------------------------------------------------------------
 
     def begin_session(self, info: SessionInfo) -> None:
-        """Store a new session (raises ``sqlite3.IntegrityError`` when the id exists)."""
-        values = (info.id, info.started, info.ended, info.host, info.target, info.git_commit, info.gpu_vendor,
-                  info.gpu_architecture, info.gpu_count, info.nodes, json.dumps(list(info.pytest_args)))
-        with self._write():
-            self._conn.execute(f"INSERT INTO sessions ({', '.join(SESSION_COLUMNS)}) "
-                               f"VALUES ({', '.join('?' for _ in SESSION_COLUMNS)})", values)
+        """Store a new session (raises ``sqlalchemy.exc.IntegrityError`` when the id exists).
+
+        A ``scheme://user:password@`` in the pytest arguments is stored with the password masked.
+        """
+        values = {name: getattr(info, name) for name in SESSION_COLUMNS if name != "pytest_args"}
+        values["pytest_args"] = json.dumps([redact_urls(str(arg)) for arg in info.pytest_args])
+        with self._write() as conn:
+            conn.execute(sa.insert(sessions_table).values(values))
 
     def end_session(self, session_id: str, ended: float) -> None:
         """Set the session's end time (unix seconds)."""
-        with self._write():
-            self._conn.execute("UPDATE sessions SET ended = ? WHERE id = ?", (ended, session_id))
+        with self._write() as conn:
+            conn.execute(sa.update(sessions_table).where(sessions_table.c.id == session_id).values(ended=ended))
 
     def add_result(self, session_id: str, result: ModelResult, *, repeat: int = 0,
                    image_digest: str = "") -> int:
@@ -198,73 +218,58 @@ class HistoryStore:
         within one run (multiple results). A result without rows is stored as one row from its
         own fields. ``image_digest`` defaults to each row's ``docker_sha``.
         """
-        rows = result.rows or [{"model": result.model, "status": result.status,
-                                "performance": result.performance, "metric": result.metric}]
-        columns = ("session_id", *PERF_COLUMNS, "value", "phase", "reason", "repeat", "row_index",
-                   "image_digest", "recorded")
-        statement = (f"INSERT INTO results ({', '.join(columns)}) "
-                     f"VALUES ({', '.join('?' for _ in columns)})")
-        now = time.time()
-        seen: dict[str, int] = {}  # row model → rows of it so far (a combined repeat holds N each)
-        order: dict[str, int] = {}  # row model → its index within one run
-        values = []
-        for row in rows:
-            name = str(row.get("model", ""))
-            order.setdefault(name, len(order))
-            seen[name] = seen.get(name, -1) + 1
-            values.append((session_id, *(str(row.get(column, "") or "") for column in PERF_COLUMNS),
-                           parse_value(str(row.get("performance", "") or "")), result.phase, result.reason,
-                           repeat + seen[name], order[name], image_digest or str(row.get("docker_sha", "") or ""),
-                           now))
-        with self._write():
-            self._conn.executemany(statement, values)
+        values = result_rows(session_id, result, repeat=repeat, image_digest=image_digest)
+        with self._write() as conn:
+            conn.execute(sa.insert(results_table), values)
         return len(values)
 
     # --- queries ---------------------------------------------------------------------------
 
     def sessions(self, limit: int | None = None) -> list[SessionSummary]:
         """Sessions, newest first, with their row, failure and model counts."""
-        query = (f"SELECT {', '.join('s.' + name for name in SESSION_COLUMNS)}, count(r.id), "
-                 "coalesce(sum(r.status = 'FAILURE'), 0), count(DISTINCT r.model) "
-                 "FROM sessions s LEFT JOIN results r ON r.session_id = s.id "
-                 "GROUP BY s.id ORDER BY s.started DESC, s.id DESC")
+        s, r = sessions_table, results_table
+        failed = sa.func.coalesce(sa.func.sum(sa.case((r.c.status == "FAILURE", 1), else_=0)), 0)
+        query = (sa.select(*(s.c[name] for name in SESSION_COLUMNS), sa.func.count(r.c.id), failed,
+                           sa.func.count(sa.distinct(r.c.model)))
+                 .select_from(s.outerjoin(r, r.c.session_id == s.c.id))
+                 .group_by(*(s.c[name] for name in SESSION_COLUMNS))
+                 .order_by(s.c.started.desc(), s.c.id.desc()))
         if limit is not None:
-            query += f" LIMIT {int(limit)}"
+            query = query.limit(int(limit))
         summaries = []
-        for record in self._conn.execute(query):
+        for record in self._read(query):
             info = _session_info(record[: len(SESSION_COLUMNS)])
             rows, failures, models = record[len(SESSION_COLUMNS):]
             summaries.append(SessionSummary(info, int(rows), int(failures), int(models)))
         return summaries
 
     def session(self, session_id: str) -> SessionInfo | None:
-        record = self._conn.execute(f"SELECT {', '.join(SESSION_COLUMNS)} FROM sessions WHERE id = ?",
-                                    (session_id,)).fetchone()
-        return _session_info(record) if record else None
+        query = sa.select(*(sessions_table.c[name] for name in SESSION_COLUMNS)).where(
+            sessions_table.c.id == session_id)
+        records = self._read(query)
+        return _session_info(records[0]) if records else None
 
     def rows(self, *, session_id: str | None = None, model: str | None = None) -> Iterator[HistoryRow]:
         """Stored rows in recording order (sessions oldest first), optionally of one session / model."""
-        where, params = [], []
+        s, r = sessions_table, results_table
+        query = (sa.select(r.c.session_id, s.c.started, *(r.c[n] for n in PERF_COLUMNS), r.c.value, r.c.phase,
+                           r.c.reason, r.c.repeat, r.c.row_index, r.c.image_digest)
+                 .select_from(r.join(s, s.c.id == r.c.session_id)).order_by(s.c.started, r.c.id))
         if session_id is not None:
-            where.append("r.session_id = ?")
-            params.append(session_id)
+            query = query.where(r.c.session_id == session_id)
         if model is not None:
-            where.append("r.model = ?")
-            params.append(model)
-        query = (f"SELECT r.session_id, s.started, {', '.join('r.' + n for n in PERF_COLUMNS)}, r.value, r.phase, "
-                 "r.reason, r.repeat, r.row_index, r.image_digest FROM results r JOIN sessions s ON "
-                 f"s.id = r.session_id {'WHERE ' + ' AND '.join(where) if where else ''} "
-                 "ORDER BY s.started, r.id")
+            query = query.where(r.c.model == model)
         width = len(PERF_COLUMNS)
-        for record in self._conn.execute(query, params):
-            yield HistoryRow(session_id=record[0], started=record[1],
+        for record in self._read(query):
+            yield HistoryRow(session_id=record[0], started=float(record[1]),
                              fields=dict(zip(PERF_COLUMNS, record[2: 2 + width])), value=record[2 + width],
                              phase=record[3 + width], reason=record[4 + width], repeat=record[5 + width],
                              row_index=record[6 + width], image_digest=record[7 + width])
 
     def models(self) -> list[str]:
         """Every row model name in the history, sorted."""
-        return [name for (name,) in self._conn.execute("SELECT DISTINCT model FROM results ORDER BY model")]
+        query = sa.select(results_table.c.model).distinct().order_by(results_table.c.model)
+        return [name for (name,) in self._read(query)]
 
     def session_values(self, match: Match, *, metric: str = "", exclude_session: str = "",
                        successful_only: bool = True) -> list[SessionValue]:
@@ -274,19 +279,19 @@ class HistoryStore:
         value that was accepted, so a regression that failed does not become the next baseline).
         ``metric`` (when given) must match too; ``exclude_session`` is left out (the current one).
         """
-        query = ("SELECT r.session_id, s.started, r.value, r.metric FROM results r JOIN sessions s ON "
-                 "s.id = r.session_id WHERE r.model = ? AND r.gpu_architecture = ? AND r.n_gpus = ? "
-                 "AND r.nnodes = ? AND r.value IS NOT NULL AND r.session_id != ?")
-        params: list[str] = [match.model, match.gpu_architecture, match.n_gpus, match.nnodes, exclude_session]
+        s, r = sessions_table, results_table
+        query = (sa.select(r.c.session_id, s.c.started, r.c.value, r.c.metric)
+                 .select_from(r.join(s, s.c.id == r.c.session_id))
+                 .where(r.c.model == match.model, r.c.gpu_architecture == match.gpu_architecture,
+                        r.c.n_gpus == match.n_gpus, r.c.nnodes == match.nnodes, r.c.value.is_not(None),
+                        r.c.session_id != exclude_session))
         if successful_only:
-            query += " AND r.status = ?"
-            params.append(SUCCESS)
+            query = query.where(r.c.status == SUCCESS)
         if metric:
-            query += " AND r.metric = ?"
-            params.append(metric)
+            query = query.where(r.c.metric == metric)
         grouped: dict[str, tuple[float, str, list[float]]] = {}
-        for session_id, started, value, row_metric in self._conn.execute(query, params):
-            grouped.setdefault(session_id, (started, row_metric, []))[2].append(value)
+        for session_id, started, value, row_metric in self._read(query):
+            grouped.setdefault(session_id, (float(started), row_metric, []))[2].append(value)
         values = [SessionValue(sid, started, statistics.median(vals), row_metric, len(vals))
                   for sid, (started, row_metric, vals) in grouped.items()]
         return sorted(values, key=lambda item: (item.started, item.session_id), reverse=True)
@@ -328,34 +333,68 @@ class HistoryStore:
 
     # --- internals -------------------------------------------------------------------------
 
-    def _write(self) -> _Transaction:
-        return _Transaction(self._conn)
+    def _write(self) -> AbstractContextManager[sa.Connection]:
+        """One write transaction (SQLite: ``BEGIN IMMEDIATE``); commits, or rolls back on error."""
+        self._conn.execution_options(**write_options())
+        return _committing(self._conn)
+
+    def _read(self, query: sa.Executable) -> list[sa.Row[tuple[object, ...]]]:
+        """All records of ``query``, read in a transaction of its own (no snapshot held after)."""
+        self._conn.execution_options(**read_options())
+        with self._conn.begin():
+            return list(self._conn.execute(query))
 
 
-class _Transaction:
-    """``BEGIN IMMEDIATE`` … ``COMMIT`` (``ROLLBACK`` on error): takes the write lock up front."""
-
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self._conn = conn
-
-    def __enter__(self) -> None:
-        self._conn.execute("BEGIN IMMEDIATE")
-
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                 trace: TracebackType | None) -> None:
-        self._conn.execute("COMMIT" if kind is None else "ROLLBACK")
+@contextmanager
+def _committing(conn: sa.Connection) -> Iterator[sa.Connection]:
+    with conn.begin():
+        yield conn
 
 
-_SessionRecord = tuple[str, float, "float | None", str, str, str, str, str, int, int, str]
+def result_rows(session_id: str, result: ModelResult, *, repeat: int = 0, image_digest: str = "",
+                recorded: float | None = None) -> list[dict[str, object]]:
+    """The ``results`` records of ``result`` (see :meth:`HistoryStore.add_result`)."""
+    rows = result.rows or [{"model": result.model, "status": result.status,
+                            "performance": result.performance, "metric": result.metric}]
+    now = time.time() if recorded is None else recorded
+    seen: dict[str, int] = {}  # row model → rows of it so far (a combined repeat holds N each)
+    order: dict[str, int] = {}  # row model → its index within one run
+    values: list[dict[str, object]] = []
+    for row in rows:
+        name = str(row.get("model", ""))
+        order.setdefault(name, len(order))
+        seen[name] = seen.get(name, -1) + 1
+        record: dict[str, object] = {column: str(row.get(column, "") or "") for column in PERF_COLUMNS}
+        record.update(session_id=session_id, value=parse_value(str(row.get("performance", "") or "")),
+                      phase=result.phase, reason=result.reason, repeat=repeat + seen[name], row_index=order[name],
+                      image_digest=image_digest or str(row.get("docker_sha", "") or ""), recorded=now)
+        values.append(record)
+    return values
 
 
-def _session_info(record: _SessionRecord) -> SessionInfo:
-    (session_id, started, ended, host, target, git_commit, gpu_vendor, gpu_architecture, gpu_count, nodes,
-     pytest_args) = record
-    return SessionInfo(id=session_id, started=float(started or 0.0), ended=None if ended is None else float(ended),
-                       host=host, target=target, git_commit=git_commit, gpu_vendor=gpu_vendor,
-                       gpu_architecture=gpu_architecture, gpu_count=int(gpu_count or 0), nodes=int(nodes or 1),
-                       pytest_args=tuple(str(arg) for arg in json.loads(pytest_args or "[]")))
+def _session_info(record: Sequence[object]) -> SessionInfo:
+    values = dict(zip(SESSION_COLUMNS, record))
+    ended = values["ended"]
+    return SessionInfo(id=str(values["id"]), started=float(values["started"] or 0.0),  # type: ignore[arg-type]
+                       ended=None if ended is None else float(ended),  # type: ignore[arg-type]
+                       host=str(values["host"]), target=str(values["target"]), git_commit=str(values["git_commit"]),
+                       gpu_vendor=str(values["gpu_vendor"]), gpu_architecture=str(values["gpu_architecture"]),
+                       gpu_count=int(values["gpu_count"] or 0), nodes=int(values["nodes"] or 1),  # type: ignore[call-overload]
+                       pytest_args=tuple(str(arg) for arg in json.loads(str(values["pytest_args"] or "[]"))),
+                       pipeline=str(values["pipeline"]), source=str(values["source"]))
+
+
+def _reason(error: sa.exc.SQLAlchemyError) -> str:
+    """The driver's message, first line only (never SQLAlchemy's SQL and parameter dump)."""
+    original = getattr(error, "orig", None) or error
+    return redact_urls(str(original).strip().splitlines()[0] if str(original).strip() else type(original).__name__)
+
+
+def _open_fix(location: HistoryLocation) -> str:
+    if location.is_sqlite:
+        return "pass another file with --mad-history, or --mad-history none"
+    return ("check the server, user and database in the URL; the password comes from the URL, PGPASSWORD or "
+            "~/.pgpass; or pass --mad-history none")
 
 
 def _int(text: str) -> int:

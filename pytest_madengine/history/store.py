@@ -286,6 +286,12 @@ class HistoryStore:
         query = sa.select(results_table.c.model).distinct().order_by(results_table.c.model)
         return [name for (name,) in self._read(query)]
 
+    def matches(self) -> list[Match]:
+        """Every (row model, GPU architecture, GPU count, node count) in the history, sorted."""
+        r = results_table
+        columns = (r.c.model, r.c.gpu_architecture, r.c.n_gpus, r.c.nnodes)
+        return [Match(*record) for record in self._read(sa.select(*columns).distinct().order_by(*columns))]
+
     def session_values(self, match: Match, *, metric: str = "", exclude_session: str = "",
                        successful_only: bool = True) -> list[SessionValue]:
         """Per session (newest first): the median value of the rows matching ``match``.

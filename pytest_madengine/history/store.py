@@ -238,6 +238,18 @@ class HistoryStore:
             conn.execute(sa.insert(results_table), values)
         return len(values)
 
+    def import_session(self, info: SessionInfo, results: Sequence[tuple[ModelResult, int]]) -> int:
+        """Store a finished session and its results (each with its repeat number) in one
+        transaction; return the number of rows. Used by ``history import``."""
+        values = [row for result, repeat in results for row in result_rows(info.id, result, repeat=repeat)]
+        session = {name: getattr(info, name) for name in SESSION_COLUMNS if name != "pytest_args"}
+        session["pytest_args"] = "[]"
+        with self._write() as conn:
+            conn.execute(sa.insert(sessions_table).values(session))
+            if values:
+                conn.execute(sa.insert(results_table), values)
+        return len(values)
+
     # --- queries ---------------------------------------------------------------------------
 
     def sessions(self, limit: int | None = None) -> list[SessionSummary]:

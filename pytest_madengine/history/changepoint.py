@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 PERMUTATIONS = 199
-ALPHA = 0.05  # significance level of the permutation test
+ALPHA = 0.01  # significance level of the permutation test (0.05 splits noise into levels)
 MIN_SIZE = 2  # fewest points on each side of a change point (one outlier is no change)
 
 
@@ -54,7 +54,7 @@ def change_points(values: Sequence[float], *, alpha: float = ALPHA, min_size: in
         if split is None:
             continue
         index, statistic = split
-        p_value = _p_value(series[start:end], statistic, min_size, permutations, rng)
+        p_value = _p_value(series[start:end], statistic, min_size, permutations, rng, alpha)
         if p_value <= alpha:
             found[start + index] = p_value
             pending += [(start, start + index), (start + index, end)]
@@ -110,13 +110,19 @@ def _within_sums(series: Sequence[float]) -> list[float]:
 
 
 def _p_value(series: Sequence[float], statistic: float, min_size: int, permutations: int,
-             rng: random.Random) -> float:
-    """The share of shuffles whose best split is at least as strong (with the observed one counted)."""
+             rng: random.Random, alpha: float) -> float:
+    """The share of shuffles whose best split is at least as strong (with the observed one counted).
+
+    Stops as soon as the split cannot be significant at ``alpha`` (then returns that lower bound).
+    """
     shuffled = list(series)
     at_least = 0
+    limit = alpha * (permutations + 1)
     for _ in range(permutations):
         rng.shuffle(shuffled)
         split = _best_split(shuffled, min_size)
         if split is not None and split[1] >= statistic:
             at_least += 1
+            if at_least + 1 > limit:
+                break
     return (at_least + 1) / (permutations + 1)

@@ -54,6 +54,13 @@ def series_changes(match: Match, values: Sequence[SessionValue]) -> list[Change]
     return [_change(match, values, point, bounds[k + 1]) for k, point in enumerate(points)]
 
 
+def latest_shift(match: Match, values: Sequence[SessionValue]) -> Change | None:
+    """The last change point of ``values`` (oldest first) when it starts among the latest
+    :data:`RECENT` of them (the current level began recently), else None."""
+    changes = series_changes(match, values)
+    return changes[-1] if changes and changes[-1].sessions_after <= RECENT else None
+
+
 def find_changes(store: HistoryStore, *, model: str | None = None) -> list[Change]:
     """Every change point in the history (of one row model when ``model`` is given), by model, then time."""
     found: list[Change] = []

@@ -105,17 +105,16 @@ def _changepoint(value: float, store: HistoryStore, match: Match, metric: str,
     past = store.session_values(match, metric=metric, exclude_session=session_id)[::-1]
     if len(past) < 2:
         return None
-    now = SessionValue(CURRENT, float("inf"), value, metric, 1)
-    series = [*past, now]
+    series = [*past, SessionValue(CURRENT, float("inf"), value, metric, 1)]
     changes = series_changes(match, series)
-    latest = changes[-1] if changes else None
-    if latest is not None and latest.sessions_after <= RECENT:
-        baseline = Baseline(value=latest.before, metric=metric, spec="changepoint",
-                            sessions=(latest.session,), description=latest.describe())
-        return latest.after, baseline, True
-    start = next((i for i, item in enumerate(series) if latest and item.session_id == latest.session), 0)
+    if changes and changes[-1].sessions_after <= RECENT:
+        shift = changes[-1]
+        baseline = Baseline(value=shift.before, metric=metric, spec="changepoint",
+                            sessions=(shift.session,), description=shift.describe())
+        return shift.after, baseline, True
+    start = next((i for i, item in enumerate(past) if changes and item.session_id == changes[-1].session), 0)
     level = past[start:]
     mean = sum(item.value for item in level) / len(level)
-    ids = tuple(item.session_id for item in reversed(level))
     description = f"changepoint: no shift, mean of {len(level)} session(s) at this level"
+    ids = tuple(item.session_id for item in reversed(level))
     return value, Baseline(value=mean, metric=metric, spec="changepoint", sessions=ids, description=description), False

@@ -58,6 +58,10 @@ class HistorySink:
                                fix="move the file aside (a new history starts); `history import perf.csv` "
                                "re-adds results; or pass --mad-history none")
             self._flush()
+        except sa.exc.SQLAlchemyError as error:
+            self._store.close()
+            raise MadError(f"cannot write the history: {error_text(error)}", where=self.where,
+                           fix="pass another history with --mad-history, or --mad-history none") from None
         except BaseException:
             self._store.close()
             raise

@@ -190,8 +190,13 @@ class HistoryStore:
         if not self.location.is_sqlite:
             return ""
         self._conn.execution_options(**read_options())
-        with self._conn.begin():
-            problems = [str(line) for (line,) in self._conn.exec_driver_sql("PRAGMA quick_check(3)")]
+        try:
+            with self._conn.begin():
+                found = [str(line) for (line,) in self._conn.exec_driver_sql("PRAGMA quick_check(3)")]
+        except sa.exc.DatabaseError as error:  # damage the check itself trips over
+            return error_text(error)
+        problems = [part.strip() for line in found for part in line.splitlines()
+                    if part.strip() and not part.startswith("***")]
         return "" if problems == ["ok"] else "; ".join(problems)
 
     # --- lifecycle -------------------------------------------------------------------------

@@ -93,9 +93,13 @@ def create_engine(location: HistoryLocation, timeout: float) -> sa.Engine:
         sa.event.listen(engine, "connect", _sqlite_connect(timeout, location))
         sa.event.listen(engine, "begin", _sqlite_begin)
         return engine
-    return sa.create_engine(location.url, poolclass=NullPool,
-                            connect_args={"connect_timeout": max(1, int(min(timeout, 30))),
-                                          "application_name": "pytest-madengine"})
+    try:
+        return sa.create_engine(location.url, poolclass=NullPool,
+                                connect_args={"connect_timeout": max(1, int(min(timeout, 30))),
+                                              "application_name": "pytest-madengine"})
+    except ImportError:
+        raise MadError("a PostgreSQL history needs the psycopg driver, which is not installed",
+                       where=location.shown, fix="pip install 'pytest-madengine[postgresql]'") from None
 
 
 def write_options() -> dict[str, str]:

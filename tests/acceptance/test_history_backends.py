@@ -57,7 +57,7 @@ def test_two_runners_share_a_postgres_history_and_the_second_fails_a_regression(
     second_pkg = package(tmp_path / "runner2" / "pkg", FIXED)
     (second_pkg / "value.txt").write_text("900\n")
     second = runner_session(clone(tmp_path / "runner2" / "repo"), second_pkg, tmp_path / "runner2" / "work",
-                            "--mad-history", postgres.url(password=False), *gate,
+                            "--mad-history", postgres.url(password=False, database="runners"), *gate,
                             env={"PGPASSWORD": postgres.password})  # the password from the environment
     assert second.returncode == 1, second.stdout + second.stderr
     assert f"900 tokens/s is 10.0 % below the baseline 1000 (last, session {first_id}; allowed 5 %)" in second.stdout

@@ -98,7 +98,7 @@ def render_dashboard(store: HistoryStore, *, references: References | None = Non
     failures = _failures(store, latest.id) if latest else []
     rows = sum(summary.rows for summary in sessions)
     summary = (f"{len(sessions)} session(s), {rows} result row(s), {len(series)} series; generated "
-               f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC from {store.path}")
+               f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC from {store.where}")
     environment = jinja2.Environment(loader=jinja2.PackageLoader("pytest_madengine", "templates/dashboard"),
                                      autoescape=True, undefined=jinja2.StrictUndefined)
     specs_json = json.dumps(specs, separators=(",", ":")).replace("</", "<\\/")

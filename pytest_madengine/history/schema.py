@@ -12,6 +12,7 @@ it instead of writing rows it does not know.
 """
 from __future__ import annotations
 
+import functools
 import math
 from pathlib import Path
 
@@ -119,8 +120,7 @@ def _revision(conn: sa.Connection, where: str) -> str | None:
     """The revision of the database (a pre-Alembic SQLite file's by its user_version); None: empty."""
     if _has_alembic_table(conn):
         revision = MigrationContext.configure(conn).get_current_revision()
-        known = {script.revision for script in _scripts().walk_revisions()}
-        if revision is not None and revision not in known:
+        if revision is not None and revision not in _known_revisions():
             raise MadError(f"the history has schema revision {revision!r}, newer than this plugin's {HEAD!r}",
                            where=where, fix="upgrade pytest-madengine, or write to another history")
         return revision
@@ -140,8 +140,10 @@ def _has_alembic_table(conn: sa.Connection) -> bool:
     return sa.inspect(conn).has_table("alembic_version")
 
 
-def _scripts() -> ScriptDirectory:
-    return ScriptDirectory(str(Path(__file__).with_name("migrations")))
+@functools.cache
+def _known_revisions() -> frozenset[str]:
+    scripts = ScriptDirectory(str(Path(__file__).with_name("migrations")))
+    return frozenset(script.revision for script in scripts.walk_revisions())
 
 
 def parse_value(performance: str) -> float | None:

@@ -53,6 +53,14 @@ def test_every_damaged_page_is_one_clear_error_for_the_session_and_the_commands(
             assert code == 0 or err.startswith("error: ") and len(err.strip().splitlines()) == 1, (page, err)
 
 
+def test_the_dashboard_of_a_damaged_history_is_one_error_line(healthy: Path, tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    path = damaged(healthy, tmp_path / "h.sqlite", 5)
+    code = main(["report", "dashboard", "--history", str(path), "-o", str(tmp_path / "d.html")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("error: the history cannot be read: DatabaseError: ") and "Traceback" not in err
+
+
 def test_comparisons_on_a_damaged_history_are_notes_never_failures(healthy: Path, tmp_path: Path) -> None:
     path = damaged(healthy, tmp_path / "h.sqlite", 3)
     checks = PerformanceChecks(None, path, parse_compare_spec("last"), 5, "now")

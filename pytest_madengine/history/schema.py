@@ -28,6 +28,7 @@ from .backend import write_options
 CURRENT_VERSION = 3
 HEAD = "v3"
 _LEGACY_REVISIONS = {1: "v1", 2: "v2"}  # PRAGMA user_version of a pre-Alembic file → its revision
+VERSION_TABLE = "mad_history_version"  # Alembic's revision table, named apart from other apps' in a shared database
 _MIGRATION_LOCK = 0x6D6164  # PostgreSQL advisory lock: one session migrates, the others wait
 
 # The perf.csv fields stored as TEXT columns (madengine's 29, in order); a later perf.csv
@@ -108,6 +109,7 @@ def ensure_schema(conn: sa.Connection, where: str) -> str | None:
             config = Config()
             config.set_main_option("script_location", str(Path(__file__).with_name("migrations")))
             config.attributes["connection"] = conn
+            config.attributes["version_table"] = VERSION_TABLE
             if found is not None and not _has_alembic_table(conn):
                 command.stamp(config, found)
             command.upgrade(config, HEAD)
@@ -119,7 +121,7 @@ def ensure_schema(conn: sa.Connection, where: str) -> str | None:
 def _revision(conn: sa.Connection, where: str) -> str | None:
     """The revision of the database (a pre-Alembic SQLite file's by its user_version); None: empty."""
     if _has_alembic_table(conn):
-        revision = MigrationContext.configure(conn).get_current_revision()
+        revision = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE}).get_current_revision()
         if revision is not None and revision not in _known_revisions():
             raise MadError(f"the history has schema revision {revision!r}, newer than this plugin's {HEAD!r}",
                            where=where, fix="upgrade pytest-madengine, or write to another history")
@@ -130,14 +132,16 @@ def _revision(conn: sa.Connection, where: str) -> str | None:
                        where=where, fix="upgrade pytest-madengine, or write to another file with --mad-history")
     if version in _LEGACY_REVISIONS:
         return _LEGACY_REVISIONS[version]
-    if sa.inspect(conn).get_table_names():
+    tables = set(sa.inspect(conn).get_table_names())
+    # An SQLite file is the history's alone; a server database may hold other applications' tables.
+    if tables & {"sessions", "results"} or (tables and conn.dialect.name == "sqlite"):
         raise MadError("this database holds tables but is not a pytest-madengine history", where=where,
                        fix="pass another file or database with --mad-history, or --mad-history none")
     return None
 
 
 def _has_alembic_table(conn: sa.Connection) -> bool:
-    return sa.inspect(conn).has_table("alembic_version")
+    return sa.inspect(conn).has_table(VERSION_TABLE)
 
 
 @functools.cache

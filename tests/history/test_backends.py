@@ -106,3 +106,17 @@ def test_eight_writers_at_once_on_a_fresh_database_lose_no_row(postgres: Postgre
         assert worker.exitcode == 0
     with HistoryStore(url) as store:
         assert {item.info.id: item.rows for item in store.sessions()} == {f"s{n}": 100 for n in range(8)}
+
+
+def test_a_shared_database_with_other_tables_takes_the_history(postgres: Postgres) -> None:
+    import psycopg
+
+    url = postgres.create_database("shared")
+    with psycopg.connect(host=postgres.host, port=postgres.port, user=postgres.user, password=postgres.password,
+                         dbname="shared", autocommit=True) as conn:
+        conn.execute("CREATE TABLE alembic_version (version_num text)")  # another application's migrations
+        conn.execute("INSERT INTO alembic_version VALUES ('abc123')")
+        conn.execute("CREATE TABLE builds (id int)")
+    with HistoryStore(url) as store:
+        add_session(store, "s1", 1000.0, result("llama", "900"))
+        assert [item.info.id for item in store.sessions()] == ["s1"]

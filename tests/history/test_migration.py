@@ -40,13 +40,13 @@ def test_a_version_2_file_is_upgraded_with_every_row(v2_copy: Path) -> None:
         assert store.baseline("last", llama).sessions == ("new",)  # type: ignore[union-attr]
     conn = sqlite3.connect(v2_copy)
     assert conn.execute("PRAGMA user_version").fetchone()[0] == CURRENT_VERSION  # older plugins refuse it now
-    assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [(HEAD,)]
+    assert conn.execute("SELECT version_num FROM mad_history_version").fetchall() == [(HEAD,)]
     assert conn.execute("SELECT max(id) FROM results").fetchone()[0] == 10  # ids continue after the old rows
 
 
 def test_an_unknown_newer_revision_is_refused(v2_copy: Path) -> None:
     HistoryStore(v2_copy).close()
     with sqlite3.connect(v2_copy) as conn:
-        conn.execute("UPDATE alembic_version SET version_num = 'v99'")
+        conn.execute("UPDATE mad_history_version SET version_num = 'v99'")
     with pytest.raises(MadError, match="revision 'v99', newer than this plugin"):
         HistoryStore(v2_copy)

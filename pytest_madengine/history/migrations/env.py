@@ -5,6 +5,6 @@ from __future__ import annotations
 from alembic import context
 
 connection = context.config.attributes["connection"]
-context.configure(connection=connection)
+context.configure(connection=connection, version_table=context.config.attributes["version_table"])
 with context.begin_transaction():
     context.run_migrations()

@@ -67,6 +67,11 @@ def test_two_runners_share_a_postgres_history_and_the_second_fails_a_regression(
     assert first_id in listed.stdout and postgres.password not in listed.stdout
     for text in _every_output(tmp_path, first, second):
         assert postgres.password not in text
+    from pytest_madengine.history.store import HistoryStore
+
+    with HistoryStore(url) as store:  # the stored command line masks the URL's password
+        stored = " ".join(store.session(first_id).pytest_args)  # type: ignore[union-attr]
+    assert postgres.password not in stored and f"{postgres.user}:***@" in stored
 
 
 def _every_output(root: Path, *procs: subprocess.CompletedProcess[str]) -> list[str]:

@@ -232,7 +232,7 @@ class MadSession:
         """The controller's writer of the results history (None: --mad-history none, build-only)."""
         if self.settings.history is None or self.settings.build_only:
             return None
-        from .history.sink import HistorySink
+        from .history.sink import HistorySink, ci_pipeline
         from .history.store import SessionInfo
         from .workload.gitclone import head_commit
 
@@ -240,11 +240,16 @@ class MadSession:
                            git_commit=head_commit(self.settings.package), gpu_vendor=self.context.gpu_vendor,
                            gpu_architecture=self.context.gpu_architecture,
                            gpu_count=len(self.gpu_allocator.pool.ids),
-                           pytest_args=self._public_args())
+                           pytest_args=self._public_args(), pipeline=ci_pipeline(os.environ))
         try:
             return HistorySink(self.settings.history, info)
         except MadError as exc:
-            raise usage_error(exc) from None
+            if self.settings.history_named:
+                raise usage_error(exc) from None
+            # The default history is data, not a reason to stop the models: one warning, no history.
+            self.config.issue_config_time_warning(
+                pytest.PytestWarning(f"history not written: {exc.message}"), stacklevel=2)
+            return None
 
     def _public_args(self) -> tuple[str, ...]:
         """The command line without the context's (and host's) secret values, for files that stay."""

@@ -62,7 +62,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("discover-timeout", "int", "seconds a get_models_json.py may run (default 120)", 120),
     Option("target-archs", "list", "with --mad-build-only: build one image per GPU architecture "
            "(<image>_<arch>, build arg MAD_SYSTEM_GPU_ARCHITECTURE), e.g. gfx942,gfx90a; repeatable"),
-    Option("history", "str", "results history (SQLite): PATH, or none for no history "
+    Option("history", "str", "results history: PATH or sqlite:///PATH (an SQLite file), "
+           "postgresql://USER@HOST:PORT/DB (shared by CI runners), or none "
            "(default <package>/.mad/history.sqlite)"),
     Option("references", "str", "reference values (YAML or JSON file): a model outside its band fails "
            "(phase performance)"),
@@ -137,7 +138,8 @@ class Settings:
     log_dir: Path = Path(_default("log-dir"))
     disable_skip_gpu_arch: bool = False
     discover_timeout: int = int(_default("discover-timeout"))
-    history: Path | None = None  # None: --mad-history none
+    history: Path | str | None = None  # None: --mad-history none; Path: an SQLite file; str: a URL (history.backend)
+    history_named: bool = False  # the user named the history (an unusable one is then a usage error)
     references: Path | None = None
     compare: str | None = None  # validated when the session starts (history.spec.parse_compare_spec)
     fail_on_regression: float | None = None  # percent
@@ -298,8 +300,9 @@ def _results_settings(values: dict[str, Any], package: Path) -> dict[str, Any]:
         return number
 
     history_raw = str(values["mad_history"] or "")
-    history = (None if history_raw.lower() == "none" else
-               Path(history_raw).absolute() if history_raw else package / ".mad" / "history.sqlite")
+    history: Path | str | None = (None if history_raw.lower() == "none" else
+                                  history_raw if "://" in history_raw else  # a URL: parsed at session start
+                                  Path(history_raw).absolute() if history_raw else package / ".mad" / "history.sqlite")
     compare = str(values["mad_compare"]).strip() if values["mad_compare"] else None
     # The grammar of --mad-compare is checked when the session starts (history.spec).
     if compare is not None and history is None:
@@ -320,5 +323,5 @@ def _results_settings(values: dict[str, Any], package: Path) -> dict[str, Any]:
         raise MadError("a coefficient of variation needs at least two runs", where="--mad-max-cv",
                        fix="add --mad-repeat N with N ≥ 2")
     references = Path(values["mad_references"]).absolute() if values["mad_references"] else None
-    return {"history": history, "references": references, "compare": compare,
+    return {"history": history, "history_named": bool(history_raw), "references": references, "compare": compare,
             "fail_on_regression": fail_on_regression, "repeat": repeat, "max_cv": max_cv}

@@ -13,17 +13,20 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import sqlalchemy as sa
+
+from ..errors import MadError
 from ..records import ModelResult
 from ..results.references import References, judge_result, verdict_properties
 from .compare import compare_result
 from .spec import CompareSpec
-from .store import HistoryStore
+from .store import HistoryStore, error_text
 
 
 @dataclass(frozen=True)
 class PerformanceChecks:
     references: References | None
-    history: Path | None
+    history: Path | str | None  # an SQLite file or a database URL
     compare: CompareSpec | None
     fail_on_regression: float | None  # percent; None: compare and report, never fail
     session_id: str  # the current session, never its own baseline
@@ -39,13 +42,22 @@ class PerformanceChecks:
         if self.references is not None:
             result, verdicts = judge_result(result, self.references)
             properties.update(verdict_properties(result, verdicts))
-        if self.compare is not None and self.history is not None and self.history.is_file():
-            with HistoryStore(self.history) as store:
-                comparison = compare_result(result, store, self.compare, self.fail_on_regression,
-                                            session_id=self.session_id, references=self.references)
-            result = comparison.result
-            properties.update(verdict_properties(result, comparison.verdicts))
-            notes += comparison.notes
+        if self.compare is not None and self.history is not None and self._exists():
+            try:
+                with HistoryStore(self.history) as store:
+                    comparison = compare_result(result, store, self.compare, self.fail_on_regression,
+                                                session_id=self.session_id, references=self.references)
+            except (MadError, sa.exc.SQLAlchemyError) as error:  # the history is data: never fails a model
+                text = error.message if isinstance(error, MadError) else error_text(error)
+                notes.append(f"{result.model}: history unreadable, not compared ({text})")
+            else:
+                result = comparison.result
+                properties.update(verdict_properties(result, comparison.verdicts))
+                notes += comparison.notes
         elif self.compare is not None:
             notes.append(f"{result.model}: no history yet at {self.history}; not compared")
         return replace(result, properties=properties, notes=notes)
+
+    def _exists(self) -> bool:
+        """A database URL always is; a file only once a session has written it."""
+        return not isinstance(self.history, Path) or self.history.is_file()

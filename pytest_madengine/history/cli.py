@@ -1,25 +1,31 @@
 """``python -m pytest_madengine history …`` and ``… report dashboard``: the history from a shell.
 
 ``history list`` (sessions, newest first), ``history show MODEL`` (the model's trend as a
-table), ``history export FILE.csv`` (every row with its session's fields), ``report dashboard``
-(the HTML dashboard). ``--history PATH`` defaults to ``./.mad/history.sqlite`` (the package in
-the current directory). Exit status: 0, or 2 with one line on stderr for a problem a user can
-fix (no history file, unknown model, bad option).
+table), ``history export FILE.csv`` (every row with its session's fields), ``history import
+PERF_CSV…`` (madengine perf.csv files, one session each), ``history changes [--json]`` (change
+points per model), ``report dashboard`` (the HTML dashboard). ``--history`` takes what
+``--mad-history`` takes (a path, ``sqlite:///PATH`` or ``postgresql://…``) and defaults to
+``./.mad/history.sqlite`` (the package in the current directory). Exit status: 0, or 2 with one
+line on stderr for a problem a user can fix (no history, a damaged or unreachable one, unknown
+model, bad option, a perf.csv without the required columns).
 """
 from __future__ import annotations
 
 import argparse
 import csv
+import json
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
+import sqlalchemy as sa
+
 from ..errors import MadError
 from ..reports.commands import CommandGroups
 from .schema import EXTRA_COLUMNS, PERF_COLUMNS
-from .store import HistoryStore, Match
+from .store import HistoryStore, Match, error_text
 
 SESSION_EXPORT = ("session_id", "session_started", "session_host", "session_target", "session_git_commit")
 
@@ -35,6 +41,11 @@ def add_commands(groups: CommandGroups) -> None:
     export.add_argument("file", type=Path, help="CSV file to write ('-' = standard output)")
     export.add_argument("--session", help="only this session")
     export.add_argument("--model", help="only this row model")
+    importing = actions.add_parser("import", help="madengine perf.csv files, one session per file, in order")
+    importing.add_argument("files", nargs="+", type=Path, metavar="PERF_CSV", help="perf.csv files (oldest first)")
+    changes = actions.add_parser("changes", help="change points of every model's series")
+    changes.add_argument("--model", help="only this row model")
+    changes.add_argument("--json", action="store_true", help="a JSON list, one object per change point")
     kinds = groups.group("report", "reports made from perf.csv files and the history")
     dashboard = kinds.add_parser("dashboard", help="self-contained HTML dashboard of the history")
     dashboard.add_argument("-o", "--output", type=Path, default=Path("mad_dashboard.html"),
@@ -44,9 +55,10 @@ def add_commands(groups: CommandGroups) -> None:
     dashboard.add_argument("--fail-on-regression", type=float, help="mark changes worse than PCT percent")
     dashboard.add_argument("--logs", type=Path, help="the sessions' log directory (--mad-log-dir): cards link "
                            "each model's latest run log found there")
-    for parser in (listing, show, export, dashboard):
-        parser.add_argument("--history", type=Path, default=Path(".mad") / "history.sqlite",
-                            help="history file (default .mad/history.sqlite)")
+    for parser in (listing, show, export, importing, changes, dashboard):
+        parser.add_argument("--history", default=str(Path(".mad") / "history.sqlite"),
+                            help="history: PATH, sqlite:///PATH or postgresql://USER@HOST:PORT/DB "
+                            "(default .mad/history.sqlite)")
         parser.set_defaults(handler=run)
 
 
@@ -56,16 +68,22 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     A :class:`MadError` becomes one line on stderr and exit status 2.
     """
     out = out or sys.stdout
+    creates = args.command == "history" and args.action == "import"
     try:
-        if not Path(args.history).is_file():
+        if "://" not in str(args.history) and not creates and not Path(args.history).is_file():
             raise MadError("no history file here", where=str(args.history),
                            fix="pass --history PATH (sessions write <package>/.mad/history.sqlite)")
         with HistoryStore(args.history) as store:
             if args.command == "report":
                 return _dashboard(store, args, out)
-            return {"list": _list, "show": _show, "export": _export}[args.action](store, args, out)
+            actions = {"list": _list, "show": _show, "export": _export, "import": _import, "changes": _changes}
+            return actions[args.action](store, args, out)
     except MadError as error:
         print(f"error: {error.message}", file=sys.stderr)
+        return 2
+    except sa.exc.SQLAlchemyError as error:  # damaged pages, a server gone mid-command
+        print(f"error: the history cannot be read: {error_text(error)}. Fix: check the file or server; "
+              "`history import perf.csv` rebuilds a history from perf.csv files.", file=sys.stderr)
         return 2
 
 
@@ -90,7 +108,7 @@ def _show(store: HistoryStore, args: argparse.Namespace, out: TextIO) -> int:
     if not series:
         known = store.models()
         hint = f"known: {', '.join(known[:10])}{' …' if len(known) > 10 else ''}" if known else "the history is empty"
-        raise MadError(f"no rows for the model {args.model!r}", where=str(store.path), fix=hint)
+        raise MadError(f"no rows for the model {args.model!r}", where=store.where, fix=hint)
     for item in sorted(series, key=lambda s: (s.match.gpu_architecture, s.match.n_gpus, s.match.nnodes)):
         print(f"{args.model} · {_describe(item.match)} · {item.metric or 'no metric'}", file=out)
         table = [("session", "started (UTC)", "value", "change", "status", "rows")]
@@ -132,14 +150,43 @@ def _write_csv(store: HistoryStore, args: argparse.Namespace, handle: TextIO) ->
     return count
 
 
+def _import(store: HistoryStore, args: argparse.Namespace, out: TextIO) -> int:
+    from .importer import import_files
+
+    for item in import_files(store, args.files):
+        ignored = f" (columns not stored: {', '.join(item.ignored)})" if item.ignored else ""
+        print(f"{item.path}: {item.rows} row(s) as session {item.session.id}{ignored}", file=out)
+    return 0
+
+
+def _changes(store: HistoryStore, args: argparse.Namespace, out: TextIO) -> int:
+    from .changes import find_changes
+
+    found = find_changes(store, model=args.model)
+    if args.json:
+        json.dump([change.as_json() for change in found], out, indent=1)
+        print(file=out)
+        return 0
+    table = [("model", "GPUs", "session", "started (UTC)", "before", "after", "change", "p")]
+    for change in found:
+        table.append((change.match.model, _describe(change.match), change.session, _utc(change.started),
+                      f"{change.before:.6g}", f"{change.after:.6g}", f"{change.change:+.1f} %", f"{change.p_value:.3f}"))
+    if len(table) == 1:
+        print("no change points", file=out)
+        return 0
+    _print_table(table, out)
+    return 0
+
+
 def _dashboard(store: HistoryStore, args: argparse.Namespace, out: TextIO) -> int:
     from ..results.reference_file import load_references
+    from .changes import find_changes
     from .dashboard import write_dashboard
 
     references = load_references(args.references) if args.references else None
     started = time.perf_counter()
     path = write_dashboard(store, args.output, references=references, compare=args.compare,
-                           fail_pct=args.fail_on_regression, logs=args.logs)
+                           fail_pct=args.fail_on_regression, logs=args.logs, changes=find_changes(store))
     size = path.stat().st_size / 1e6
     print(f"dashboard written to {path} ({size:.1f} MB, {time.perf_counter() - started:.2f} s)", file=out)
     return 0

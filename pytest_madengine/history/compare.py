@@ -14,8 +14,11 @@ from ..results.references import (
     judged_value,
     row_groups,
 )
+from .changes import RECENT, series_changes
 from .spec import CompareSpec
-from .store import Baseline, HistoryStore, Match
+from .store import Baseline, HistoryStore, Match, SessionValue
+
+CURRENT = "(this session)"
 
 
 @dataclass
@@ -51,8 +54,15 @@ def compare_result(result: ModelResult, store: HistoryStore, spec: CompareSpec, 
         context = Context.of_row(rows[0])
         reference = references.lookup(model, context) if references else None
         direction = reference.direction if reference else guess_direction(metric)
-        baseline = store.baseline(spec, Match.of_row(rows[0]), metric=metric, direction=direction,
-                                  exclude_session=session_id)
+        match = Match.of_row(rows[0])
+        if spec.kind == "changepoint":
+            judged = _judge_changepoint(value, store, match, metric, session_id, fail_pct, direction, context)
+            if judged is not None:
+                comparison.baselines[model], comparison.verdicts[model] = judged
+                continue
+            baseline = None
+        else:
+            baseline = store.baseline(spec, match, metric=metric, direction=direction, exclude_session=session_id)
         if baseline is None:
             where = context.describe()
             comparison.notes.append(f"{model}: no baseline in the history for --mad-compare {spec.text}"
@@ -64,3 +74,47 @@ def compare_result(result: ModelResult, store: HistoryStore, spec: CompareSpec, 
                                                             label=baseline.description)
     comparison.result = apply_verdicts(result, comparison.verdicts)
     return comparison
+
+
+def _judge_changepoint(value: float, store: HistoryStore, match: Match, metric: str, session_id: str,
+                       fail_pct: float | None, direction: str, context: Context) -> tuple[Baseline, Verdict] | None:
+    """The baseline and verdict of ``--mad-compare changepoint`` (None: too little history).
+
+    A shift that starts in the latest sessions and still holds in this one (``value`` worse
+    than the old level beyond ``fail_pct``) fails on the new level's mean against the old's.
+    """
+    judged = _changepoint(value, store, match, metric, session_id)
+    if judged is None:
+        return None
+    level, baseline, shifted = judged
+    if shifted and judge_against_baseline(value, baseline.value, fail_pct, direction).passed:
+        shifted = False  # this session is back within the tolerance: the shift ended here
+    verdict = judge_against_baseline(level if shifted else value, baseline.value, fail_pct if shifted else None,
+                                     direction, metric=metric, context=context, label=baseline.description)
+    return baseline, verdict
+
+
+def _changepoint(value: float, store: HistoryStore, match: Match, metric: str,
+                 session_id: str) -> tuple[float, Baseline, bool] | None:
+    """(value judged, baseline, whether a shift starts in the latest sessions); None: < 3 sessions.
+
+    The series is the earlier SUCCESS sessions plus ``value``. A change point among the latest
+    :data:`RECENT` points judges the new level's mean against the old level's (failing beyond the
+    tolerance); otherwise ``value`` is reported against the current level's mean, never failing.
+    """
+    past = store.session_values(match, metric=metric, exclude_session=session_id)[::-1]
+    if len(past) < 2:
+        return None
+    series = [*past, SessionValue(CURRENT, float("inf"), value, metric, 1)]
+    changes = series_changes(match, series)
+    if changes and changes[-1].sessions_after <= RECENT:
+        shift = changes[-1]
+        baseline = Baseline(value=shift.before, metric=metric, spec="changepoint",
+                            sessions=(shift.session,), description=shift.describe())
+        return shift.after, baseline, True
+    start = next((i for i, item in enumerate(past) if changes and item.session_id == changes[-1].session), 0)
+    level = past[start:]
+    mean = sum(item.value for item in level) / len(level)
+    description = f"changepoint: no shift, mean of {len(level)} session(s) at this level"
+    ids = tuple(item.session_id for item in reversed(level))
+    return value, Baseline(value=mean, metric=metric, spec="changepoint", sessions=ids, description=description), False

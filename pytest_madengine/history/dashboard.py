@@ -90,7 +90,7 @@ def render_dashboard(store: HistoryStore, *, references: References | None = Non
     comparisons = _comparisons(store, ordered, latest.id if latest else "", spec.text, references, fail_pct)
     rows = sum(summary.rows for summary in sessions)
     summary = (f"{len(sessions)} session(s), {rows} result row(s), {len(ordered)} series; generated "
-               f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC from {store.path}")
+               f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC from {store.where}")
     dropped = (f"Only the newest {len(trends.sessions)} of {len(sessions)} sessions are drawn "
                f"({trends.dropped_sessions} older ones left out)." if trends.dropped_sessions else "")
     return environment("dashboard").get_template("dashboard.html.j2").render(

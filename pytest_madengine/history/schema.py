@@ -1,26 +1,35 @@
-"""The history file's tables, versioned with ``PRAGMA user_version``, and its migrations.
+"""The history's tables (SQLAlchemy Core, one schema for SQLite and PostgreSQL) and how a
+database is brought to them (Alembic migrations in ``history/migrations``).
 
-Version 1 (the first layout, kept only as a migration source) had ``sessions(id, started,
-ended, host, target, args)`` with the pytest arguments as one space-joined string, and
-``results(id, session_id, model, status, performance, metric, row_json)`` with the perf.csv row
-as a JSON object. Version 2 (current) keeps the session's environment in columns and every
-perf.csv field of a result row in a column of its own, plus the parsed value, the failing phase
-and reason, the repeat number, the row's index within a multiple-results run and the image
-digest. :func:`ensure_schema` creates a new file at the current version or migrates an older one
-in one transaction; a newer or foreign file raises :class:`MadError`.
+Revisions: ``v1`` (the first SQLite layout: ``sessions(id, started, ended, host, target,
+args)``, ``results(…, row_json)``), ``v2`` (the session environment in columns, one column per
+perf.csv field, the parsed value, phase, reason, repeat, row index, image digest), ``v3``
+(sessions gain ``pipeline``, the CI pipeline that ran them, and ``source``, the perf.csv a
+``history import`` read). SQLite files written before Alembic carry their layout in ``PRAGMA
+user_version`` (1 or 2): :func:`ensure_schema` stamps them at that revision, then upgrades;
+an SQLite file also gets ``user_version`` = :data:`CURRENT_VERSION`, so an older plugin refuses
+it instead of writing rows it does not know.
 """
 from __future__ import annotations
 
-import json
+import functools
 import math
-import shlex
-import sqlite3
-from collections.abc import Callable
-from dataclasses import dataclass
+from pathlib import Path
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 
 from ..errors import MadError
+from .backend import write_options
 
-CURRENT_VERSION = 2
+CURRENT_VERSION = 3
+HEAD = "v3"
+_LEGACY_REVISIONS = {1: "v1", 2: "v2"}  # PRAGMA user_version of a pre-Alembic file → its revision
+VERSION_TABLE = "mad_history_version"  # Alembic's revision table, named apart from other apps' in a shared database
+_MIGRATION_LOCK = 0x6D6164  # PostgreSQL advisory lock: one session migrates, the others wait
 
 # The perf.csv fields stored as TEXT columns (madengine's 29, in order); a later perf.csv
 # column comes with a migration that adds it.
@@ -36,128 +45,109 @@ EXTRA_COLUMNS: tuple[str, ...] = ("value", "phase", "reason", "repeat", "row_ind
 
 SESSION_COLUMNS: tuple[str, ...] = (
     "id", "started", "ended", "host", "target", "git_commit", "gpu_vendor", "gpu_architecture",
-    "gpu_count", "nodes", "pytest_args",
+    "gpu_count", "nodes", "pytest_args", "pipeline", "source",
 )
 
-_SESSIONS_V2 = """
-CREATE TABLE sessions (
-    id TEXT PRIMARY KEY,
-    started REAL NOT NULL,            -- unix seconds
-    ended REAL,                       -- unix seconds; NULL while running (or after a crash)
-    host TEXT NOT NULL DEFAULT '',
-    target TEXT NOT NULL DEFAULT '',
-    git_commit TEXT NOT NULL DEFAULT '',
-    gpu_vendor TEXT NOT NULL DEFAULT '',
-    gpu_architecture TEXT NOT NULL DEFAULT '',
-    gpu_count INTEGER NOT NULL DEFAULT 0,
-    nodes INTEGER NOT NULL DEFAULT 1,
-    pytest_args TEXT NOT NULL DEFAULT '[]'   -- JSON list of strings
-)"""
+ROW_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")  # SQLite autoincrements INTEGER keys only
 
 
-def _results_v2(table: str) -> str:
-    perf = ",\n    ".join(f"{name} TEXT NOT NULL DEFAULT ''" for name in PERF_COLUMNS)
-    return f"""
-CREATE TABLE {table} (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    session_id TEXT NOT NULL REFERENCES sessions(id),
-    {perf},
-    value REAL,                       -- performance as a number; NULL when none or not numeric
-    phase TEXT NOT NULL DEFAULT '',
-    reason TEXT NOT NULL DEFAULT '',
-    repeat INTEGER NOT NULL DEFAULT 0,     -- 0-based run number under --mad-repeat
-    row_index INTEGER NOT NULL DEFAULT 0,  -- position among the rows of a multiple-results run
-    image_digest TEXT NOT NULL DEFAULT '',
-    recorded REAL NOT NULL DEFAULT 0       -- unix seconds
-)"""
+def text_column(name: str) -> sa.Column[str]:
+    return sa.Column(name, sa.Text, nullable=False, server_default="")
 
 
-_INDEXES_V2 = (
-    "CREATE INDEX results_match ON results (model, gpu_architecture, n_gpus, nnodes, session_id)",
-    "CREATE INDEX results_session ON results (session_id)",
-    "CREATE INDEX sessions_started ON sessions (started)",
+metadata = sa.MetaData()
+
+sessions = sa.Table(
+    "sessions", metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("started", sa.Float, nullable=False),  # unix seconds
+    sa.Column("ended", sa.Float),  # unix seconds; NULL while running (or after a crash)
+    *(text_column(name) for name in ("host", "target", "git_commit", "gpu_vendor", "gpu_architecture")),
+    sa.Column("gpu_count", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("nodes", sa.Integer, nullable=False, server_default="1"),
+    sa.Column("pytest_args", sa.Text, nullable=False, server_default="[]"),  # JSON list of strings
+    text_column("pipeline"),
+    text_column("source"),
+    sa.Index("sessions_started", "started"),
 )
 
-
-def _create_current(conn: sqlite3.Connection) -> None:
-    conn.execute(_SESSIONS_V2)
-    conn.execute(_results_v2("results"))
-    for statement in _INDEXES_V2:
-        conn.execute(statement)
-
-
-def _migrate_1_to_2(conn: sqlite3.Connection) -> None:
-    """Sessions gain environment columns (args → JSON list); results get one column per field."""
-    for name, ddl in (("git_commit", "TEXT NOT NULL DEFAULT ''"), ("gpu_vendor", "TEXT NOT NULL DEFAULT ''"),
-                      ("gpu_architecture", "TEXT NOT NULL DEFAULT ''"), ("gpu_count", "INTEGER NOT NULL DEFAULT 0"),
-                      ("nodes", "INTEGER NOT NULL DEFAULT 1"), ("pytest_args", "TEXT NOT NULL DEFAULT '[]'")):
-        conn.execute(f"ALTER TABLE sessions ADD COLUMN {name} {ddl}")
-    for session_id, args in conn.execute("SELECT id, args FROM sessions").fetchall():
-        conn.execute("UPDATE sessions SET pytest_args = ? WHERE id = ?", (json.dumps(_split(args or "")), session_id))
-    conn.execute("ALTER TABLE sessions DROP COLUMN args")
-
-    conn.execute(_results_v2("results_v2"))
-    columns = ("session_id", *PERF_COLUMNS, "value", "row_index", "recorded")
-    insert = (f"INSERT INTO results_v2 (id, {', '.join(columns)}) "
-              f"VALUES (?, {', '.join('?' for _ in columns)})")
-    old = conn.execute(
-        "SELECT r.id, r.session_id, r.model, r.status, r.performance, r.metric, r.row_json, s.started "
-        "FROM results r LEFT JOIN sessions s ON s.id = r.session_id ORDER BY r.id").fetchall()
-    for row_id, session_id, model, status, performance, metric, row_json, started in old:
-        fields = _json_object(row_json)
-        fields.update(model=model, status=status, performance=performance or "", metric=metric or "")
-        values = [str(fields.get(name, "") if fields.get(name) is not None else "") for name in PERF_COLUMNS]
-        conn.execute(insert, (row_id, session_id, *values, parse_value(performance or ""), 0, started or 0.0))
-    conn.execute("DROP TABLE results")
-    conn.execute("ALTER TABLE results_v2 RENAME TO results")
-    for statement in _INDEXES_V2:
-        conn.execute(statement)
-
-
-@dataclass(frozen=True)
-class Migration:
-    """Brings a file from ``source`` to ``source + 1`` inside the caller's transaction."""
-
-    source: int
-    description: str
-    apply: Callable[[sqlite3.Connection], None]
-
-
-MIGRATIONS: tuple[Migration, ...] = (
-    Migration(1, "session environment columns; one column per perf.csv field", _migrate_1_to_2),
+results = sa.Table(
+    "results", metadata,
+    sa.Column("id", ROW_ID, primary_key=True, autoincrement=True),
+    sa.Column("session_id", sa.Text, sa.ForeignKey("sessions.id"), nullable=False),
+    *(text_column(name) for name in PERF_COLUMNS),
+    sa.Column("value", sa.Float),  # performance as a number; NULL when none or not numeric
+    text_column("phase"),
+    text_column("reason"),
+    sa.Column("repeat", sa.Integer, nullable=False, server_default="0"),  # 0-based run under --mad-repeat
+    sa.Column("row_index", sa.Integer, nullable=False, server_default="0"),  # among a multiple-results run's rows
+    text_column("image_digest"),
+    sa.Column("recorded", sa.Float, nullable=False, server_default="0"),  # unix seconds
+    sa.Index("results_match", "model", "gpu_architecture", "n_gpus", "nnodes", "session_id"),
+    sa.Index("results_session", "session_id"),
 )
 
 
-def ensure_schema(conn: sqlite3.Connection, where: str) -> int:
-    """Create or migrate the schema of ``conn`` (autocommit connection); return the version found.
+def ensure_schema(conn: sa.Connection, where: str) -> str | None:
+    """Create or migrate the schema on ``conn`` (not in a transaction); return the revision found.
 
-    Runs under ``BEGIN IMMEDIATE`` so concurrent openers migrate once: the others wait for the
-    lock (busy timeout) and then see the current version. Raises :class:`MadError` naming
-    ``where`` when the file is newer than this plugin or is an SQLite file of something else.
+    Concurrent openers migrate once: SQLite's ``BEGIN IMMEDIATE`` / a PostgreSQL advisory lock
+    serialises them and the later ones find the head. Raises :class:`MadError` naming ``where``
+    for a database newer than this plugin or one that holds tables of something else.
     """
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        found = int(conn.execute("PRAGMA user_version").fetchone()[0])
-        if found == 0:
-            tables = conn.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table'").fetchone()[0]
-            if tables:
-                raise MadError("this SQLite file is not a pytest-madengine history (no schema version)",
-                               where=where, fix="pass another file with --mad-history, or --mad-history none")
-            _create_current(conn)
-        elif found > CURRENT_VERSION:
-            raise MadError(f"the history has schema version {found}, newer than this plugin's "
-                           f"{CURRENT_VERSION}", where=where,
-                           fix="upgrade pytest-madengine, or write to another file with --mad-history")
-        else:
-            for migration in MIGRATIONS:
-                if migration.source >= found:
-                    migration.apply(conn)
-        conn.execute(f"PRAGMA user_version = {CURRENT_VERSION}")
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
+    found = _revision(conn, where)
+    if found == HEAD:
+        conn.rollback()
+        return found
+    conn.rollback()
+    conn.execution_options(**write_options())
+    with conn.begin():
+        if conn.dialect.name == "postgresql":
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
+        found = _revision(conn, where)
+        if found != HEAD:
+            config = Config()
+            config.set_main_option("script_location", str(Path(__file__).with_name("migrations")))
+            config.attributes["connection"] = conn
+            config.attributes["version_table"] = VERSION_TABLE
+            if found is not None and not _has_alembic_table(conn):
+                command.stamp(config, found)
+            command.upgrade(config, HEAD)
+            if conn.dialect.name == "sqlite":
+                conn.exec_driver_sql(f"PRAGMA user_version = {CURRENT_VERSION}")
     return found
+
+
+def _revision(conn: sa.Connection, where: str) -> str | None:
+    """The revision of the database (a pre-Alembic SQLite file's by its user_version); None: empty."""
+    if _has_alembic_table(conn):
+        revision = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE}).get_current_revision()
+        if revision is not None and revision not in _known_revisions():
+            raise MadError(f"the history has schema revision {revision!r}, newer than this plugin's {HEAD!r}",
+                           where=where, fix="upgrade pytest-madengine, or write to another history")
+        return revision
+    version = int(conn.exec_driver_sql("PRAGMA user_version").scalar() or 0) if conn.dialect.name == "sqlite" else 0
+    if version > CURRENT_VERSION or (version == CURRENT_VERSION and version not in _LEGACY_REVISIONS):
+        raise MadError(f"the history has schema version {version}, newer than this plugin's {CURRENT_VERSION}",
+                       where=where, fix="upgrade pytest-madengine, or write to another file with --mad-history")
+    if version in _LEGACY_REVISIONS:
+        return _LEGACY_REVISIONS[version]
+    tables = set(sa.inspect(conn).get_table_names())
+    # An SQLite file is the history's alone; a server database may hold other applications' tables.
+    if tables & {"sessions", "results"} or (tables and conn.dialect.name == "sqlite"):
+        raise MadError("this database holds tables but is not a pytest-madengine history", where=where,
+                       fix="pass another file or database with --mad-history, or --mad-history none")
+    return None
+
+
+def _has_alembic_table(conn: sa.Connection) -> bool:
+    return sa.inspect(conn).has_table(VERSION_TABLE)
+
+
+@functools.cache
+def _known_revisions() -> frozenset[str]:
+    scripts = ScriptDirectory(str(Path(__file__).with_name("migrations")))
+    return frozenset(script.revision for script in scripts.walk_revisions())
 
 
 def parse_value(performance: str) -> float | None:
@@ -167,18 +157,3 @@ def parse_value(performance: str) -> float | None:
     except (TypeError, ValueError):
         return None
     return value if math.isfinite(value) else None
-
-
-def _split(args: str) -> list[str]:
-    try:
-        return shlex.split(args)
-    except ValueError:
-        return args.split()
-
-
-def _json_object(text: str | None) -> dict[str, object]:
-    try:
-        data = json.loads(text or "{}")
-    except ValueError:
-        return {}
-    return data if isinstance(data, dict) else {}

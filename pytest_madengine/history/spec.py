@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from ..errors import MadError
 
-KINDS = ("last", "best", "mean", "median", "session")
+KINDS = ("last", "best", "mean", "median", "changepoint", "session")
 
 _WINDOW = re.compile(r"^(mean|median):(\d+)([dh]?)$")
 _SESSION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")
@@ -34,13 +34,13 @@ class CompareSpec:
 
 
 def parse_compare_spec(text: str, *, where: str = "--mad-compare") -> CompareSpec:
-    """Parse ``last``, ``best``, ``mean:N``, ``median:N``, ``mean:Nd``/``Nh`` or a session id.
+    """Parse ``last``, ``best``, ``changepoint``, ``mean:N``, ``median:N``, ``mean:Nd``/``Nh`` or a session id.
 
     Raises :class:`MadError` naming ``where`` for a malformed value (``mean:``, ``median:0``,
     ``mean:3w``, an id with spaces).
     """
     value = text.strip()
-    if value in ("last", "best"):
+    if value in ("last", "best", "changepoint"):
         return CompareSpec(kind=value, text=value)
     if value.startswith(("mean:", "median:")):
         match = _WINDOW.match(value)
@@ -58,7 +58,7 @@ def parse_compare_spec(text: str, *, where: str = "--mad-compare") -> CompareSpe
     if _SESSION_ID.match(value):
         return CompareSpec(kind="session", session_id=value, text=value)
     raise MadError(
-        f"{text!r} is neither last, best, mean:N, median:N[d|h] nor a session id",
+        f"{text!r} is neither last, best, changepoint, mean:N, median:N[d|h] nor a session id",
         where=where,
         fix="use one of those forms; `python -m pytest_madengine history list` shows the session ids",
     )

@@ -91,17 +91,32 @@ def test_sink_numbers_repeats_recorded_one_by_one_and_reports(tmp_path: Path) ->
         assert store.session("s1").ended is not None  # type: ignore[union-attr]
 
 
-def test_sink_survives_a_failing_write(tmp_path: Path) -> None:
+def test_a_lock_held_mid_session_delays_rows_to_the_end_and_loses_none(tmp_path: Path) -> None:
     path = tmp_path / "h.sqlite"
-    sink = HistorySink(path, session("s1", 1000.0))
+    sink = HistorySink(path, session("s1", 1000.0), timeout=0.05)
     sink.record(result("llama", "900"))
     blocker = sqlite3.connect(path, timeout=0)
     blocker.execute("BEGIN IMMEDIATE")  # another process holding the write lock past the timeout
-    assert sink.store is not None
-    sink.store._conn.execute("PRAGMA busy_timeout = 50")
     sink.record(result("llama", "901"))
+    assert sink.store is None  # stopped waiting on the history for the rest of the session
+    sink.record(result("llama", "902"))
     blocker.rollback()
-    sink.record(result("llama", "902"))  # the sink stopped writing after the error
     line, where = sink.finish()
     assert where.endswith("h.sqlite")
-    assert line.startswith("history: NOT complete (1 row(s) written, then OperationalError: database is locked)")
+    assert line == ("history: 3 row(s) of 3 result(s), session s1 "
+                    "(2 written at the end: OperationalError: database is locked)")
+    with HistoryStore(path) as store:
+        assert [(r.value, r.repeat) for r in store.rows()] == [(900.0, 0), (901.0, 1), (902.0, 2)]
+
+
+def test_a_lock_held_to_the_end_names_what_is_missing_and_the_way_back(tmp_path: Path) -> None:
+    path = tmp_path / "h.sqlite"
+    sink = HistorySink(path, session("s1", 1000.0), timeout=0.05)
+    sink.record(result("llama", "900"))
+    blocker = sqlite3.connect(path, timeout=0)
+    blocker.execute("BEGIN IMMEDIATE")
+    sink.record(result("llama", "901"))
+    line, _ = sink.finish()
+    blocker.rollback()
+    assert line.startswith("history: NOT complete: 1 result(s) not written (OperationalError: database is locked)")
+    assert "history import perf.csv" in line

@@ -1,5 +1,5 @@
 """Session fixtures that give tests the real parts: Docker engine, base images, registry, SLURM,
-Kubernetes.
+Kubernetes, PostgreSQL.
 
 Each part is started by the shell scripts beside this file (the same ones `.ci/setup` uses), lazily,
 the first time a test asks for it. A part whose software is not installed at all skips its tests
@@ -244,3 +244,52 @@ def k8s_namespace(k8s_cluster: K8sCluster) -> Iterator[str]:
             yield name
         finally:
             core.delete_namespace(name, body=client.V1DeleteOptions(propagation_policy="Background"))
+
+
+@dataclass(frozen=True)
+class Postgres:
+    """A running PostgreSQL server on 127.0.0.1 for this session; `password` is a per-session canary."""
+
+    host: str
+    port: int
+    user: str
+    password: str
+    database: str
+    data_dir: Path
+
+    def url(self, *, password: bool = True, database: str | None = None) -> str:
+        """``postgresql://user[:password]@127.0.0.1:port/db``."""
+        secret = f":{self.password}" if password else ""
+        return f"postgresql://{self.user}{secret}@{self.host}:{self.port}/{database or self.database}"
+
+    def create_database(self, name: str) -> str:
+        """A fresh, empty database on the server (for a test of its own); returns its URL."""
+        import psycopg
+
+        with psycopg.connect(host=self.host, port=self.port, user=self.user, password=self.password,
+                             dbname="postgres", autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+            conn.execute(f'CREATE DATABASE "{name}"')
+        return self.url(database=name)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Postgres]:
+    """Debian's PostgreSQL, its own data dir and port on 127.0.0.1 (tests/infra/start-postgres.sh),
+    stopped at the end of the session."""
+    import shutil
+    import tempfile
+
+    # Outside pytest's 0700 temp root: run as root, the server runs as the postgres user.
+    data_dir = Path(tempfile.mkdtemp(prefix="mad-postgres-"))
+    user, password = "mad", f"canary-{uuid.uuid4().hex}"
+    for port in (_free_port(), _free_port(), _free_port()):
+        proc = run_infra_script("start-postgres.sh", str(data_dir), str(port), user, password, "mad")
+        if proc.returncode != _EXIT_ADDRESS_TAKEN:
+            break
+    _check(proc, "start-postgres.sh")
+    try:
+        yield Postgres(host="127.0.0.1", port=port, user=user, password=password, database="mad", data_dir=data_dir)
+    finally:
+        run_infra_script("stop-postgres.sh", str(data_dir))
+        shutil.rmtree(data_dir, ignore_errors=True)

@@ -27,6 +27,13 @@ def test_given_values(pytester: pytest.Pytester) -> None:
     assert values.history == Path("h.sqlite").absolute() and values.references == Path("refs.yaml").absolute()
     assert (values.compare, values.fail_on_regression, values.repeat, values.max_cv) == ("median:7d", 5, 5, 2.5)
     assert settings_of(pytester, "--mad-history", "none").history is None
+    assert settings_of(pytester).history_named is False and values.history_named is True
+
+
+def test_history_urls_are_kept_for_the_backend(pytester: pytest.Pytester) -> None:
+    url = "postgresql://ci@db.example:5432/mad"
+    assert settings_of(pytester, "--mad-history", url).history == url
+    assert settings_of(pytester, "--mad-history", "sqlite:///h.sqlite").history == "sqlite:///h.sqlite"
 
 
 def test_ini_twins(pytester: pytest.Pytester) -> None:

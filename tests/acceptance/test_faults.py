@@ -358,4 +358,7 @@ def test_non_finite_performance_is_a_failure_from_every_source(pytester: pytest.
         "scripts/infcsv.sh": "printf 'model,performance,metric\\na,2,ops\\nb,-inf,ops\\n' > r.csv\n"})
     result = pytester.runpytest_subprocess("--mad-package", str(pkg), "--mad-tags", "tiny", *BASE)
     assert "not a finite number" in result.stdout.str()
-    assert {row["status"] for row in read_perf(pytester.path / "perf.csv")} == {"FAILURE"}
+    statuses = {(row["model"], row["status"]) for row in read_perf(pytester.path / "perf.csv")}
+    # One result per row: inf_csv's finite row stands, its -inf row fails alone.
+    assert statuses == {("inf_log", "FAILURE"), ("nan_csv_a", "FAILURE"), ("inf_csv_a", "SUCCESS"),
+                        ("inf_csv_b", "FAILURE")}

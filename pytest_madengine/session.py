@@ -42,6 +42,7 @@ from .workload.known_keys import MadKeyWarning, cards_unknown, context_unknown, 
 from .workload.rundirs import sweep_stale_run_dirs
 
 if TYPE_CHECKING:  # loaded only when a session uses them
+    from .discovery.package import CardError
     from .history.checks import PerformanceChecks
     from .history.sink import HistorySink
 
@@ -91,6 +92,7 @@ class MadSession:
         self._warned_keys: set[tuple[str, str]] = set()
         self._key_warnings: list[MadKeyWarning] = []  # issued where pytest records warnings (see _flush_warnings)
         self._recorded: set[str] = set()  # node ids with a recorded result
+        self.card_errors: list[CardError] = []  # bad registry entries: collection errors of their own
         self._previous_sigterm: signal.Handlers | Callable[[int, FrameType | None], object] | int | None = None
 
     # --- lazily computed session facts -------------------------------------------------
@@ -179,7 +181,8 @@ class MadSession:
 
             package = load_package(self.settings.package, context=self.context.to_json(),
                                    timeout=self.settings.discover_timeout,
-                                   cache_dir=self.session_dir / "dynamic")
+                                   cache_dir=self.session_dir / "dynamic", card_errors=True)
+            self.card_errors = list(package.errors)
             return list(package.cards)
         except MadError as exc:
             raise usage_error(exc) from None

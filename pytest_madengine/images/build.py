@@ -207,7 +207,8 @@ def ensure_image(card: ModelCard, dockerfile: Path, *, package_root: Path, conte
     With ``clean_cache`` the image is rebuilt without the build cache, once per session: later
     calls sharing ``lock_dir`` (other items, xdist workers) reuse that fresh build. ``target_arch``
     builds the ``<image>_<arch>`` variant with ``MAD_SYSTEM_GPU_ARCHITECTURE=<arch>`` (madengine's
-    ``--target-archs``). Dockerfiles that need BuildKit are built with the docker CLI (``buildkit``).
+    ``--target-archs``). Builds use BuildKit through the docker CLI wherever it is available
+    (``buildkit.default_cli``), the SDK's classic builder only where it is not.
     """
     if client is None:
         client = docker_client()
@@ -219,7 +220,7 @@ def ensure_image(card: ModelCard, dockerfile: Path, *, package_root: Path, conte
         if existing is not None and (not clean_cache or _built_in_session(lock_dir, spec)):
             return _ref(client, spec, existing.id, 0.0, reused=True, log_path=log_path, nocache=False)
         started = time.monotonic()
-        build = build_with_buildkit if spec.buildkit else build_image
+        build = build_with_buildkit if spec.buildkit or buildkit.default_cli() else build_image
         image_id = build(client, spec, card=card, nocache=clean_cache, log_path=log_path)
         if clean_cache:
             _mark_built(lock_dir, spec)
@@ -307,11 +308,11 @@ def _buildkit_context(spec: BuildSpec, directory: Path) -> Path:
 
 def build_with_buildkit(client: Any, spec: BuildSpec, *, card: ModelCard, nocache: bool, log_path: Path) -> str:
     """Build with BuildKit through the docker CLI (argv list, context tar on stdin); the image id."""
-    cli = buildkit.find_build_cli()
+    cli = buildkit.default_cli() or buildkit.find_build_cli()
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("w", encoding="utf-8") as log:
         log.write(f"# image {spec.image} from {spec.dockerfile_rel}, context {spec.context_dir}\n")
-        log.write(f"# BuildKit ({spec.buildkit}) via {' '.join(cli.argv)}; nocache={nocache}; "
+        log.write(f"# BuildKit ({spec.buildkit or 'the default builder'}) via {' '.join(cli.argv)}; nocache={nocache}; "
                   f"build args: {', '.join(sorted(spec.build_args)) or 'none'}\n")
         if spec.tools_dir is not None:
             log.write(f"# tools build context = {TOOLS_DISPLAY} (a stage added before the first FROM: "
@@ -327,7 +328,7 @@ def build_with_buildkit(client: Any, spec: BuildSpec, *, card: ModelCard, nocach
         if spec.base_docker and spec.base_docker != "scratch" and not _image_exists(client, spec.base_docker):
             raise _build_error(client, spec, card, step, f"docker build exited with {code}", tail, log_path)
         problem, fix = buildkit.failure_problem(spec.image, step, tail, log_path,
-                                                buildkit.syntax_directive(spec.dockerfile.read_text(errors="replace")))
+                                                spec.dockerfile.read_text(errors="replace"))
         raise MadError(problem, where=where, fix=fix)
     return str(client.images.get(spec.image).id)
 

@@ -2,7 +2,8 @@
 
 A MAD package or context written for madengine may carry keys this plugin does not act on; they are
 reported once per session (``MadKeyWarning``) naming the key and where it came from, never dropped
-silently. Kubernetes keys are left to the Kubernetes target, which knows its own vocabulary.
+silently. Keys starting with ``_`` (madengine's ``_comment``, ``_description``, ``_note*``) are notes
+for readers, accepted silently at every level. Kubernetes keys are left to the Kubernetes target, which knows its own vocabulary.
 """
 from __future__ import annotations
 
@@ -42,12 +43,18 @@ class MadKeyWarning(UserWarning):
 
 def unknown_keys(data: Mapping[str, Any], known: frozenset[str], where: str) -> list[tuple[str, str]]:
     """(dotted key, where) for each key of ``data`` and of its ``slurm``/``distributed`` sections not known."""
-    found = [(key, where) for key in data if key not in known]
+    found = [(key, where) for key in data if key not in known and not is_annotation(key)]
     for section, section_known in _SECTIONS.items():
         value = data.get(section)
         if isinstance(value, Mapping):
-            found += [(f"{section}.{key}", where) for key in value if key not in section_known]
+            found += [(f"{section}.{key}", where) for key in value if key not in section_known and not is_annotation(key)]
     return found
+
+
+def is_annotation(key: str) -> bool:
+    """Whether ``key`` is a note for readers (``_comment``, ``_description``, ``_note``, ``_use_case``...):
+    madengine's configs carry them at every level, and they are accepted silently."""
+    return str(key).startswith("_")
 
 
 def context_unknown(data: Mapping[str, Any], where: str) -> list[tuple[str, str]]:

@@ -61,6 +61,7 @@ class JobConfig:
     network_interface: str = ""  # NCCL_SOCKET_IFNAME / GLOO_SOCKET_IFNAME
     env_vars: tuple[tuple[str, str], ...] = ()  # slurm.env_vars: exported in the job and the containers
     node_check: NodeCheck | None = None  # None: enable_node_check is off
+    launcher_given: bool = True  # False: no distributed.launcher (the perf row gets madengine's default)
 
     @property
     def job_env(self) -> dict[str, str]:
@@ -216,6 +217,7 @@ def resolve(card: ModelCard, context: dict[str, Any], *, timeout: int | None) ->
                        fix=f"use one of {', '.join(DISTRIBUTIONS)}")
     return JobConfig(
         launcher=launcher,
+        launcher_given=bool(str(dist.get("launcher") or "").strip()),
         nnodes=nnodes,
         nproc_per_node=_int(nproc, "distributed.nproc_per_node", minimum=1),
         gpus_per_node=gpus_per_node,

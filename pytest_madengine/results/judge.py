@@ -253,6 +253,7 @@ def _common_fields(card: ModelCard, *, image: ImageRef | None, context: Any, gpu
                    nnodes: int, deployment_type: str, launcher: str, test_duration: float | None,
                    extra: Mapping[str, Any]) -> dict[str, str]:
     per_node = len(gpus) if gpus else card.n_gpus
+    nnodes = nnodes if nnodes > 1 else card_nnodes(card)
     total = per_node * nnodes if nnodes > 1 and per_node > 0 else per_node
     return {
         "n_gpus": str(total),
@@ -279,6 +280,16 @@ def _common_fields(card: ModelCard, *, image: ImageRef | None, context: Any, gpu
         "build_number": os.environ.get("BUILD_NUMBER") or "0",
         "additional_docker_run_options": card.additional_docker_run_options,
     }
+
+
+def card_nnodes(card: ModelCard) -> int:
+    """The card's own ``nnodes`` (madengine's last fallback for the perf row's node count,
+    ``container_runner.py:create_run_details_dict``); 1 when absent or not a positive whole number."""
+    try:
+        value = int(str((getattr(card, "raw", None) or {}).get("nnodes", 1)).strip())
+    except ValueError:
+        return 1
+    return value if value >= 1 else 1
 
 
 def run_launcher(launcher: str, deployment_type: str, context: Any, card: ModelCard) -> str:

@@ -24,7 +24,7 @@ CARD_KEYS = frozenset({
     "name", "dockerfile", "scripts", "n_gpus", "timeout", "tags", "args", "multiple_results", "skip_gpu_arch",
     "training_precision", "owner", "url", "cred", "data", "env_vars", "distributed", "slurm",
     "additional_docker_run_options", "dockercontext", "docker_build_arg", "description",
-    "log_error_pattern_scan", "log_error_patterns", "log_error_benign_patterns",
+    "log_error_pattern_scan", "log_error_patterns", "log_error_benign_patterns", "nnodes",
 })
 SLURM_KEYS = frozenset({
     "partition", "nodes", "gpus_per_node", "time", "exclusive", "reservation", "nodelist", "account", "qos",

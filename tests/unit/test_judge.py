@@ -367,3 +367,12 @@ def test_results_csv_with_no_finite_row_fails_the_run(tmp_path: Path) -> None:
     result = run_judge(card, outcome(tmp_path, "", result_files=[csv_path]))
     assert (result.status, result.phase) == (FAILURE, "sanity") and "not a finite number" in result.reason
     assert {r["status"] for r in result.rows} == {FAILURE}
+
+
+def test_card_nnodes_is_the_perf_rows_node_count_fallback(tmp_path: Path) -> None:
+    card = make_card(nnodes="2")
+    row = run_judge(card, outcome(tmp_path, "performance: 5 ops\n")).rows[0]
+    assert (row["nnodes"], row["gpus_per_node"], row["n_gpus"]) == ("2", "2", "4")  # madengine: nnodes × per node
+    row = run_judge(card, outcome(tmp_path, "performance: 5 ops\n"), nnodes=3).rows[0]
+    assert (row["nnodes"], row["n_gpus"]) == ("3", "6")  # the target's real node count wins
+    assert run_judge(make_card(nnodes="x"), outcome(tmp_path, "performance: 5 ops\n")).rows[0]["nnodes"] == "1"

@@ -9,6 +9,7 @@ file set (we make the tar ourselves), so the hash cannot miss a file the build s
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import shlex
 import tarfile
@@ -18,7 +19,7 @@ import time
 from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,7 @@ _ARG = re.compile(r"^\s*ARG\s+([A-Za-z_][A-Za-z0-9_]*)(?:=(\S*))?", re.IGNORECAS
 _FROM = re.compile(r"^\s*FROM\s+(?:--platform=\S+\s+)?(\S+)", re.IGNORECASE | re.MULTILINE)
 _VAR = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?")
 ARCH_ARG = "MAD_SYSTEM_GPU_ARCHITECTURE"
+SECRETS_PREFIX = "MAD_SECRETS_"
 TOOLS_DISPLAY = buildkit.TOOLS_DIR.as_posix()
 _process_lock = threading.Lock()
 
@@ -62,6 +64,13 @@ class BuildSpec:
     tools_files: tuple[str, ...] = ()
     gpu_vendor: str = ""
     gpu_architecture: str = ""
+    secret_values: tuple[str, ...] = field(default=(), repr=False)  # masked in build logs and errors
+
+    def redact(self, text: str) -> str:
+        """``text`` with every secret build-arg value replaced (BuildKit echoes ARG values in step names)."""
+        for value in self.secret_values:
+            text = text.replace(value, "<redacted>")
+        return text
 
     def build_command(self, nocache: bool) -> str:
         """The build as one display line (madengine's manifest ``build_command``; secrets masked)."""
@@ -84,7 +93,8 @@ def dockerfile_args(text: str) -> dict[str, str | None]:
 def build_args_for(text: str, card: ModelCard, context: Any, secrets: dict[str, str] | None = None) -> dict[str, str]:
     """The build args the Dockerfile declares (plus Docker's predefined proxy args).
 
-    ``secrets``: the card's ``<CRED>_<KEY>`` values (``workload.credentials``), after the card's own args.
+    ``secrets``: the host's ``MAD_SECRETS_*`` and the card's ``<CRED>_<KEY>`` values
+    (``workload.credentials``), after the card's own args; their values stay out of the content hash.
     """
     offered: dict[str, str] = {}
     arch = getattr(context, "gpu_architecture", "") or ""
@@ -134,7 +144,9 @@ def build_spec(card: ModelCard, dockerfile: Path, *, package_root: Path, context
     else:
         context_dir = dockerfile.parent
     text = dockerfile.read_text(errors="replace")
-    secrets = credential_env(card, package_root)
+    # madengine passes the host's MAD_SECRETS* variables as build args too (core/context.py).
+    secrets = {**{k: v for k, v in os.environ.items() if k.startswith(SECRETS_PREFIX)},
+               **credential_env(card, package_root)}
     args = build_args_for(text, card, context, secrets)
     if target_arch and ARCH_ARG in dockerfile_args(text):
         args[ARCH_ARG] = target_arch
@@ -158,6 +170,7 @@ def build_spec(card: ModelCard, dockerfile: Path, *, package_root: Path, context
         buildkit=buildkit.buildkit_reason(text), tools_dir=tools_dir, tools_files=tools_files,
         gpu_vendor=gpu_vendor_of(dockerfile, text),
         gpu_architecture=target_arch or args.get(ARCH_ARG) or arch_default(text),
+        secret_values=tuple(sorted({v for k, v in args.items() if k in secrets and len(v) >= 4}, key=len, reverse=True)),
     )
 
 
@@ -267,17 +280,17 @@ def build_image(client: Any, spec: BuildSpec, *, card: ModelCard, nocache: bool,
                 labels=_labels(spec),
             )
             for chunk in stream:
-                text = chunk.get("stream", "")
+                text = spec.redact(chunk.get("stream", ""))
                 if text:
                     log.write(text)
                     tail.extend(line for line in text.splitlines() if line.strip())
                     step = _current_step(text) or step
                 if "error" in chunk:
-                    error = str(chunk.get("errorDetail", {}).get("message") or chunk["error"]).strip()
+                    error = spec.redact(str(chunk.get("errorDetail", {}).get("message") or chunk["error"]).strip())
                     log.write(f"ERROR: {error}\n")
                 image_id = (chunk.get("aux") or {}).get("ID", image_id)
         except APIError as exc:
-            error = str(exc.explanation or exc)
+            error = spec.redact(str(exc.explanation or exc))
             log.write(f"ERROR: {error}\n")
     if error:
         raise _build_error(client, spec, card, step, error, list(tail), log_path)
@@ -322,7 +335,8 @@ def build_with_buildkit(client: Any, spec: BuildSpec, *, card: ModelCard, nocach
     options += [part for key, value in sorted(spec.build_args.items()) for part in ("--build-arg", f"{key}={value}")]
     options += ["--no-cache"] if nocache else []
     with tempfile.TemporaryDirectory(prefix="pytest-madengine-build-") as tmp:
-        code, step, tail = buildkit.run_build(cli, options, _buildkit_context(spec, Path(tmp)), log_path)
+        code, step, tail = buildkit.run_build(cli, options, _buildkit_context(spec, Path(tmp)), log_path,
+                                              redact=spec.redact)
     if code != 0:
         where = f"{card.source}: card {card.name!r}, Dockerfile {spec.dockerfile_rel}"
         if spec.base_docker and spec.base_docker != "scratch" and not _image_exists(client, spec.base_docker):

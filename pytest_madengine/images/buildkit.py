@@ -31,6 +31,7 @@ import shutil
 import subprocess
 import warnings
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -153,9 +154,11 @@ def _client_major(path: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def run_build(cli: BuildCli, options: list[str], archive: Path, log_path: Path) -> tuple[int, str, list[str]]:
+def run_build(cli: BuildCli, options: list[str], archive: Path, log_path: Path,
+              redact: Callable[[str], str] = str) -> tuple[int, str, list[str]]:
     """Run ``cli`` + ``options`` + ``-`` with the context tar on stdin, appending output to the log.
 
+    Every output line passes through ``redact`` first (BuildKit shows ARG values in step names).
     Returns (exit status, the last BuildKit step seen, the last output lines).
     """
     env = dict(os.environ, **dict(cli.env))
@@ -165,7 +168,8 @@ def run_build(cli: BuildCli, options: list[str], archive: Path, log_path: Path) 
         process = subprocess.Popen([*cli.argv, *options, "-"], stdin=context, stdout=subprocess.PIPE,
                                    stderr=subprocess.STDOUT, env=env, text=True, errors="replace")
         assert process.stdout is not None
-        for line in process.stdout:
+        for raw in process.stdout:
+            line = redact(raw)
             log.write(line)
             if line.strip():
                 tail.append(line.rstrip())

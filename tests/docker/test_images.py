@@ -177,3 +177,22 @@ def test_context_build_args_win_over_the_card(package):
                      docker_build_arg={"BASE_DOCKER": "mad-test/no-such-base:2"})
     ref = package.ensure(amd_context(docker_build_arg={"BASE_DOCKER": "mad-test/busybox:latest"}), card=card)
     assert ref.base_docker == "mad-test/busybox:latest"
+
+
+def test_mad_secrets_are_build_args_and_never_written(package, monkeypatch):
+    import hashlib
+
+    from tests.infra.containers import run_output
+
+    canary = "mad-secret-canary-5d1e"
+    monkeypatch.setenv("MAD_SECRETS_HFTOKEN", canary)
+    package.dockerfile.write_text(DOCKERFILE + "ARG MAD_SECRETS_HFTOKEN\n"
+                                  "RUN echo \"$MAD_SECRETS_HFTOKEN\" | md5sum | cut -c1-32 > /secret-md5\n")
+    image = package.ensure()
+    seen = run_output(package.client, image.name, ["cat", "/secret-md5"]).decode().strip()
+    assert seen == hashlib.md5(f"{canary}\n".encode()).hexdigest()  # madengine: MAD_SECRETS_* are build args
+    assert canary not in Path(image.build_log).read_text() and canary not in image.build_command
+    assert "MAD_SECRETS_HFTOKEN=<redacted>" in image.build_command
+    assert canary not in str(package.client.images.get(image.name).labels)
+    monkeypatch.setenv("MAD_SECRETS_HFTOKEN", "rotated")  # a changed secret needs no rebuild
+    assert package.ensure().reused

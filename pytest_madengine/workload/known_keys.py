@@ -31,6 +31,7 @@ SLURM_KEYS = frozenset({
     "extra_sbatch_options", "max_pending_seconds", "image_distribution", "barrier_timeout", "shared_dir",
     "python", "constraint", "exclude", "mem", "modules", "network_interface", "env_vars", "shared_workspace",
     "output_dir", "results_dir", "enable_node_check", "node_check_command", "node_check_retries", "node_check_timeout",
+    "auto_cleanup_nodes",
 })
 DISTRIBUTED_KEYS = frozenset({"launcher", "nnodes", "nproc_per_node", "master_port", "port", "sglang_disagg",
                               "primus", "backend"})

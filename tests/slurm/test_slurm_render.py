@@ -142,3 +142,12 @@ def test_distributed_backend_is_exported_as_madengine_does(monkeypatch: pytest.M
 def test_perf_launcher_without_a_launcher_is_madengines_slurm_default() -> None:
     assert not resolve(make_card("plain", "run.sh"), {}, timeout=60).launcher_given
     assert resolve(make_card("given", "run.sh", distributed={"launcher": "native"}), {}, timeout=60).launcher_given
+
+
+def test_auto_cleanup_nodes_is_a_clear_refusal() -> None:
+    card = make_card("dirty", "run.sh", slurm={"enable_node_check": True, "auto_cleanup_nodes": True})
+    with pytest.raises(MadError, match=r"slurm.auto_cleanup_nodes: auto_cleanup_nodes is refused: .*pkill -9 -f.*"
+                                       r"Fix: set auto_cleanup_nodes to false"):
+        resolve(card, {}, timeout=60)
+    off = make_card("clean", "run.sh", slurm={"enable_node_check": True, "auto_cleanup_nodes": False})
+    assert resolve(off, {}, timeout=60).node_check is not None

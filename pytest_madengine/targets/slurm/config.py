@@ -168,6 +168,13 @@ def _command(value: Any) -> tuple[str, ...]:
 
 
 def _node_check(slurm: dict[str, Any], launcher: Launcher) -> NodeCheck | None:
+    if _flag(slurm.get("auto_cleanup_nodes", False), "slurm.auto_cleanup_nodes"):
+        raise MadError(
+            "auto_cleanup_nodes is refused: madengine cleans a dirty node by killing every process whose command "
+            "line names ray or vllm there (pkill -9 -f), whoever runs it, other users' jobs included, which "
+            "cannot be done safely from a model run", where="slurm.auto_cleanup_nodes",
+            fix="set auto_cleanup_nodes to false (enable_node_check then leaves dirty nodes out of the job) and "
+                "clean nodes with the site's own tooling, e.g. a SLURM epilog")
     if not _flag(slurm.get("enable_node_check", False), "slurm.enable_node_check"):
         return None
     if launcher.bare_metal:

@@ -276,6 +276,10 @@ class MadSession:
                      PerfSuperSink(results_dir), junit]
             if self.history_sink is not None:
                 sinks.append(self.history_sink)
+        if self.settings.summary_output is not None:
+            from .results.sinks.summaryjson import SummaryJsonSink
+
+            sinks.append(SummaryJsonSink(self.settings.summary_output, build_only=self.settings.build_only))
         return Recorder(sinks, on_recorded=lambda result: self.config.hook.pytest_madengine_result_recorded(
             config=self.config, result=result))
 

@@ -80,6 +80,14 @@ OPTIONS: tuple[Option, ...] = (
            "context, KUBECONFIG, ~/.kube/config, in-cluster)"),
     Option("k8s-jobs", "int", "Kubernetes Jobs kept in flight at once when -n is not given: that many "
            "xdist workers submit and follow them (default 8; 1 = one at a time)", 8),
+    Option("summary-output", "str", "also write the session's summary as JSON to FILE (madengine's "
+           "--summary-output)"),
+    Option("data-config", "str", "data providers from FILE instead of the package's data.json (madengine's "
+           "--data-config)"),
+    Option("tools-config", "str", "profiling tools from FILE instead of the package's scripts/common/tools.json "
+           "(madengine's --tools-config)"),
+    Option("force-mirror-local", "str", "mirror every dataset into DIR: sets each non-local data provider's "
+           "mirrorlocal (madengine's --force-mirror-local)"),
 )
 
 def option(name: str) -> Option:
@@ -146,6 +154,10 @@ class Settings:
     repeat: int = 1
     max_cv: float | None = None  # percent
     target_archs: tuple[str, ...] = ()
+    summary_output: Path | None = None
+    data_config: Path | None = None  # absolute
+    tools_config: Path | None = None  # absolute
+    force_mirror_local: str | None = None  # absolute
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -251,8 +263,27 @@ def from_config(config: pytest.Config, namespace: argparse.Namespace | None = No
         k8s_kubeconfig=values["mad_k8s_kubeconfig"] or None,
         k8s_jobs=max(1, _as_int(option("k8s-jobs"), values["mad_k8s_jobs"]) or int(_default("k8s-jobs"))),
         target_archs=_target_archs(values["mad_target_archs"], bool(values["mad_build_only"])),
+        summary_output=path("mad_summary_output"),
+        **_madengine_files(values),
         **_results_settings(values, package),
     )
+
+
+def _madengine_files(values: dict[str, Any]) -> dict[str, Any]:
+    """--mad-data-config / --mad-tools-config (existing files) and --mad-force-mirror-local (an existing
+    directory), made absolute: SLURM nodes read them from the shared filesystem."""
+    found: dict[str, Any] = {}
+    for name, want_dir in (("data-config", False), ("tools-config", False), ("force-mirror-local", True)):
+        opt = option(name)
+        value = values[opt.dest]
+        if not value:
+            continue
+        path = Path(value).absolute()
+        if not (path.is_dir() if want_dir else path.is_file()):
+            kind = "an existing directory" if want_dir else "an existing file"
+            raise pytest.UsageError(f"{opt.flag} (ini {opt.ini}): {value!r} is not {kind}. Fix: give {kind}.")
+        found[opt.dest.removeprefix("mad_")] = str(path) if want_dir else path
+    return found
 
 
 _ARCH_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")

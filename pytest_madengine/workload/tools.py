@@ -99,24 +99,29 @@ def _read_tools(path: Path) -> dict[str, dict[str, Any]]:
     return tools
 
 
-def load_tools(package_root: Path) -> dict[str, ToolSpec]:
-    """Every tool a context may name: the catalogue's, replaced by the package's of the same name."""
+def load_tools(package_root: Path, tools_file: Path | None = None) -> dict[str, ToolSpec]:
+    """Every tool a context may name: the catalogue's, replaced by the package's of the same name.
+
+    ``tools_file`` replaces the package's scripts/common/tools.json (madengine's ``--tools-config``);
+    its script paths are package-relative, as madengine's.
+    """
     known = {name: ToolSpec(spec, CATALOGUE_DIR, f"pytest-madengine tools catalogue: tool {name!r}", True)
              for name, spec in _read_tools(CATALOGUE_DIR / "tools.json").items()}
-    path = package_root / TOOLS_FILE
-    if path.is_file():
-        known.update({name: ToolSpec(spec, package_root, f"{TOOLS_FILE}: tool {name!r}", False)
+    path = Path(tools_file) if tools_file else package_root / TOOLS_FILE
+    if path.is_file() or tools_file:
+        shown = str(path) if tools_file else str(TOOLS_FILE)
+        known.update({name: ToolSpec(spec, package_root, f"{shown}: tool {name!r}", False)
                       for name, spec in _read_tools(path).items()})
     return known
 
 
 def apply_tools(entries: list[dict[str, Any]] | None, package_root: Path, *, model: list[str],
-                pre: list[Any], post: list[Any]) -> Tooling:
+                pre: list[Any], post: list[Any], tools_file: Path | None = None) -> Tooling:
     """Wrap the model command and extend the pre/post scripts and env with every listed tool."""
     tooling = Tooling(model=list(model), pre=list(pre), post=list(post))
     if not entries:
         return tooling
-    known = load_tools(package_root)
+    known = load_tools(package_root, tools_file)
     prefixes: list[str] = []
     for entry in entries:
         name = str(entry.get("name"))

@@ -165,17 +165,17 @@ def run_build(cli: BuildCli, options: list[str], archive: Path, log_path: Path,
     tail: deque[str] = deque(maxlen=15)
     step = ""
     with archive.open("rb") as context, log_path.open("a", encoding="utf-8") as log:
-        process = subprocess.Popen([*cli.argv, *options, "-"], stdin=context, stdout=subprocess.PIPE,
-                                   stderr=subprocess.STDOUT, env=env, text=True, errors="replace")
-        assert process.stdout is not None
-        for raw in process.stdout:
-            line = redact(raw)
-            log.write(line)
-            if line.strip():
-                tail.append(line.rstrip())
-            if _STEP.match(line) and "[internal]" not in line:
-                step = line.strip()
-        code = process.wait()
+        with subprocess.Popen([*cli.argv, *options, "-"], stdin=context, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, env=env, text=True, errors="replace") as process:
+            assert process.stdout is not None
+            for raw in process.stdout:
+                line = redact(raw)
+                log.write(line)
+                if line.strip():
+                    tail.append(line.rstrip())
+                if _STEP.match(line) and "[internal]" not in line:
+                    step = line.strip()
+        code = process.returncode  # the with block closed the pipe and waited
     return code, step, list(tail)
 
 

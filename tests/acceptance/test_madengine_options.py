@@ -50,3 +50,15 @@ def test_ini_twins_of_data_config(pytester: pytest.Pytester, busybox_image: str)
     result = pytester.runpytest_subprocess("--mad-package", str(pkg), *BASE)
     assert result.ret == pytest.ExitCode.OK, result.stdout.str()
     assert "data-from-the-other-config" in (pytester.path / "mad_logs" / "with_data.run.log").read_text()
+
+
+def test_madengines_scripts_common_paths_run_the_shipped_equivalents(pytester: pytest.Pytester,
+                                                                       busybox_image: str) -> None:
+    pkg = write_card_package(pytester.path / "pkg", [card("common_paths", "scripts/ok.sh")],
+                             {"scripts/ok.sh": "ls -d rocenv_info && echo performance: 1 ops\n"})
+    context = AMD_CPU.replace("}", ", 'pre_scripts': [{'path': 'scripts/common/pre_scripts/run_rocenv_tool.sh', "
+                                   "'args': 'rocenv_info lite'}, {'path': 'scripts/common/tools/detect_therock.sh'}]}")
+    result = pytester.runpytest_subprocess("--mad-package", str(pkg), *BASE, context, "--mad-no-sys-env")
+    assert result.ret == pytest.ExitCode.OK, result.stdout.str()
+    log = (pytester.path / "mad_logs" / "common_paths.run.log").read_text()
+    assert "system environment (lite)" in log and "therock_check: no TheRock installation detected" in log

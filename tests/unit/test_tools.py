@@ -137,3 +137,21 @@ def test_madengines_multi_node_rule_for_rocprof_tools() -> None:
     with _pytest.warns(ToolsWarning, match=r"rocprof, rocprofv3_compute left out of this 2-node run"):
         kept = multi_node_context(context, 2, rocprofv3=False)["tools"]
     assert kept == [{"name": "rccl_trace"}] and context["tools"][0]["name"] == "rocprof"  # the input is unchanged
+
+
+def test_madengines_scripts_common_paths_resolve_or_name_the_tool(tmp_path: Path) -> None:
+    from pytest_madengine.errors import MadError
+    from pytest_madengine.workload.scripts import SHIPPED_DIR, package_scripts
+
+    entries = [{"path": "scripts/common/pre_scripts/run_rocenv_tool.sh", "args": "sys_config_info lite"},
+               {"path": "scripts/common/tools/detect_therock.sh"}]
+    scripts = package_scripts(entries, tmp_path, "context 'pre_scripts'")
+    assert [(s.path, s.args) for s in scripts] == [(SHIPPED_DIR / "sys_env.sh", "sys_config_info lite"),
+                                                   (SHIPPED_DIR / "detect_therock.sh", "")]
+    own = tmp_path / "scripts" / "common" / "pre_scripts"
+    own.mkdir(parents=True)
+    (own / "run_rocenv_tool.sh").write_text("echo mine\n")  # the package's own copy wins
+    assert package_scripts(entries[:1], tmp_path, "x")[0].path == own / "run_rocenv_tool.sh"
+    with pytest.raises(MadError, match=r"gpu_info_power_start.sh is madengine's own script.*"
+                                       r"name the tool gpu_info_power_profiler in the context 'tools'"):
+        package_scripts([{"path": "scripts/common/pre_scripts/gpu_info_power_start.sh"}], tmp_path, "x")

@@ -262,6 +262,7 @@ class MadSession:
         from .results.sinks.junit import JUnitSink
         from .results.sinks.perfcsv import PerfCsvSink
         from .results.sinks.summary import SummarySink
+        from .results.sinks.summaryjson import SummaryJsonSink
         from .results.sinks.superset import PerfSuperSink
 
         xmlpath = getattr(self.config.option, "xmlpath", None)
@@ -277,8 +278,6 @@ class MadSession:
             if self.history_sink is not None:
                 sinks.append(self.history_sink)
         if self.settings.summary_output is not None:
-            from .results.sinks.summaryjson import SummaryJsonSink
-
             sinks.append(SummaryJsonSink(self.settings.summary_output, build_only=self.settings.build_only))
         return Recorder(sinks, on_recorded=lambda result: self.config.hook.pytest_madengine_result_recorded(
             config=self.config, result=result))

@@ -109,6 +109,8 @@ class _LogPump(threading.Thread):
         finally:
             self._close(log)
             self._close_stream()
+        if self.live and pending:
+            self.live(pending)
 
     def _close_stream(self) -> None:
         """Close the attach connection: left open, its socket is a ResourceWarning (an error under
@@ -119,8 +121,6 @@ class _LogPump(threading.Thread):
             response.close()
         elif callable(getattr(self.stream, "close", None)):
             self.stream.close()  # type: ignore[attr-defined]
-        if self.live and pending:
-            self.live(pending)
 
     def _open(self) -> TextIO | None:
         try:

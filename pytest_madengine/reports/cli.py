@@ -24,6 +24,8 @@ from typing import TextIO
 from ..errors import MadError
 from .commands import CommandGroups
 
+VERBOSE_HELP = "madengine's flag, accepted: the output is the same with or without it"
+
 
 def add_commands(groups: CommandGroups) -> None:
     """Add ``report to-html``, ``report to-email`` and ``database upload``."""
@@ -32,14 +34,14 @@ def add_commands(groups: CommandGroups) -> None:
     html.add_argument("csv", type=Path, nargs="?", help="results CSV (perf.csv, perf_super.csv, ...)")
     html.add_argument("--csv-file-path", "--csv-file", dest="csv_option", type=Path, help="the CSV (madengine's flag)")
     html.add_argument("-o", "--output", type=Path, help="HTML file (default: the CSV's name with .html)")
-    html.add_argument("-v", "--verbose", action="store_true", help=argparse.SUPPRESS)
+    html.add_argument("-v", "--verbose", action="store_true", help=VERBOSE_HELP)
     html.set_defaults(handler=_to_html)
     email = report.add_parser("to-email", help="every CSV of a directory as one HTML mail body")
     email.add_argument("directory", type=Path, nargs="?", help="directory (default .)")
     email.add_argument("--directory", "--dir", dest="directory_option", type=Path,
                        help="directory (madengine's flag: a relative --output is then inside it)")
     email.add_argument("-o", "--output", type=Path, help="HTML file (default DIRECTORY/run_results.html)")
-    email.add_argument("-v", "--verbose", action="store_true", help=argparse.SUPPRESS)
+    email.add_argument("-v", "--verbose", action="store_true", help=VERBOSE_HELP)
     email.set_defaults(handler=_to_email)
     database = groups.group("database", "results in MongoDB")
     upload = database.add_parser("upload", help="upsert a results file (CSV or JSON) on madengine's key")
@@ -56,7 +58,7 @@ def add_commands(groups: CommandGroups) -> None:
     upload.add_argument("--uri", help="MongoDB URI (default MAD_MONGO_URI, else MONGO_HOST/PORT/USER/PASSWORD)")
     upload.add_argument("--session", help="a session id set on every record (and the key with model)")
     upload.add_argument("--timeout", type=float, default=10.0, help="seconds to reach the server (default 10)")
-    upload.add_argument("-v", "--verbose", action="store_true", help=argparse.SUPPRESS)
+    upload.add_argument("-v", "--verbose", action="store_true", help=VERBOSE_HELP)
     upload.set_defaults(handler=_upload)
 
 

@@ -22,7 +22,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     groups = CommandGroups(parser.add_subparsers(dest="command", required=True, metavar="COMMAND"))
     reports_cli.add_commands(groups)
     history_cli.add_commands(groups)
-    return reports_cli.run(parser.parse_args(argv))
+    given = list(sys.argv[1:] if argv is None else argv)
+    return reports_cli.run(parser.parse_args(reports_cli.with_default_actions(given)))
 
 
 if __name__ == "__main__":

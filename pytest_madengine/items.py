@@ -30,10 +30,14 @@ class ModelsFile(pytest.File):
     """The package's model registry (or the build manifest a session runs): its children are the
     selected models, in the session's order."""
 
-    def collect(self) -> Iterable[pytest.Item]:
+    def collect(self) -> Iterable[pytest.Item | pytest.Collector]:
         session = get_session(self.config)
         test_function = build_model if session.settings.build_only else run_model
         marks: dict[str, pytest.MarkDecorator] = {}
+        for bad in session.card_errors:
+            invalid: InvalidCard = InvalidCard.from_parent(self, name=bad.name)
+            invalid.error = bad.error
+            yield invalid
         for spec in session.specs:
             item = MadItem.from_parent(self, name=spec.name, callobj=test_function)
             item.spec = spec
@@ -41,6 +45,21 @@ class ModelsFile(pytest.File):
                 mark = marks.get(tag) or marks.setdefault(tag, getattr(pytest.mark, tag))
                 item.add_marker(mark)
             yield item
+
+
+class InvalidCard(pytest.Collector):
+    """A registry entry that is no valid card: collecting it fails with its one-paragraph error, so
+    pytest interrupts the session naming it (``--continue-on-collection-errors`` runs the others)."""
+
+    error: MadError
+
+    def collect(self) -> Iterable[pytest.Item]:
+        raise self.error
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException]) -> str:  # type: ignore[override]
+        if isinstance(excinfo.value, MadError):
+            return f"invalid card {self.name}: {excinfo.value.message}"
+        return str(super().repr_failure(excinfo))
 
 
 class MadItem(pytest.Function):

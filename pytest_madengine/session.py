@@ -42,6 +42,7 @@ from .workload.known_keys import MadKeyWarning, cards_unknown, context_unknown, 
 from .workload.rundirs import sweep_stale_run_dirs
 
 if TYPE_CHECKING:  # loaded only when a session uses them
+    from .discovery.package import CardError
     from .history.checks import PerformanceChecks
     from .history.sink import HistorySink
 
@@ -88,6 +89,7 @@ class MadSession:
         self._warned_keys: set[tuple[str, str]] = set()
         self._key_warnings: list[MadKeyWarning] = []  # issued where pytest records warnings (see _flush_warnings)
         self._recorded: set[str] = set()  # node ids with a recorded result
+        self.card_errors: list[CardError] = []  # bad registry entries: collection errors of their own
         self._previous_sigterm: signal.Handlers | Callable[[int, FrameType | None], object] | int | None = None
 
     # --- lazily computed session facts -------------------------------------------------
@@ -179,7 +181,8 @@ class MadSession:
 
             package = load_package(self.settings.package, context=self.context.to_json(),
                                    timeout=self.settings.discover_timeout,
-                                   cache_dir=self.session_dir / "dynamic")
+                                   cache_dir=self.session_dir / "dynamic", card_errors=True)
+            self.card_errors = list(package.errors)
             return list(package.cards)
         except MadError as exc:
             raise usage_error(exc) from None
@@ -264,6 +267,7 @@ class MadSession:
         from .results.sinks.junit import JUnitSink
         from .results.sinks.perfcsv import PerfCsvSink
         from .results.sinks.summary import SummarySink
+        from .results.sinks.summaryjson import SummaryJsonSink
         from .results.sinks.superset import PerfSuperSink
 
         xmlpath = getattr(self.config.option, "xmlpath", None)
@@ -278,6 +282,8 @@ class MadSession:
                      PerfSuperSink(results_dir), junit]
             if self.history_sink is not None:
                 sinks.append(self.history_sink)
+        if self.settings.summary_output is not None:
+            sinks.append(SummaryJsonSink(self.settings.summary_output, build_only=self.settings.build_only))
         for extra in self.config.hook.pytest_madengine_make_sinks(config=self.config, settings=self.settings):
             sinks.extend(extra)
         return Recorder(sinks, on_recorded=lambda result: self.config.hook.pytest_madengine_result_recorded(

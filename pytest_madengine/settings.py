@@ -75,6 +75,14 @@ OPTIONS: tuple[Option, ...] = (
            "judged (default 1)", 1),
     Option("max-cv", "str", "with --mad-repeat: fail a model whose runs vary by more than PCT percent "
            "(coefficient of variation)"),
+    Option("summary-output", "str", "also write the session's summary as JSON to FILE (madengine's "
+           "--summary-output)"),
+    Option("data-config", "str", "data providers from FILE instead of the package's data.json (madengine's "
+           "--data-config)"),
+    Option("tools-config", "str", "profiling tools from FILE instead of the package's scripts/common/tools.json "
+           "(madengine's --tools-config)"),
+    Option("force-mirror-local", "str", "mirror every dataset into DIR: sets each non-local data provider's "
+           "mirrorlocal (madengine's --force-mirror-local)"),
 )
 
 # Options the targets own (``targets/<name>/cli.py``, and any a plugin's target declares), registered
@@ -148,6 +156,10 @@ class Settings:
     target_archs: tuple[str, ...] = ()
     # the targets' own options by name ("k8s-jobs": 8): int options as int, others as given or None
     target_options: dict[str, str | int | None] = field(default_factory=dict)
+    summary_output: Path | None = None
+    data_config: Path | None = None  # absolute
+    tools_config: Path | None = None  # absolute
+    force_mirror_local: str | None = None  # absolute
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -251,6 +263,8 @@ def from_config(config: pytest.Config, namespace: argparse.Namespace | None = No
                           or int(_default("discover-timeout"))),
         target_options=_target_option_values(config, namespace),
         target_archs=_target_archs(values["mad_target_archs"], bool(values["mad_build_only"])),
+        summary_output=path("mad_summary_output"),
+        **_madengine_files(values),
         **_results_settings(values, package),
     )
 
@@ -262,6 +276,21 @@ def _target_option_values(config: pytest.Config,
         raw = _raw(config, opt, namespace)[0]
         values[opt.name] = _as_int(opt, raw) if opt.kind == "int" else (raw or None)
     return values
+def _madengine_files(values: dict[str, Any]) -> dict[str, Any]:
+    """--mad-data-config / --mad-tools-config (existing files) and --mad-force-mirror-local (an existing
+    directory), made absolute: SLURM nodes read them from the shared filesystem."""
+    found: dict[str, Any] = {}
+    for name, want_dir in (("data-config", False), ("tools-config", False), ("force-mirror-local", True)):
+        opt = option(name)
+        value = values[opt.dest]
+        if not value:
+            continue
+        path = Path(value).absolute()
+        if not (path.is_dir() if want_dir else path.is_file()):
+            kind = "an existing directory" if want_dir else "an existing file"
+            raise pytest.UsageError(f"{opt.flag} (ini {opt.ini}): {value!r} is not {kind}. Fix: give {kind}.")
+        found[opt.dest.removeprefix("mad_")] = str(path) if want_dir else path
+    return found
 
 
 _ARCH_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")

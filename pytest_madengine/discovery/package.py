@@ -25,17 +25,33 @@ CARD_SHAPE = 'a JSON list of cards: [{"name": ..., "dockerfile": ..., "scripts":
 
 
 @dataclass(frozen=True)
+class CardError:
+    """A registry entry that is not a valid card: where it is and why (one paragraph)."""
+
+    source: str  # the registry file, package-relative
+    name: str  # the card's full name, or ``entry-<index>`` when it has no usable name
+    error: MadError
+
+
+@dataclass(frozen=True)
 class Package:
     root: Path
     cards: tuple[ModelCard, ...]
+    errors: tuple[CardError, ...] = ()  # bad entries, when loaded with ``card_errors=True``
 
 
 def load_package(root: Path, *, context: dict[str, Any] | None = None, timeout: int = 120,
-                 cache_dir: Path | None = None) -> Package:
-    """Every card of the package at ``root``; dynamic registries run once (cached in cache_dir)."""
+                 cache_dir: Path | None = None, card_errors: bool = False) -> Package:
+    """Every card of the package at ``root``; dynamic registries run once (cached in cache_dir).
+
+    A bad entry (wrong type, missing field) raises MadError, or with ``card_errors`` is kept in
+    ``Package.errors`` while the other cards load (a collection error of that card, pytest's way).
+    A registry that cannot be read at all always raises.
+    """
     root = Path(os.path.abspath(root))
     registry = _root_registry(root)
-    cards = list(_cards(read_registry(registry), source=REGISTRY, dirname=None))
+    errors: list[CardError] = []
+    cards = list(_cards(read_registry(registry), source=REGISTRY, dirname=None, errors=errors))
     for dirname, path in family_registries(root):
         source = path.relative_to(root).as_posix()
         if path.name == REGISTRY:
@@ -43,9 +59,11 @@ def load_package(root: Path, *, context: dict[str, Any] | None = None, timeout: 
         else:
             entries = run_dynamic(path, dirname=dirname, root=root, context=context or {},
                                   timeout=timeout, cache_dir=cache_dir)
-        cards.extend(_cards(entries, source=source, dirname=dirname))
+        cards.extend(_cards(entries, source=source, dirname=dirname, errors=errors))
+    if errors and not card_errors:
+        raise errors[0].error
     _check_unique(cards)
-    return Package(root=root, cards=tuple(cards))
+    return Package(root=root, cards=tuple(cards), errors=tuple(errors))
 
 
 def _root_registry(root: Path) -> Path:
@@ -92,9 +110,19 @@ def read_registry(path: Path) -> list[Any]:
     return data
 
 
-def _cards(entries: list[Any], *, source: str, dirname: str | None) -> Iterator[ModelCard]:
+def _cards(entries: list[Any], *, source: str, dirname: str | None, errors: list[CardError]) -> Iterator[ModelCard]:
     for index, raw in enumerate(entries):
-        yield _card(raw, index=index, source=source, dirname=dirname)
+        try:
+            yield _card(raw, index=index, source=source, dirname=dirname)
+        except MadError as error:
+            errors.append(CardError(source, _entry_name(raw, index, dirname), error))
+
+
+def _entry_name(raw: Any, index: int, dirname: str | None) -> str:
+    name = raw.get("name") if isinstance(raw, dict) else None
+    if not isinstance(name, str) or not name.strip():
+        name = f"entry-{index}"
+    return name if dirname is None else f"{dirname}/{name}"
 
 
 def _card(raw: Any, *, index: int, source: str, dirname: str | None) -> ModelCard:

@@ -9,6 +9,7 @@ file set (we make the tar ourselves), so the hash cannot miss a file the build s
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import shlex
 import tarfile
@@ -18,7 +19,7 @@ import time
 from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,7 @@ _ARG = re.compile(r"^\s*ARG\s+([A-Za-z_][A-Za-z0-9_]*)(?:=(\S*))?", re.IGNORECAS
 _FROM = re.compile(r"^\s*FROM\s+(?:--platform=\S+\s+)?(\S+)", re.IGNORECASE | re.MULTILINE)
 _VAR = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?")
 ARCH_ARG = "MAD_SYSTEM_GPU_ARCHITECTURE"
+SECRETS_PREFIX = "MAD_SECRETS_"
 TOOLS_DISPLAY = buildkit.TOOLS_DIR.as_posix()
 _process_lock = threading.Lock()
 
@@ -62,6 +64,13 @@ class BuildSpec:
     tools_files: tuple[str, ...] = ()
     gpu_vendor: str = ""
     gpu_architecture: str = ""
+    secret_values: tuple[str, ...] = field(default=(), repr=False)  # masked in build logs and errors
+
+    def redact(self, text: str) -> str:
+        """``text`` with every secret build-arg value replaced (BuildKit echoes ARG values in step names)."""
+        for value in self.secret_values:
+            text = text.replace(value, "<redacted>")
+        return text
 
     def build_command(self, nocache: bool) -> str:
         """The build as one display line (madengine's manifest ``build_command``; secrets masked)."""
@@ -84,7 +93,8 @@ def dockerfile_args(text: str) -> dict[str, str | None]:
 def build_args_for(text: str, card: ModelCard, context: Any, secrets: dict[str, str] | None = None) -> dict[str, str]:
     """The build args the Dockerfile declares (plus Docker's predefined proxy args).
 
-    ``secrets``: the card's ``<CRED>_<KEY>`` values (``workload.credentials``), after the card's own args.
+    ``secrets``: the host's ``MAD_SECRETS_*`` and the card's ``<CRED>_<KEY>`` values
+    (``workload.credentials``), after the card's own args; their values stay out of the content hash.
     """
     offered: dict[str, str] = {}
     arch = getattr(context, "gpu_architecture", "") or ""
@@ -134,7 +144,9 @@ def build_spec(card: ModelCard, dockerfile: Path, *, package_root: Path, context
     else:
         context_dir = dockerfile.parent
     text = dockerfile.read_text(errors="replace")
-    secrets = credential_env(card, package_root)
+    # madengine passes the host's MAD_SECRETS* variables as build args too (core/context.py).
+    secrets = {**{k: v for k, v in os.environ.items() if k.startswith(SECRETS_PREFIX)},
+               **credential_env(card, package_root)}
     args = build_args_for(text, card, context, secrets)
     if target_arch and ARCH_ARG in dockerfile_args(text):
         args[ARCH_ARG] = target_arch
@@ -158,6 +170,7 @@ def build_spec(card: ModelCard, dockerfile: Path, *, package_root: Path, context
         buildkit=buildkit.buildkit_reason(text), tools_dir=tools_dir, tools_files=tools_files,
         gpu_vendor=gpu_vendor_of(dockerfile, text),
         gpu_architecture=target_arch or args.get(ARCH_ARG) or arch_default(text),
+        secret_values=tuple(sorted({v for k, v in args.items() if k in secrets and len(v) >= 4}, key=len, reverse=True)),
     )
 
 
@@ -207,7 +220,8 @@ def ensure_image(card: ModelCard, dockerfile: Path, *, package_root: Path, conte
     With ``clean_cache`` the image is rebuilt without the build cache, once per session: later
     calls sharing ``lock_dir`` (other items, xdist workers) reuse that fresh build. ``target_arch``
     builds the ``<image>_<arch>`` variant with ``MAD_SYSTEM_GPU_ARCHITECTURE=<arch>`` (madengine's
-    ``--target-archs``). Dockerfiles that need BuildKit are built with the docker CLI (``buildkit``).
+    ``--target-archs``). Builds use BuildKit through the docker CLI wherever it is available
+    (``buildkit.default_cli``), the SDK's classic builder only where it is not.
     """
     if client is None:
         client = docker_client()
@@ -219,7 +233,7 @@ def ensure_image(card: ModelCard, dockerfile: Path, *, package_root: Path, conte
         if existing is not None and (not clean_cache or _built_in_session(lock_dir, spec)):
             return _ref(client, spec, existing.id, 0.0, reused=True, log_path=log_path, nocache=False)
         started = time.monotonic()
-        build = build_with_buildkit if spec.buildkit else build_image
+        build = build_with_buildkit if spec.buildkit or buildkit.default_cli() else build_image
         image_id = build(client, spec, card=card, nocache=clean_cache, log_path=log_path)
         if clean_cache:
             _mark_built(lock_dir, spec)
@@ -266,17 +280,17 @@ def build_image(client: Any, spec: BuildSpec, *, card: ModelCard, nocache: bool,
                 labels=_labels(spec),
             )
             for chunk in stream:
-                text = chunk.get("stream", "")
+                text = spec.redact(chunk.get("stream", ""))
                 if text:
                     log.write(text)
                     tail.extend(line for line in text.splitlines() if line.strip())
                     step = _current_step(text) or step
                 if "error" in chunk:
-                    error = str(chunk.get("errorDetail", {}).get("message") or chunk["error"]).strip()
+                    error = spec.redact(str(chunk.get("errorDetail", {}).get("message") or chunk["error"]).strip())
                     log.write(f"ERROR: {error}\n")
                 image_id = (chunk.get("aux") or {}).get("ID", image_id)
         except APIError as exc:
-            error = str(exc.explanation or exc)
+            error = spec.redact(str(exc.explanation or exc))
             log.write(f"ERROR: {error}\n")
     if error:
         raise _build_error(client, spec, card, step, error, list(tail), log_path)
@@ -307,11 +321,11 @@ def _buildkit_context(spec: BuildSpec, directory: Path) -> Path:
 
 def build_with_buildkit(client: Any, spec: BuildSpec, *, card: ModelCard, nocache: bool, log_path: Path) -> str:
     """Build with BuildKit through the docker CLI (argv list, context tar on stdin); the image id."""
-    cli = buildkit.find_build_cli()
+    cli = buildkit.default_cli() or buildkit.find_build_cli()
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("w", encoding="utf-8") as log:
         log.write(f"# image {spec.image} from {spec.dockerfile_rel}, context {spec.context_dir}\n")
-        log.write(f"# BuildKit ({spec.buildkit}) via {' '.join(cli.argv)}; nocache={nocache}; "
+        log.write(f"# BuildKit ({spec.buildkit or 'the default builder'}) via {' '.join(cli.argv)}; nocache={nocache}; "
                   f"build args: {', '.join(sorted(spec.build_args)) or 'none'}\n")
         if spec.tools_dir is not None:
             log.write(f"# tools build context = {TOOLS_DISPLAY} (a stage added before the first FROM: "
@@ -321,13 +335,14 @@ def build_with_buildkit(client: Any, spec: BuildSpec, *, card: ModelCard, nocach
     options += [part for key, value in sorted(spec.build_args.items()) for part in ("--build-arg", f"{key}={value}")]
     options += ["--no-cache"] if nocache else []
     with tempfile.TemporaryDirectory(prefix="pytest-madengine-build-") as tmp:
-        code, step, tail = buildkit.run_build(cli, options, _buildkit_context(spec, Path(tmp)), log_path)
+        code, step, tail = buildkit.run_build(cli, options, _buildkit_context(spec, Path(tmp)), log_path,
+                                              redact=spec.redact)
     if code != 0:
         where = f"{card.source}: card {card.name!r}, Dockerfile {spec.dockerfile_rel}"
         if spec.base_docker and spec.base_docker != "scratch" and not _image_exists(client, spec.base_docker):
             raise _build_error(client, spec, card, step, f"docker build exited with {code}", tail, log_path)
         problem, fix = buildkit.failure_problem(spec.image, step, tail, log_path,
-                                                buildkit.syntax_directive(spec.dockerfile.read_text(errors="replace")))
+                                                spec.dockerfile.read_text(errors="replace"))
         raise MadError(problem, where=where, fix=fix)
     return str(client.images.get(spec.image).id)
 

@@ -1,7 +1,11 @@
 """BuildKit builds through the docker command line (the Docker SDK cannot drive BuildKit).
 
-A Dockerfile needs BuildKit when it has a ``# syntax=`` directive, a ``RUN --mount=...`` or uses
-the ``tools`` build context (``COPY --from=tools``, ``--mount=...,from=tools``). madengine passes
+Every image is built with BuildKit where a docker client can run it (:func:`default_cli`), as
+``docker build`` does on Docker 23 and later, so heredocs, ``COPY --chmod`` and ``COPY --link``
+build as with madengine. The SDK's classic builder is used only where BuildKit is unavailable (no
+buildx plugin and no client older than 23, or ``DOCKER_BUILDKIT=0``), said once per process by a
+:class:`BuildKitWarning`. A Dockerfile *needs* BuildKit when it has a ``# syntax=`` directive, a
+``RUN --mount=...`` or uses the ``tools`` build context (``COPY --from=tools``, ``--mount=...,from=tools``). madengine passes
 ``--build-context tools=docker/common`` (a ``docker buildx`` / dockerfile ≥ 1.4 feature); the
 same files reach the build here through a stage this module adds in front of the Dockerfile's
 first ``FROM`` (after its global ``ARG`` lines)::
@@ -20,11 +24,14 @@ buildx for BuildKit). The context is the tar we hash, sent on stdin.
 """
 from __future__ import annotations
 
+import functools
 import os
 import re
 import shutil
 import subprocess
+import warnings
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,6 +46,8 @@ _USES_TOOLS = re.compile(r"--from=tools\b|[,\s]from=tools\b", re.IGNORECASE)
 _DEFINES_TOOLS = re.compile(r"^\s*FROM\s+\S+\s+AS\s+tools\s*$", re.IGNORECASE | re.MULTILINE)
 _FIRST_FROM = re.compile(r"^\s*FROM\s", re.IGNORECASE | re.MULTILINE)
 _STEP = re.compile(r"^#\d+ \[[^\]]+\] .+")
+_HEREDOC = re.compile(r"^\s*(?:RUN|COPY|ADD)\b[^\n]*<<-?\s*[\"']?[A-Za-z_]", re.IGNORECASE | re.MULTILINE)
+_LINK = re.compile(r"^\s*(?:COPY|ADD)\b[^\n]*\s--link\b", re.IGNORECASE | re.MULTILINE)
 _FRONTEND_PULL = re.compile(r"resolve image config for (\S+)")
 
 
@@ -103,6 +112,31 @@ def find_build_cli() -> BuildCli:
         where="docker build", fix="install the buildx plugin (Debian/Ubuntu: docker-buildx or docker-buildx-plugin)")
 
 
+class BuildKitWarning(UserWarning):
+    """Images are built with the classic builder because BuildKit is unavailable (says why)."""
+
+
+def default_cli() -> BuildCli | None:
+    """The docker client every build uses BuildKit through; None (after one BuildKitWarning per
+    process naming why) where BuildKit is unavailable or ``DOCKER_BUILDKIT=0`` turns it off."""
+    return _default_cli(os.environ.get("PATH", ""), os.environ.get("DOCKER_BUILDKIT", ""))
+
+
+@functools.lru_cache(maxsize=8)
+def _default_cli(path: str, flag: str) -> BuildCli | None:
+    if flag == "0":
+        why = "DOCKER_BUILDKIT=0 is set"
+    else:
+        try:
+            return find_build_cli()
+        except MadError as error:
+            why = error.problem
+    warnings.warn(BuildKitWarning(
+        f"images are built with Docker's classic builder: {why}. Heredocs, COPY --chmod/--link and "
+        "RUN --mount need BuildKit (install the buildx plugin, or unset DOCKER_BUILDKIT=0)"), stacklevel=3)
+    return None
+
+
 def _answers(argv: list[str]) -> bool:
     try:
         return subprocess.run(argv, capture_output=True, timeout=30, check=False).returncode == 0
@@ -120,31 +154,35 @@ def _client_major(path: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def run_build(cli: BuildCli, options: list[str], archive: Path, log_path: Path) -> tuple[int, str, list[str]]:
+def run_build(cli: BuildCli, options: list[str], archive: Path, log_path: Path,
+              redact: Callable[[str], str] = str) -> tuple[int, str, list[str]]:
     """Run ``cli`` + ``options`` + ``-`` with the context tar on stdin, appending output to the log.
 
+    Every output line passes through ``redact`` first (BuildKit shows ARG values in step names).
     Returns (exit status, the last BuildKit step seen, the last output lines).
     """
     env = dict(os.environ, **dict(cli.env))
     tail: deque[str] = deque(maxlen=15)
     step = ""
     with archive.open("rb") as context, log_path.open("a", encoding="utf-8") as log:
-        process = subprocess.Popen([*cli.argv, *options, "-"], stdin=context, stdout=subprocess.PIPE,
-                                   stderr=subprocess.STDOUT, env=env, text=True, errors="replace")
-        assert process.stdout is not None
-        for line in process.stdout:
-            log.write(line)
-            if line.strip():
-                tail.append(line.rstrip())
-            if _STEP.match(line) and "[internal]" not in line:
-                step = line.strip()
-        code = process.wait()
+        with subprocess.Popen([*cli.argv, *options, "-"], stdin=context, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, env=env, text=True, errors="replace") as process:
+            assert process.stdout is not None
+            for raw in process.stdout:
+                line = redact(raw)
+                log.write(line)
+                if line.strip():
+                    tail.append(line.rstrip())
+                if _STEP.match(line) and "[internal]" not in line:
+                    step = line.strip()
+        code = process.returncode  # the with block closed the pipe and waited
     return code, step, list(tail)
 
 
-def failure_problem(image: str, step: str, tail: list[str], log_path: Path, syntax: str) -> tuple[str, str]:
-    """(problem, fix) of a failed BuildKit build."""
+def failure_problem(image: str, step: str, tail: list[str], log_path: Path, dockerfile: str) -> tuple[str, str]:
+    """(problem, fix) of a failed BuildKit build of the Dockerfile text ``dockerfile``."""
     text = "\n".join(tail)
+    syntax = syntax_directive(dockerfile)
     pulled = _FRONTEND_PULL.search(text)
     if syntax and pulled:
         problem = (f"building image {image} failed: the Dockerfile's '# syntax={syntax}' frontend "
@@ -152,7 +190,20 @@ def failure_problem(image: str, step: str, tail: list[str], log_path: Path, synt
         fix = ("make the registry reachable, load that frontend image locally, or remove the '# syntax=' "
                "line: the engine's built-in frontend supports RUN --mount and the tools build context")
         return problem, fix
+    newer = _newer_syntax(dockerfile)
+    if newer and not syntax and "dockerfile parse error" in text:
+        problem = (f"building image {image} failed: this Docker engine's built-in Dockerfile frontend does not "
+                   f"parse {newer} (engines before Docker 23 ship an older one). Build log: {log_path}")
+        fix = ("upgrade the Docker engine to 23 or later, or put '# syntax=docker/dockerfile:1.4' on the "
+               "Dockerfile's first line (that frontend image must then be pullable or loaded locally)")
+        return problem, fix
     shown = "\n".join(tail[-10:])
     problem = (f"building image {image} failed at {step or 'the first step'} (BuildKit)\n"
                f"Last build output:\n{shown}\nFull build log: {log_path}")
     return problem, "fix the failing Dockerfile step (see the build log)"
+
+
+def _newer_syntax(dockerfile: str) -> str:
+    """The Dockerfile syntax newer than dockerfile frontend 1.2 that ``dockerfile`` uses ('' when none)."""
+    found = [name for name, pattern in (("heredocs", _HEREDOC), ("COPY --link", _LINK)) if pattern.search(dockerfile)]
+    return " and ".join(found)

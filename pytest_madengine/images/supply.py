@@ -137,6 +137,8 @@ class ImageSupply:
     def _build_for_manifest(self, card: ModelCard, dockerfile: str | None) -> ModelResult:
         from ..results.sinks.summary import BUILT, REFERENCED, REUSED, build_reason
 
+        if self.settings.use_image:  # madengine's build --use-image: record that image, build nothing
+            return self._reference_for_manifest(card)
         batch = self.batch_entries.get(card.name)
         if batch is not None and not batch.build_new:
             image = ImageRef(name=batch.registry_image, registry_image=batch.registry_image)
@@ -165,6 +167,19 @@ class ImageSupply:
         return ModelResult(model=card.name, status=SUCCESS, image=", ".join(image.name for image in images),
                            build_duration=sum(image.build_duration for image in images),
                            reason=build_reason(overall, ", ".join(pushes)))
+
+    def _reference_for_manifest(self, card: ModelCard) -> ModelResult:
+        """The --mad-use-image image in the manifest for ``card`` (its env_vars get DOCKER_IMAGE_NAME, as
+        madengine writes them); nothing is built, pulled or pushed."""
+        from ..results.sinks.summary import REFERENCED, build_reason
+        from .manifest import use_image_for
+
+        image = use_image_for(card, str(self.settings.use_image))
+        env_vars = {**card.env_vars, "DOCKER_IMAGE_NAME": image.name}
+        card = dataclasses.replace(card, env_vars=env_vars, raw={**card.raw, "env_vars": env_vars})
+        self.manifest_writer.add(card, image)
+        self.manifest_writer.write()
+        return ModelResult(model=card.name, status=SUCCESS, image=image.name, reason=build_reason(REFERENCED))
 
     def record_build_failure(self, card: ModelCard, error: str) -> None:
         """A failed build goes into the manifest's summary (never leave an older manifest in place)."""

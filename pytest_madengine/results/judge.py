@@ -69,7 +69,8 @@ def judge(card: ModelCard, outcome: RunOutcome, *, image: ImageRef | None, conte
         metric=first[2], rows=rows, log_path=str(outcome.log_path), log_tail=tail(main_log or log_text),
         image=image.name if image else "", gpus=tuple(gpus),
         build_duration=image.build_duration if image else 0.0, test_duration=outcome.duration,
-        node_junit=str(outcome.extra.get("node_junit") or ""), properties=properties)
+        node_junit=str(outcome.extra.get("node_junit") or ""), properties=properties,
+        notes=[_non_finite([m]) for m in measurements if m[1] and not _finite(m[1])] if status == SUCCESS else [])
 
 
 def artifact_properties(extra: Mapping[str, Any]) -> dict[str, str]:
@@ -122,7 +123,8 @@ def build_rows(card: ModelCard, measurements: list[Measurement], *, status: str,
     one per measurement.
 
     No measurement → one row for the card with an empty performance. When the run succeeded, a
-    multiple-results row without a performance is still marked FAILURE (as madengine does). A
+    multiple-results row without a performance, or with a NaN or infinite one, is still marked
+    FAILURE (madengine sets the status per row). A
     multiple-results CSV's other columns are kept; one named like a perf.csv column replaces the
     common value where its cell is not empty (madengine copies every CSV column over the row).
     """
@@ -132,7 +134,7 @@ def build_rows(card: ModelCard, measurements: list[Measurement], *, status: str,
     rows = []
     for model, performance, metric, *rest in measurements or [(card.name, "", "")]:
         others: dict[str, str] = rest[0] if rest else {}
-        row_status = FAILURE if status == SUCCESS and not performance else status
+        row_status = FAILURE if status == SUCCESS and not (performance and _finite(performance)) else status
         given = {name: value for name, value in others.items() if value or name not in common}
         row = dict(common, **given, model=model, performance=performance, metric=metric, status=row_status)
         ordered = {name: row.get(name, "") for name in PERF_CSV_COLUMNS}
@@ -162,7 +164,9 @@ def _measure(card: ModelCard, outcome: RunOutcome, log_text: str,
             return [], error.message, {}
         measurements: list[Measurement] = [(row["model"], row["performance"], row["metric"],
                                             {k: v for k, v in row.items() if k not in _MEASURED}) for row in rows]
-        return measurements, _non_finite(measurements), properties
+        # One row per result: a non-finite row fails alone (build_rows), the run only when no row is finite.
+        finite = [m for m in measurements if m[1] and _finite(m[1])]
+        return measurements, "" if finite else _non_finite(measurements), properties
     found = parse_hook(card, log_text) if parse_hook else None
     found = found or find_performance(log_text)
     if not found:
@@ -181,7 +185,7 @@ def _non_finite(measurements: list[Measurement]) -> str:
     for model, performance, *_ in measurements:
         if performance and not _finite(performance):
             return (f"performance {performance[:40]!r} of {model} is not a finite number (NaN and infinity, "
-                    "also from an overflowing exponent, count as failed runs, as in madengine)")
+                    "also from an overflowing exponent, count as failed results, as in madengine)")
     return ""
 
 
@@ -249,6 +253,7 @@ def _common_fields(card: ModelCard, *, image: ImageRef | None, context: Any, gpu
                    nnodes: int, deployment_type: str, launcher: str, test_duration: float | None,
                    extra: Mapping[str, Any]) -> dict[str, str]:
     per_node = len(gpus) if gpus else card.n_gpus
+    nnodes = nnodes if nnodes > 1 else card_nnodes(card)
     total = per_node * nnodes if nnodes > 1 and per_node > 0 else per_node
     return {
         "n_gpus": str(total),
@@ -275,6 +280,16 @@ def _common_fields(card: ModelCard, *, image: ImageRef | None, context: Any, gpu
         "build_number": os.environ.get("BUILD_NUMBER") or "0",
         "additional_docker_run_options": card.additional_docker_run_options,
     }
+
+
+def card_nnodes(card: ModelCard) -> int:
+    """The card's own ``nnodes`` (madengine's last fallback for the perf row's node count,
+    ``container_runner.py:create_run_details_dict``); 1 when absent or not a positive whole number."""
+    try:
+        value = int(str((getattr(card, "raw", None) or {}).get("nnodes", 1)).strip())
+    except ValueError:
+        return 1
+    return value if value >= 1 else 1
 
 
 def run_launcher(launcher: str, deployment_type: str, context: Any, card: ModelCard) -> str:

@@ -81,10 +81,18 @@ def datanames(value: str) -> list[str]:
 
 
 def resolve_data(card: ModelCard, context_data: Mapping[str, Any] | None, package_root: Path, *,
-                 model_dir: str = MODEL_DIR) -> DataPlan:
-    """The plan for the card's ``data``; an empty plan when it names no data or nothing defines any."""
+                 model_dir: str = MODEL_DIR, data_file: Path | None = None,
+                 force_mirror_local: str | None = None) -> DataPlan:
+    """The plan for the card's ``data``; an empty plan when it names no data or nothing defines any.
+
+    ``data_file`` replaces the package's data.json (madengine's ``--data-config``);
+    ``force_mirror_local`` sets every non-local provider's ``mirrorlocal`` (madengine's
+    ``--force-mirror-local``).
+    """
     names = datanames(card.data)
-    configs = load_configs(context_data or {}, Path(package_root)) if names else None
+    configs = load_configs(context_data or {}, Path(package_root), data_file) if names else None
+    if configs and force_mirror_local:
+        configs = {name: (_mirrored(entry, force_mirror_local), origin) for name, (entry, origin) in configs.items()}
     if not configs:
         return DataPlan()
     plan = DataPlan()
@@ -101,9 +109,19 @@ def resolve_data(card: ModelCard, context_data: Mapping[str, Any] | None, packag
     return plan
 
 
-def load_configs(context_data: Mapping[str, Any], package_root: Path) -> dict[str, tuple[Any, str]] | None:
-    """{dataname: (entry, where it comes from)}; None when neither data.json nor the context has any."""
-    path = package_root / DATA_FILE
+def _mirrored(entry: Any, mirror: str) -> Any:
+    """A dataname's providers with ``mirrorlocal`` set to ``mirror`` (the local provider keeps none)."""
+    if not isinstance(entry, Mapping):
+        return entry
+    return {kind: ({**config, "mirrorlocal": mirror} if kind != "local" and isinstance(config, Mapping) else config)
+            for kind, config in entry.items()}
+
+
+def load_configs(context_data: Mapping[str, Any], package_root: Path,
+                 data_file: Path | None = None) -> dict[str, tuple[Any, str]] | None:
+    """{dataname: (entry, where it comes from)}; None when neither data.json (or ``data_file``) nor the
+    context has any."""
+    path = Path(data_file) if data_file else package_root / DATA_FILE
     configs: dict[str, tuple[Any, str]] = {}
     if path.is_file():
         raw = read_json(path, fix='write data.json as {"<dataname>": {"<provider>": {...}}}')

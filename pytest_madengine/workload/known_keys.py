@@ -2,7 +2,8 @@
 
 A MAD package or context written for madengine may carry keys this plugin does not act on; they are
 reported once per session (``MadKeyWarning``) naming the key and where it came from, never dropped
-silently. Kubernetes keys are left to the Kubernetes target, which knows its own vocabulary.
+silently. Keys starting with ``_`` (madengine's ``_comment``, ``_description``, ``_note*``) are notes
+for readers, accepted silently at every level. Kubernetes keys are left to the Kubernetes target, which knows its own vocabulary.
 """
 from __future__ import annotations
 
@@ -23,16 +24,17 @@ CARD_KEYS = frozenset({
     "name", "dockerfile", "scripts", "n_gpus", "timeout", "tags", "args", "multiple_results", "skip_gpu_arch",
     "training_precision", "owner", "url", "cred", "data", "env_vars", "distributed", "slurm",
     "additional_docker_run_options", "dockercontext", "docker_build_arg", "description",
-    "log_error_pattern_scan", "log_error_patterns", "log_error_benign_patterns",
+    "log_error_pattern_scan", "log_error_patterns", "log_error_benign_patterns", "nnodes",
 })
 SLURM_KEYS = frozenset({
     "partition", "nodes", "gpus_per_node", "time", "exclusive", "reservation", "nodelist", "account", "qos",
     "extra_sbatch_options", "max_pending_seconds", "image_distribution", "barrier_timeout", "shared_dir",
     "python", "constraint", "exclude", "mem", "modules", "network_interface", "env_vars", "shared_workspace",
     "output_dir", "results_dir", "enable_node_check", "node_check_command", "node_check_retries", "node_check_timeout",
+    "auto_cleanup_nodes",
 })
 DISTRIBUTED_KEYS = frozenset({"launcher", "nnodes", "nproc_per_node", "master_port", "port", "sglang_disagg",
-                              "primus"})
+                              "primus", "backend"})
 _SECTIONS = {"slurm": SLURM_KEYS, "distributed": DISTRIBUTED_KEYS}
 
 
@@ -42,12 +44,18 @@ class MadKeyWarning(UserWarning):
 
 def unknown_keys(data: Mapping[str, Any], known: frozenset[str], where: str) -> list[tuple[str, str]]:
     """(dotted key, where) for each key of ``data`` and of its ``slurm``/``distributed`` sections not known."""
-    found = [(key, where) for key in data if key not in known]
+    found = [(key, where) for key in data if key not in known and not is_annotation(key)]
     for section, section_known in _SECTIONS.items():
         value = data.get(section)
         if isinstance(value, Mapping):
-            found += [(f"{section}.{key}", where) for key in value if key not in section_known]
+            found += [(f"{section}.{key}", where) for key in value if key not in section_known and not is_annotation(key)]
     return found
+
+
+def is_annotation(key: str) -> bool:
+    """Whether ``key`` is a note for readers (``_comment``, ``_description``, ``_note``, ``_use_case``...):
+    madengine's configs carry them at every level, and they are accepted silently."""
+    return str(key).startswith("_")
 
 
 def context_unknown(data: Mapping[str, Any], where: str) -> list[tuple[str, str]]:

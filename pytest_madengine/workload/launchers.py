@@ -32,7 +32,8 @@ primus         empty                                                  PRIMUS_CON
 =============  =====================================================  =================================
 
 Differences from madengine, on purpose: a run without a launcher is ``native`` (madengine calls it
-torchrun; the runner and variables are the same); multi-node deepspeed starts one launcher per
+torchrun; the runner and variables are the same, and the perf row's ``launcher`` says torchrun on
+SLURM as madengine's does); multi-node deepspeed starts one launcher per
 node with ``--no_ssh`` instead of madengine's hostfile + pdsh (containers have no ssh between nodes).
 """
 from __future__ import annotations

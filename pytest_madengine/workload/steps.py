@@ -101,7 +101,9 @@ def prepare_model_dir(request: RunRequest, package_root: Path, model_dir: Path,
 def plan_command(request: RunRequest, package_root: Path, model_dir: Path) -> StepPlan:
     """Prepare the model dir; return the container command, its env, the clone's commit and the data plan."""
     card, context = request.card, getattr(request.context, "data", None) or {}
-    data = resolve_data(card, context, package_root)  # before a clone: data.json errors come fast
+    settings = request.settings
+    data = resolve_data(card, context, package_root, data_file=getattr(settings, "data_config", None),
+                        force_mirror_local=getattr(settings, "force_mirror_local", None))  # errors come fast
     credential = card_credential(card, package_root)
     commit = prepare_model_dir(request, package_root, model_dir, credential)
     if card.multiple_results:  # checked again after the run: the model may plant a symlink
@@ -112,7 +114,8 @@ def plan_command(request: RunRequest, package_root: Path, model_dir: Path) -> St
     pre = package_scripts(context.get("pre_scripts"), package_root, "context 'pre_scripts'")
     post = package_scripts(context.get("post_scripts"), package_root, "context 'post_scripts'")
     model = script_argv(script, card.full_args, where)
-    tooling = apply_tools(context.get("tools"), package_root, model=model, pre=pre, post=post)
+    tooling = apply_tools(context.get("tools"), package_root, model=model, pre=pre, post=post,
+                          tools_file=getattr(settings, "tools_config", None))
     encapsulate = str(context.get("encapsulate_script") or "")
     model = shlex.split(encapsulate) + tooling.model
     for item in (*tooling.pre, *tooling.post):

@@ -9,13 +9,15 @@ model dir as ``.mad_tools/`` (its ``cmd`` names them there). ``outputs`` (our ke
 or globs) are what the target copies to the log dir after the run.
 Several tools stack as in madengine: a later tool's pre scripts run first and its post scripts
 last, env vars merge (later wins), and each distinct ``cmd`` wraps the model command once, the
-later tool outermost.
+later tool outermost. A multi-node run follows madengine's rule (``deployment/common.py:
+configure_multi_node_profiling``, :func:`multi_node_context`).
 """
 from __future__ import annotations
 
 import difflib
 import shlex
 import shutil
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +29,41 @@ from .scripts import Script, package_scripts
 TOOLS_FILE = Path("scripts") / "common" / "tools.json"
 CATALOGUE_DIR = Path(__file__).resolve().parents[1] / "presets" / "tools"
 MODEL_TOOLS_DIR = ".mad_tools"  # where the catalogue's helper scripts land in the model dir
+# Tools that need rocprofv3 on several nodes (madengine's _ROCPROF_FAMILY_TOOL_NAMES).
+ROCPROF_FAMILY = frozenset({
+    "rocprof", "rocprof_hip_only", "rocprof_sys", "rocprofv3", "rocprofv3_compute", "rocprofv3_memory",
+    "rocprofv3_communication", "rocprofv3_full", "rocprofv3_lightweight", "rocprofv3_agent",
+    "rocprofv3_agent_counter", "rocprofv3_perfetto", "rocprofv3_api_overhead", "rocprofv3_pc_sampling",
+})
+
+
+class ToolsWarning(UserWarning):
+    """Context tools left out of a run (madengine's multi-node profiling rule); names them and why."""
+
+
+def multi_node_context(context: dict[str, Any], nnodes: int, *, rocprofv3: bool | None = None) -> dict[str, Any]:
+    """``context`` with its ``tools`` as madengine runs them on ``nnodes`` nodes.
+
+    One node: unchanged. Several, with ``rocprofv3`` on the submitting host (``rocprofv3`` None: looked
+    up on PATH, where madengine looks): ``rocprof`` becomes ``rocprofv3`` (MPI-aware). Without it, the
+    rocprof-family tools are left out with one :class:`ToolsWarning`; the other tools stay.
+    """
+    tools = context.get("tools")
+    if nnodes <= 1 or not isinstance(tools, list) or not tools:
+        return context
+    available = shutil.which("rocprofv3") is not None if rocprofv3 is None else rocprofv3
+    named = [(entry, str(entry.get("name")) if isinstance(entry, dict) else "") for entry in tools]
+    if available:
+        kept = [{**entry, "name": "rocprofv3"} if name == "rocprof" else entry for entry, name in named]
+    else:
+        kept = [entry for entry, name in named if name not in ROCPROF_FAMILY]
+        dropped = [name for _, name in named if name in ROCPROF_FAMILY]
+        if dropped:
+            warnings.warn(ToolsWarning(
+                f"context 'tools': {', '.join(dropped)} left out of this {nnodes}-node run: rocprofv3 (MPI-aware "
+                "profiling) is not installed on this host, and madengine profiles several nodes only with it. "
+                "Fix: install rocprofiler-sdk (ROCm 6.4.1 or later) where the session runs"), stacklevel=2)
+    return {**context, "tools": kept}
 
 
 @dataclass
@@ -62,24 +99,29 @@ def _read_tools(path: Path) -> dict[str, dict[str, Any]]:
     return tools
 
 
-def load_tools(package_root: Path) -> dict[str, ToolSpec]:
-    """Every tool a context may name: the catalogue's, replaced by the package's of the same name."""
+def load_tools(package_root: Path, tools_file: Path | None = None) -> dict[str, ToolSpec]:
+    """Every tool a context may name: the catalogue's, replaced by the package's of the same name.
+
+    ``tools_file`` replaces the package's scripts/common/tools.json (madengine's ``--tools-config``);
+    its script paths are package-relative, as madengine's.
+    """
     known = {name: ToolSpec(spec, CATALOGUE_DIR, f"pytest-madengine tools catalogue: tool {name!r}", True)
              for name, spec in _read_tools(CATALOGUE_DIR / "tools.json").items()}
-    path = package_root / TOOLS_FILE
-    if path.is_file():
-        known.update({name: ToolSpec(spec, package_root, f"{TOOLS_FILE}: tool {name!r}", False)
+    path = Path(tools_file) if tools_file else package_root / TOOLS_FILE
+    if path.is_file() or tools_file:
+        shown = str(path) if tools_file else str(TOOLS_FILE)
+        known.update({name: ToolSpec(spec, package_root, f"{shown}: tool {name!r}", False)
                       for name, spec in _read_tools(path).items()})
     return known
 
 
 def apply_tools(entries: list[dict[str, Any]] | None, package_root: Path, *, model: list[str],
-                pre: list[Any], post: list[Any]) -> Tooling:
+                pre: list[Any], post: list[Any], tools_file: Path | None = None) -> Tooling:
     """Wrap the model command and extend the pre/post scripts and env with every listed tool."""
     tooling = Tooling(model=list(model), pre=list(pre), post=list(post))
     if not entries:
         return tooling
-    known = load_tools(package_root)
+    known = load_tools(package_root, tools_file)
     prefixes: list[str] = []
     for entry in entries:
         name = str(entry.get("name"))

@@ -118,3 +118,32 @@ def test_only_named_paths_are_collected_beside_the_models(pytester: pytest.Pytes
     named = pytester.runpytest("suite", *base)
     assert "suite/test_other.py::test_other" in named.outlines
     assert "hub/models.json::dummy" in named.outlines
+
+
+def _hub_with_bad_card(root: Path) -> Path:
+    from .conftest import card, write_card_package
+
+    return write_card_package(root, [card("good_one", "scripts/ok.sh"),
+                                     card("bad_gpus", "scripts/ok.sh", n_gpus=["8"]),
+                                     ["not", "a", "card"],
+                                     card("good_two", "scripts/ok.sh")], {"scripts/ok.sh": "true\n"})
+
+
+def test_a_bad_card_is_a_collection_error_naming_it(pytester: pytest.Pytester) -> None:
+    hub = _hub_with_bad_card(pytester.path / "hub")
+    result = pytester.runpytest("--mad-package", str(hub), "--mad-tags", "good_one", "--collect-only", "-q")
+    text = result.stdout.str()
+    assert result.ret == pytest.ExitCode.INTERRUPTED, text
+    assert "2 errors" in text and "Interrupted" in text
+    assert "invalid card bad_gpus: models.json: card 'bad_gpus': field 'n_gpus' is a JSON list" in text
+    assert "invalid card entry-2: models.json: entry 2 is a JSON list" in text
+    assert "Traceback" not in text
+
+
+def test_continue_on_collection_errors_runs_the_other_cards(pytester: pytest.Pytester) -> None:
+    hub = _hub_with_bad_card(pytester.path / "hub")
+    result = pytester.runpytest("--mad-package", str(hub), "--mad-tags", "tiny", "--collect-only", "-q",
+                                "--continue-on-collection-errors")
+    assert [line for line in result.outlines if line.startswith("hub/")] == [
+        "hub/models.json::good_one", "hub/models.json::good_two"]
+    assert "ERROR hub/models.json::bad_gpus" in result.stdout.str()

@@ -120,9 +120,37 @@ def test_perf_csv_failing_mid_session_keeps_every_row(pytester: pytest.Pytester,
     assert "INTERNALERROR" not in text
     assert result.ret == pytest.ExitCode.OK, text
     assert set(junit_cases(pytester.path / "junit.xml")) == {"first_row", "second_row"}
-    fallback = next(line for line in text.splitlines() if "row(s) are in" in line).split("row(s) are in")[1].strip()
-    assert {row["model"] for row in read_perf(Path(fallback))} == {"first_row", "second_row"}
-    os.unlink(fallback)
+    # Rows perf.csv lacks (if any) are in the fallback, and only those: the advice duplicates nothing.
+    lacking = [line for line in text.splitlines() if "it lacks are in" in line]
+    fallback = Path(lacking[0].split("it lacks are in")[1].strip()) if lacking else None
+    missing = {row["model"] for row in read_perf(fallback)} if fallback else set()
+    held = {row["model"] for row in read_perf(out / "perf.csv")} if (out / "perf.csv").exists() else set()
+    assert missing | held == {"first_row", "second_row"} and not missing & held
+    assert "perf_entry.csv could not be written" in text
+    if not missing:
+        assert "perf.csv holds all 2 row(s)" in text
+    if fallback:
+        os.unlink(fallback)
+
+
+def test_full_disk_at_perf_entry_csv_blames_perf_entry_csv_only(tmpfs) -> None:
+    from pytest_madengine.records import ModelResult
+    from pytest_madengine.results.sinks.perfcsv import PerfCsvSink
+
+    out = tmpfs("entry", "64k")
+    fallback_dir = out.parent / "fallback"
+    fallback_dir.mkdir()
+    sink = PerfCsvSink(out / "perf.csv", fallback_dir=fallback_dir)
+    for name in ("row_a", "row_b"):
+        sink.record(ModelResult(model=name, status="SUCCESS", rows=[{"model": name, "performance": "1"}]))
+    with open(out / "filler", "wb") as handle, pytest.raises(OSError):
+        handle.write(b"\0" * (1 << 20))
+        handle.flush()
+    lines = sink.finish()
+    assert [row["model"] for row in read_perf(out / "perf.csv")] == ["row_a", "row_b"]
+    assert len(lines) == 1 and lines[0].startswith(f"{out / 'perf_entry.csv'} could not be written"), lines
+    assert f"{out / 'perf.csv'} holds all 2 row(s)" in lines[0]
+    assert list(fallback_dir.iterdir()) == []  # no fallback: perf.csv holds every row
 
 
 def test_user_sizes_are_bounded_before_use(pytester: pytest.Pytester, busybox_image: str) -> None:
@@ -330,4 +358,7 @@ def test_non_finite_performance_is_a_failure_from_every_source(pytester: pytest.
         "scripts/infcsv.sh": "printf 'model,performance,metric\\na,2,ops\\nb,-inf,ops\\n' > r.csv\n"})
     result = pytester.runpytest_subprocess("--mad-package", str(pkg), "--mad-tags", "tiny", *BASE)
     assert "not a finite number" in result.stdout.str()
-    assert {row["status"] for row in read_perf(pytester.path / "perf.csv")} == {"FAILURE"}
+    statuses = {(row["model"], row["status"]) for row in read_perf(pytester.path / "perf.csv")}
+    # One result per row: inf_csv's finite row stands, its -inf row fails alone.
+    assert statuses == {("inf_log", "FAILURE"), ("nan_csv_a", "FAILURE"), ("inf_csv_a", "SUCCESS"),
+                        ("inf_csv_b", "FAILURE")}

@@ -160,3 +160,27 @@ def test_sigint_leaves_no_container(pytester: pytest.Pytester, busybox_image: st
     assert proc.returncode == pytest.ExitCode.INTERRUPTED, out
     assert client.containers.list(all=True, filters={"label": "pytest-madengine.model=sleeper"}) == []
 
+
+
+def test_an_image_with_a_non_root_user_runs_the_model_as_root(pytester: pytest.Pytester, busybox_image: str) -> None:
+    from .conftest import card, write_card_package
+
+    pkg = write_card_package(pytester.path / "pkg", [card("as_root", "scripts/uid.sh")],
+                             {"scripts/uid.sh": "echo performance: $(( $(id -u) + 7 )) uid_plus_7\n"})
+    dockerfile = pkg / "docker" / "tiny.ubuntu.amd.Dockerfile"
+    dockerfile.write_text(dockerfile.read_text() + "USER 65534\n")  # nobody
+    result = pytester.runpytest_subprocess("--mad-package", str(pkg), "--mad-gpus", "none", AMD_CPU,
+                                           "-p", "no:cacheprovider")
+    assert result.ret == 0, result.stdout.str()
+    assert read_perf(pytester.path / "perf.csv")[0]["performance"] == "7"  # uid 0: madengine's -u root
+
+
+def test_no_unclosed_client_or_file_under_w_error(pytester: pytest.Pytester, busybox_image: str) -> None:
+    pkg = write_card_package(pytester.path / "pkg", [card("w_error_a", "scripts/ok.sh"), card("w_error_b", "scripts/ok.sh")],
+                             {"scripts/ok.sh": "echo performance: 2 ops\n"})
+    result = pytester.runpytest_subprocess("-W", "error", "--mad-package", str(pkg), "--mad-tags", "tiny",
+                                           "--mad-gpus", "none", AMD_CPU, "-p", "no:cacheprovider",
+                                           "--mad-clean-cache")  # a fresh build: the BuildKit process too
+    text = result.stdout.str() + result.stderr.str()
+    assert result.ret == 0 and "ResourceWarning" not in text, text
+    result.assert_outcomes(passed=2)

@@ -94,3 +94,15 @@ def test_library_tracers_and_the_power_sampler_write_their_csvs(pytester, python
     properties = junit_properties(pytester.path / "junit.xml")
     assert properties["tool_output.library_trace.csv"].endswith("prof.run.tools/library_trace.csv")
     assert properties["performance"] == "42"
+
+
+def test_madengines_agent_tools_and_therock_check(pytester, python_image):
+    pkg = tool_package(pytester.path / "pkg", python_image)
+    result = run_with_tools(pytester, pkg, "[{'name': 'therock_check'}, {'name': 'rocprofv3_agent_counter'}]")
+    result.assert_outcomes(passed=1)
+    argv = (pytester.path / "mad_logs" / "prof.run.tools" / "rocprof_output" / "rocprofv3.argv").read_text().split()
+    assert argv[:argv.index("--")] == ["--runtime-trace", "--stats", "--kernel-trace", "--output-format", "csv", "-d",
+                                       "./rocprof_output", "-o", "rocprofv3_output", "-i",
+                                       ".mad_tools/counters/instruction_mix.txt"]
+    log = (pytester.path / "mad_logs" / "prof.run.log").read_text()
+    assert "therock_check: no TheRock installation detected" in log  # the pre script ran in the container

@@ -108,3 +108,42 @@ def test_tools_context_without_docker_common_is_a_clear_error(tmp_path: Path) ->
     with pytest.raises(MadError, match=r"reads the 'tools' build context .* no docker/common directory"):
         build_spec(make_card(name="t", dockerfile="docker/t"), root / "docker" / "t.Dockerfile", package_root=root,
                    context=amd_context())
+
+
+def _build(root: Path, card, client, dockerfile: str):
+    (root / "docker" / "bk.ubuntu.amd.Dockerfile").write_text(dockerfile)
+    return ensure(root, card, client)
+
+
+def test_every_dockerfile_builds_with_buildkit_copy_chmod_too(package, docker_engine) -> None:
+    root, card = package
+    (root / "docker" / "tool.sh").write_text("echo tool\n")
+    image = _build(root, card, docker_engine, "FROM mad-test/busybox:latest\nCOPY --chmod=750 tool.sh /opt/tool.sh\n")
+    assert "# BuildKit (the default builder)" in Path(image.build_log).read_text()
+    out = run_output(docker_engine, image.name, ["stat", "-c", "%a", "/opt/tool.sh"])
+    assert out.decode().strip() == "750"
+
+
+def test_heredoc_builds_or_names_the_engine_limit(package, docker_engine) -> None:
+    root, card = package
+    heredoc = "FROM mad-test/busybox:latest\nRUN <<EOF\necho from-heredoc > /h.txt\nEOF\n"
+    try:
+        image = _build(root, card, docker_engine, heredoc)
+    except MadError as error:  # Docker engines before 23 (this host's 20.10): the built-in frontend is 1.2
+        assert docker_engine.version()["Version"].split(".")[0] < "23"
+        assert "built-in Dockerfile frontend does not parse heredocs" in error.message
+        assert "'# syntax=docker/dockerfile:1.4'" in error.message and "Docker 23" in error.message
+        return
+    assert run_output(docker_engine, image.name, ["cat", "/h.txt"]).decode().strip() == "from-heredoc"
+
+
+def test_classic_builder_only_without_buildkit_said_once(package, docker_engine,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    root, card = package
+    monkeypatch.setenv("DOCKER_BUILDKIT", "0")
+    monkeypatch.setenv("PATH", f"{root}:{__import__('os').environ['PATH']}")  # a fresh cache key
+    with pytest.warns(buildkit.BuildKitWarning, match="classic builder: DOCKER_BUILDKIT=0 is set") as caught:
+        first = _build(root, card, docker_engine, "FROM mad-test/busybox:latest\nRUN echo one > /one\n")
+        _build(root, card, docker_engine, "FROM mad-test/busybox:latest\nRUN echo two > /two\n")
+    assert len([w for w in caught if issubclass(w.category, buildkit.BuildKitWarning)]) == 1
+    assert "Step 1/" in Path(first.build_log).read_text()  # the SDK's classic builder

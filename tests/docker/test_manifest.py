@@ -570,3 +570,17 @@ def test_use_image_given_auto_and_missing(pytester: pytest.Pytester, e2e_package
     assert outcomes.get("passed") == 1 and outcomes.get("failed", 0) + outcomes.get("errors", 0) == 1, outcomes
     assert f"card {c!r}" in auto.stdout.str() and "env_vars.DOCKER_IMAGE_NAME" in auto.stdout.str()
     assert not list(hermetic_docker.images.list(filters={"reference": f"ci-{b}_*"}))  # nothing was built
+
+
+def test_build_only_with_use_image_records_the_image_and_builds_nothing(
+        pytester: pytest.Pytester, e2e_package: E2EPackage, hermetic_docker: Any, busybox_image: str) -> None:
+    a = e2e_package.names[0]
+    result = run_in(pytester, pytester.path, "--mad-package", str(e2e_package.root), "--mad-gpus", "none", AMD_CPU,
+                    "--mad-tags", a, "--mad-build-only", "--mad-use-image", busybox_image)
+    assert result.ret == 0, result.stdout.str() + result.stderr.str()
+    document = json.loads((pytester.path / "build_manifest.json").read_text())
+    assert [entry["docker_image"] for entry in document["built_images"].values()] == [busybox_image]
+    model = next(iter(document["built_models"].values()))
+    assert model["env_vars"]["DOCKER_IMAGE_NAME"] == busybox_image  # as madengine's build --use-image writes it
+    assert not list(hermetic_docker.images.list(filters={"reference": f"ci-{a}_*"}))  # nothing was built
+    assert load_manifest(pytester.path / "build_manifest.json").image_for(a).name == busybox_image

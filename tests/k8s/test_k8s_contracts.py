@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import uuid
 from pathlib import Path
 
@@ -142,6 +143,11 @@ def test_env_capture_and_tool_outputs_of_every_pod_come_back(k8s_run, tmp_path, 
     from pytest_madengine.results.judge import artifact_properties
 
     monkeypatch.setenv("MAD_SECRETS_TOKEN", "s3cr3t-v4lue")
+    # madengine's multi-node rule keeps rocprof tools only where rocprofv3 is on the submitting host's PATH
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "rocprofv3").write_text("#!/bin/sh\nexit 0\n")
+    (tmp_path / "bin" / "rocprofv3").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}:{os.environ['PATH']}")
     script = 'mkdir -p rocprof_output && echo "rank $NODE_RANK" > rocprof_output/trace.txt\necho "performance: 1 x"\n'
     package = make_package(tmp_path / "pkg", {"prof.sh": script})
     card = make_card("prof", "prof.sh", distributed={"launcher": "torchrun", "nnodes": 2})

@@ -147,26 +147,90 @@ def test_upload_upserts_by_model_and_session_on_a_real_server(mongodb: str, tmp_
     path = perf_csv(tmp_path)
     # FerretDB 1.x with SQLite takes PLAIN credentials (any user): the password must stay hidden
     uri = mongodb.replace("mongodb://", "mongodb://mad:hidden-pw@") + "/?authMechanism=PLAIN"
-    first = upload(path, uri=mongodb, database="mad", collection="perf")
-    assert (first.inserted, first.updated, first.unchanged) == (4, 0, 0)
-    assert upload(path, uri=mongodb, database="mad", collection="perf").unchanged == 4  # idempotent
+    first = upload(path, uri=mongodb, database="mad", collection="perf", session="nightly-7")
+    assert (first.inserted, first.updated, first.unchanged, first.key) == (4, 0, 0, ("model", "session"))
+    assert upload(path, uri=mongodb, database="mad", collection="perf", session="nightly-7").unchanged == 4
     append_rows(path, [{"model": "llama", "performance": "900", "metric": "tokens/s", "status": "SUCCESS",
                         "pipeline": "nightly", "build_number": "8"}])  # the next CI build
-    assert main(["database", "upload", str(path), "--db", "mad", "-c", "perf", "--uri", uri]) == 0
+    assert main(["database", "upload", str(path), "--db", "mad", "-c", "perf", "--uri", uri, "-k", "model,session",
+                 "--session", "nightly-8"]) == 0
     output = capsys.readouterr()
-    assert "1 inserted, 0 updated, 4 unchanged in mad.perf" in output.out and "mad:***@" in output.out
-    assert "hidden-pw" not in output.out + output.err
+    assert "4 inserted, 1 updated, 0 unchanged in mad.perf (key: model, session)" in output.out  # 2 llama rows
+    assert "mad:***@" in output.out and "hidden-pw" not in output.out + output.err
     super_json = tmp_path / "perf_super.json"
     super_json.write_text(json.dumps([{"model": "llama", "performance": "812.4", "configs": {"tp": 8},
                                        "multi_results": None, "pipeline": "nightly", "build_number": "7"}]))
-    assert upload(super_json, uri=mongodb, database="mad", collection="perf").updated == 1  # same model+session
+    assert upload(super_json, uri=mongodb, database="mad", collection="perf", session="nightly-7").updated == 1
     client: pymongo.MongoClient[dict[str, object]] = pymongo.MongoClient(mongodb)
     try:
         docs = {(d["model"], d["session"]): d for d in client.mad.perf.find({}, {"_id": 0})}
     finally:
         client.close()
-    assert sorted(docs) == [("bert", "nightly-7"), ("broken <b>", "nightly-7"), ("llama", "nightly-7"),
-                            ("llama", "nightly-8"), ("vllm_a", "nightly-7")]
-    assert docs[("llama", "nightly-8")]["performance"] == 900  # numbers stored as numbers
+    assert len(docs) == 8 and docs[("llama", "nightly-8")]["performance"] == 900
     assert docs[("llama", "nightly-7")]["configs"] == {"tp": 8}
     assert docs[("bert", "nightly-7")]["n_gpus"] == 1 and docs[("bert", "nightly-7")]["metric"] == "samples/s"
+
+
+def madengine_perf_csv(directory: Path) -> Path:
+    """20 rows of 14 models over three CI builds of one pipeline (the PARITY-GAPS row 35 shape)."""
+    models = [f"model_{index}" for index in range(14)]
+    rows = [{"model": name, "performance": f"{10 + index}.5", "metric": "ops", "status": "SUCCESS",
+             "pipeline": "nightly", "build_number": str(build), "n_gpus": "1",
+             "configs": '{"tp": 1}' if index == 0 else ""}
+            for build, names in ((1, models), (2, models[:4]), (3, models[:2])) for index, name in enumerate(names)]
+    path = directory / "perf.csv"
+    append_rows(path, rows)
+    return path
+
+
+def test_madengine_database_form_upserts_on_madengines_key(mongodb: str, tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    import pymongo
+
+    path = madengine_perf_csv(tmp_path)
+    argv = ["database", "-f", str(path), "--db", "mad", "-c", "same_as_madengine", "--uri", mongodb]
+    assert main([*argv, "--dry-run"]) == 0
+    assert "dry run: 20 document(s) would go to mad.same_as_madengine (key: model)" in capsys.readouterr().out
+    assert main([*argv, "--batch-size", "3"]) == 0
+    assert "14 inserted, 6 updated, 0 unchanged in mad.same_as_madengine (key: model)" in capsys.readouterr().out
+    assert main([*argv, "--no-upsert", "--no-index", "-c", "inserted"]) == 0
+    assert main(["database", "upload", "--csv-file", str(path), "--db", "mad", "-c", "keyed", "--uri", mongodb,
+                 "-k", "model,build_number"]) == 0
+    client: pymongo.MongoClient[dict[str, object]] = pymongo.MongoClient(mongodb)
+    try:
+        same = list(client.mad.same_as_madengine.find({}, {"_id": 0}))
+        assert client.mad.inserted.count_documents({}) == 20 and client.mad.keyed.count_documents({}) == 20
+        indexes = {name for name in client.mad.same_as_madengine.index_information()}
+        assert len(indexes) == 2 and not client.mad.inserted.index_information().keys() - {"_id_"}
+    finally:
+        client.close()
+    assert len(same) == 14  # madengine: 14 documents (one per model, the last build's values)
+    first = next(doc for doc in same if doc["model"] == "model_0")
+    assert first["build_number"] == 3 and first["performance"] == 10.5 and first["configs"] == {"tp": 1}
+    assert next(doc for doc in same if doc["model"] == "model_5")["configs"] is None  # empty cell: null
+
+
+def test_madengines_key_detection() -> None:
+    from pytest_madengine.reports.mongo import infer_unique_fields
+
+    assert infer_unique_fields([{"model": "a", "pipeline": "p"}, {"model": "b", "pipeline": "p"}]) == ["model"]
+    assert infer_unique_fields([{"model": "a", "pipeline": "p1"}, {"model": "a", "pipeline": "p2"}]) == ["pipeline"]
+    assert infer_unique_fields([{"model": "a", "timestamp": 1, "pipeline": None},
+                                {"model": "a", "timestamp": 1, "pipeline": None}]) == ["model", "timestamp"]
+    assert infer_unique_fields([{"name": "x"}, {"name": "y"}]) == ["name"]
+
+
+def test_report_commands_take_madengines_flags(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    perf_csv(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    assert main(["report", "to-html", "--csv-file-path", str(tmp_path / "perf.csv")]) == 0
+    assert (tmp_path / "perf.html").is_file()
+    out = tmp_path / "results"
+    out.mkdir()
+    (tmp_path / "perf.csv").rename(out / "perf.csv")
+    assert main(["report", "to-email", "--dir", str(out), "-o", "mail.html"]) == 0
+    assert (out / "mail.html").is_file()  # madengine: --output is inside --directory
+    assert main(["report", "to-email", str(out), "-o", "here.html"]) == 0
+    assert (tmp_path / "here.html").is_file()  # the plugin's own form keeps -o relative to the CWD
+    assert main(["report", "to-email", "--directory", str(out)]) == 0
+    assert (out / "run_results.html").is_file()

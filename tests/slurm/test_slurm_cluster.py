@@ -25,6 +25,7 @@ def package(tmp_path):
         "env.sh": SHOW_ENV,
         "fail.sh": 'echo "starting"\necho "boom: the model broke" >&2\nexit 3\n',
         "sleep.sh": "echo sleeping\nsleep 300\n",
+        "backend.sh": 'echo "backend=$DISTRIBUTED_BACKEND"\necho "performance: 1 ops"\n',
         "multi.sh": 'rows=$((NODE_RANK + 1)); echo "model,performance,metric" > out.csv\n'
                     'i=0; while [ $i -lt $rows ]; do echo "m$i,$i.5,tok/s" >> out.csv; i=$((i+1)); done\n',
     })
@@ -185,3 +186,16 @@ def test_inside_an_allocation_steps_run_with_srun(slurm_cluster, busybox_image, 
     assert report["job"].startswith(report["allocation"] + "+")  # steps of the allocation, no new job
     assert sorted(report["nodes"]) == ["node1", "node2"]
     assert "rank=1 master=node1" in report["log"] and "rank=0 master=node1" in report["log"]
+
+
+def test_distributed_backend_and_madengines_launcher_column(target, package, tmp_path):
+    from pytest_madengine.results.judge import judge
+
+    card = make_card("bk", "backend.sh", distributed={"backend": "gloo"})
+    request = make_request(package, card, tmp_path)
+    outcome = target.run(request)
+    assert outcome.exit_code == 0, outcome.error
+    assert "backend=gloo" in outcome.log_path.read_text()  # madengine: export DISTRIBUTED_BACKEND=<backend>
+    result = judge(card, outcome, image=request.image, context={}, gpus=(), deployment_type="slurm",
+                   launcher=str(outcome.extra.get("launcher", "")))
+    assert result.rows[0]["launcher"] == "torchrun"  # no distributed.launcher: madengine's SLURM default

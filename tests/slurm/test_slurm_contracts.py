@@ -5,6 +5,7 @@ and ``templates/slurm/job.sh.j2``), for nnodes=2, nproc_per_node=2, master node1
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -97,9 +98,14 @@ def test_each_node_gets_madengines_container_variables_and_the_cards_credentials
         assert {key: env.get(key) for key in wanted} == wanted
 
 
-def test_tool_outputs_of_every_node_are_kept_and_named(target, tmp_path):
+def test_tool_outputs_of_every_node_are_kept_and_named(target, tmp_path, monkeypatch):
     from pytest_madengine.results.judge import artifact_properties
 
+    # madengine's multi-node rule keeps rocprof tools only where rocprofv3 is on the submitting host's PATH
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "rocprofv3").write_text("#!/bin/sh\nexit 0\n")
+    (tmp_path / "bin" / "rocprofv3").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}:{os.environ['PATH']}")
     script = 'mkdir -p rocprof_output && echo "rank $NODE_RANK" > rocprof_output/trace.txt\necho "performance: 1 x"\n'
     package = make_package(tmp_path / "pkg", {"prof.sh": script})
     card = make_card("prof", "prof.sh", distributed={"launcher": "torchrun", "nnodes": 2})

@@ -125,3 +125,29 @@ def test_node_file_with_most_performance_rows_comes_first(tmp_path: Path) -> Non
     few.write_text("model,performance,metric\nx,1,m\ny,,m\n")
     many.write_text("model, performance ,metric\nx,1,m\ny,2,m\n")
     assert best_first([few, many]) == [many, few]
+
+
+def test_distributed_backend_is_exported_as_madengine_does(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pytest_madengine.targets.slurm.node import node_env
+
+    monkeypatch.delenv("MASTER_ADDR", raising=False)
+    spec = {"launcher": "torchrun", "nnodes": 2, "nproc_per_node": 1, "master_port": 29500,
+            "card": {"name": "m", "distributed": {"backend": "gloo"}}, "context": {}}
+    assert node_env(spec, 0, "node1")["DISTRIBUTED_BACKEND"] == "gloo"
+    spec["context"] = {"distributed": {"backend": "mpi"}}  # the context wins over the card
+    assert node_env(spec, 1, "node1")["DISTRIBUTED_BACKEND"] == "mpi"
+    assert node_env({**spec, "card": {"name": "m"}, "context": {}}, 0, "node1")["DISTRIBUTED_BACKEND"] == "nccl"
+
+
+def test_perf_launcher_without_a_launcher_is_madengines_slurm_default() -> None:
+    assert not resolve(make_card("plain", "run.sh"), {}, timeout=60).launcher_given
+    assert resolve(make_card("given", "run.sh", distributed={"launcher": "native"}), {}, timeout=60).launcher_given
+
+
+def test_auto_cleanup_nodes_is_a_clear_refusal() -> None:
+    card = make_card("dirty", "run.sh", slurm={"enable_node_check": True, "auto_cleanup_nodes": True})
+    with pytest.raises(MadError, match=r"slurm.auto_cleanup_nodes: auto_cleanup_nodes is refused: .*pkill -9 -f.*"
+                                       r"Fix: set auto_cleanup_nodes to false"):
+        resolve(card, {}, timeout=60)
+    off = make_card("clean", "run.sh", slurm={"enable_node_check": True, "auto_cleanup_nodes": False})
+    assert resolve(off, {}, timeout=60).node_check is not None

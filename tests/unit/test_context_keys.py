@@ -43,3 +43,19 @@ def test_unknown_keys_are_named_with_their_source_once() -> None:
     cards = cards_unknown([({"name": "a", "extra": 1}, "models.json"), ({"name": "b", "extra": 2}, "models.json")])
     seen: set = set()
     assert len(key_warnings(cards, seen)) == 1 and key_warnings(cards, seen) == []
+
+
+def test_madengines_note_keys_are_accepted_silently_at_every_level() -> None:
+    import json
+    from pathlib import Path
+
+    data = Path(__file__).parents[1] / "data" / "madengine-configs"
+    for name in ("slurm-01-single-node-single-gpu.json", "k8s-04-torchrun-multi-node-advanced.json"):
+        config = json.loads((data / name).read_text())
+        assert any(key.startswith("_") for key in config)  # the file does carry notes
+        assert not [key for key, _ in context_unknown(config, name) if key.split(".")[-1].startswith("_")]
+    card = {"name": "m", "dockerfile": "d", "scripts": "s", "_comment": "x", "_note_gpu": "y",
+            "slurm": {"_description": "z", "nodes": 2}, "distributed": {"_note": "w", "launcher": "torchrun"}}
+    assert cards_unknown([(card, "models.json")]) == []
+    assert context_unknown({"_comment": 1, "bogus": 2, "slurm": {"_x": 1, "bogus2": 1}}, "ctx") == [
+        ("bogus", "ctx"), ("slurm.bogus2", "ctx")]  # real unknown keys are still named

@@ -178,3 +178,17 @@ def test_data_fields_of_local_and_of_a_custom_step_that_never_ran(tmp_path: Path
     custom = Provider("e", "custom", "/data_dlm_1", measure_file=".mad-data-1")
     assert data_fields(DataPlan(providers=[local, custom]), tmp_path)["data_download_duration"] == ""
     assert read_measurement(tmp_path / "absent") == (None, "")
+
+
+def test_data_config_file_and_force_mirror_local_as_madengine(pkg: Path, tmp_path: Path) -> None:
+    write_data(pkg, {"d": {"local": {"path": "../host-data"}}})  # the package's data.json: not used
+    other = tmp_path / "other-data.json"
+    other.write_text(json.dumps({"d": {"custom": {"path": "scripts/common/data/get.sh"}},
+                                 "e": {"local": {"path": str(tmp_path / "host-data")}}}))
+    plan = resolve_data(make_card(data="d"), {}, pkg, data_file=other)
+    assert [p.kind for p in plan.providers] == ["custom"] and plan.volumes == []
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    forced = resolve_data(make_card(data="d,e"), {}, pkg, data_file=other, force_mirror_local=str(mirror))
+    assert f"{mirror / 'd'}:/data_dlm_0:rw" in forced.volumes  # custom: mirrored into DIR/<dataname>
+    assert f"{tmp_path / 'host-data'}:/data_dlm_1:ro" in forced.volumes  # local keeps no mirrorlocal

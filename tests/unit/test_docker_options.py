@@ -141,3 +141,9 @@ def test_amd_context_on_a_host_without_gpus_gets_env_but_no_devices():
     assert "devices" not in options and "device_requests" not in options
     assert options["environment"]["HIP_VISIBLE_DEVICES"] == "2,5"
     assert options["environment"]["MAD_GPU_VENDOR"] == "AMD"
+
+
+def test_containers_run_as_root_unless_the_card_says_otherwise():
+    assert assemble_options(make_card(), FakeContext({"gpu_vendor": "NONE"}), ())["user"] == "root"
+    card = make_card(additional_docker_run_options="-u 1000:1000")
+    assert assemble_options(card, FakeContext({"gpu_vendor": "NONE"}), ())["user"] == "1000:1000"

@@ -348,3 +348,31 @@ def test_multiple_results_extra_columns_are_kept_after_the_29(tmp_path: Path) ->
     first, second = result.rows
     assert (first["model"], first["temperature"], first["test_duration"]) == ("dummy_a", "71", "9.5")
     assert (second["temperature"], second["test_duration"]) == ("", "3.14")  # the CSV's empty cell: ours
+
+
+def test_non_finite_row_of_a_results_csv_fails_that_row_only(tmp_path: Path) -> None:
+    card = make_card(multiple_results="perf_dummy.csv")
+    csv_path = results_csv(tmp_path, "perf_dummy.csv",
+                           "model,performance,metric\nbs1,10,tok/s\nbs8,nan,tok/s\nbs16,-inf,tok/s\nbs32,1e999,tok/s\n")
+    result = run_judge(card, outcome(tmp_path, "", result_files=[csv_path]))
+    assert result.status == SUCCESS
+    assert [(r["model"], r["status"]) for r in result.rows] == [
+        ("dummy_bs1", SUCCESS), ("dummy_bs8", FAILURE), ("dummy_bs16", FAILURE), ("dummy_bs32", FAILURE)]
+    assert len(result.notes) == 3 and all("not a finite number" in note for note in result.notes)
+
+
+def test_results_csv_with_no_finite_row_fails_the_run(tmp_path: Path) -> None:
+    card = make_card(multiple_results="perf_dummy.csv")
+    csv_path = results_csv(tmp_path, "perf_dummy.csv", "model,performance,metric\nbs1,nan,tok/s\nbs8,,tok/s\n")
+    result = run_judge(card, outcome(tmp_path, "", result_files=[csv_path]))
+    assert (result.status, result.phase) == (FAILURE, "sanity") and "not a finite number" in result.reason
+    assert {r["status"] for r in result.rows} == {FAILURE}
+
+
+def test_card_nnodes_is_the_perf_rows_node_count_fallback(tmp_path: Path) -> None:
+    card = make_card(nnodes="2")
+    row = run_judge(card, outcome(tmp_path, "performance: 5 ops\n")).rows[0]
+    assert (row["nnodes"], row["gpus_per_node"], row["n_gpus"]) == ("2", "2", "4")  # madengine: nnodes × per node
+    row = run_judge(card, outcome(tmp_path, "performance: 5 ops\n"), nnodes=3).rows[0]
+    assert (row["nnodes"], row["n_gpus"]) == ("3", "6")  # the target's real node count wins
+    assert run_judge(make_card(nnodes="x"), outcome(tmp_path, "performance: 5 ops\n")).rows[0]["nnodes"] == "1"

@@ -184,3 +184,23 @@ def test_concurrent_header_extensions_lose_no_row(tmp_path: Path) -> None:
     assert {r["model"]: r[f"extra{r['model'][1]}"] for r in rows if r["model"].endswith("_10")} == {
         f"w{n}_10": f"e{n}" for n in range(4)}
     assert sum(1 for r in rows for n in range(4) if r[f"extra{n}"]) == 4
+
+
+def test_rows_perf_csv_lacks_go_to_the_fallback_and_only_those(tmp_path: Path) -> None:
+    from pytest_madengine.records import ModelResult
+    from pytest_madengine.results.sinks.perfcsv import PerfCsvSink
+
+    perf = tmp_path / "out" / "perf.csv"
+    sink = PerfCsvSink(perf, fallback_dir=tmp_path)
+    sink.record(ModelResult(model="kept", status="SUCCESS", rows=[{"model": "kept", "performance": "1"}]))
+    perf.rename(tmp_path / "kept.csv")
+    perf.mkdir()  # perf.csv turns unwritable: appending to a directory fails
+    try:
+        sink.record(ModelResult(model="lost", status="SUCCESS", rows=[{"model": "lost", "performance": "2"}]))
+    except OSError:
+        pass
+    lines = sink.finish()
+    assert len(lines) == 1 and lines[0].startswith(f"{perf} could not be written"), lines
+    fallback = Path(lines[0].split("it lacks are in")[1].strip())
+    assert [row["model"] for row in read_rows(fallback)] == ["lost"]
+    assert [row["model"] for row in read_rows(perf.with_name("perf_entry.csv"))] == ["kept", "lost"]

@@ -159,3 +159,15 @@ def test_a_lone_madengine_record_becomes_a_list_and_a_list_without_its_bracket_i
     with pytest.warns(UserWarning, match="perf_super.json"):
         recorder.record(first)
     assert path.read_text() == '[\n  {"model": "cut short"}\n'
+def test_numbers_are_numbers_where_madengine_writes_numbers(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    first, second, third = results(tmp_path)
+    sink = PerfSuperSink(out)
+    for result in (first, second, third):
+        sink.record(result)
+    single, *multi = json.loads((out / "perf_super.json").read_text())[:3]
+    assert (single["build_duration"], single["test_duration"]) == (61.5, 30.25)
+    assert single["performance"] == "812.4"  # madengine's regex group: text in a single result
+    assert [record["performance"] for record in multi] == [1500.5, 210]  # pandas: numbers
+    assert single["n_gpus"] == "8" and single["data_download_duration"] == ""  # strings stay strings

@@ -96,7 +96,7 @@ def test_a_package_entry_replaces_the_catalogues_and_the_rest_stays(package: Pat
     "rocprof", "rocprofv3", "rocprofv3_compute", "rocprofv3_memory", "rocprofv3_communication", "rocprofv3_full",
     "rocprofv3_lightweight", "rocprofv3_perfetto", "rocprofv3_api_overhead", "rocprofv3_pc_sampling", "rpd",
     "rocm_trace_lite", "rocblas_trace", "hipblaslt_trace", "miopen_trace", "tensile_trace", "rccl_trace",
-    "gpu_info_power_profiler", "gpu_info_vram_profiler", "nsys"])
+    "gpu_info_power_profiler", "gpu_info_vram_profiler", "nsys", "rocprofv3_agent", "rocprofv3_agent_counter"])
 def test_every_catalogue_tool_names_shipped_helpers_and_outputs(tmp_path: Path, name: str) -> None:
     tooling = apply(tmp_path, [{"name": name}])
     helpers = [arg for arg in tooling.model if arg.startswith(".mad_tools/")]
@@ -121,3 +121,37 @@ def test_malformed_tools_file(tmp_path: Path, text: str, problem: str) -> None:
     (tmp_path / "scripts" / "common" / "tools.json").write_text(text)
     with pytest.raises(MadError, match=problem):
         apply(tmp_path, [{"name": "x"}])
+
+
+def test_madengines_multi_node_rule_for_rocprof_tools() -> None:
+    import pytest as _pytest
+
+    from pytest_madengine.workload.tools import ToolsWarning, multi_node_context
+
+    context = {"gpu_vendor": "AMD", "tools": [{"name": "rocprof", "env_vars": {"A": "1"}}, {"name": "rccl_trace"},
+                                              {"name": "rocprofv3_compute"}]}
+    assert multi_node_context(context, 1, rocprofv3=False) is context  # one node: as given
+    upgraded = multi_node_context(context, 2, rocprofv3=True)["tools"]
+    assert upgraded == [{"name": "rocprofv3", "env_vars": {"A": "1"}}, {"name": "rccl_trace"},
+                        {"name": "rocprofv3_compute"}]
+    with _pytest.warns(ToolsWarning, match=r"rocprof, rocprofv3_compute left out of this 2-node run"):
+        kept = multi_node_context(context, 2, rocprofv3=False)["tools"]
+    assert kept == [{"name": "rccl_trace"}] and context["tools"][0]["name"] == "rocprof"  # the input is unchanged
+
+
+def test_madengines_scripts_common_paths_resolve_or_name_the_tool(tmp_path: Path) -> None:
+    from pytest_madengine.errors import MadError
+    from pytest_madengine.workload.scripts import SHIPPED_DIR, package_scripts
+
+    entries = [{"path": "scripts/common/pre_scripts/run_rocenv_tool.sh", "args": "sys_config_info lite"},
+               {"path": "scripts/common/tools/detect_therock.sh"}]
+    scripts = package_scripts(entries, tmp_path, "context 'pre_scripts'")
+    assert [(s.path, s.args) for s in scripts] == [(SHIPPED_DIR / "sys_env.sh", "sys_config_info lite"),
+                                                   (SHIPPED_DIR / "detect_therock.sh", "")]
+    own = tmp_path / "scripts" / "common" / "pre_scripts"
+    own.mkdir(parents=True)
+    (own / "run_rocenv_tool.sh").write_text("echo mine\n")  # the package's own copy wins
+    assert package_scripts(entries[:1], tmp_path, "x")[0].path == own / "run_rocenv_tool.sh"
+    with pytest.raises(MadError, match=r"gpu_info_power_start.sh is madengine's own script.*"
+                                       r"name the tool gpu_info_power_profiler in the context 'tools'"):
+        package_scripts([{"path": "scripts/common/pre_scripts/gpu_info_power_start.sh"}], tmp_path, "x")

@@ -11,7 +11,10 @@ file rewritten (atomically) after every model run, so it always holds the last r
   shares, i.e. the row without ``model``, ``performance``, ``metric`` and ``status``, plus the
   whole ``configs``.
 
-All values are the strings perf.csv holds; ``configs`` is JSON as loaded.
+Values are the strings perf.csv holds, except where madengine writes numbers: ``build_duration``,
+``test_duration`` and ``data_download_duration`` (seconds, measured as floats in madengine's run
+details) are numbers, and so is a multiple-results row's ``performance`` (pandas reads the results
+CSV); an empty cell stays ``""``. ``configs`` is JSON as loaded.
 """
 from __future__ import annotations
 
@@ -22,7 +25,20 @@ from ...records import PERF_CSV_COLUMNS, SUCCESS, JsonValue, ModelResult
 from ..configs import match_config, typed
 
 PER_ROW = ("model", "performance", "metric", "status")
+# Run details madengine records as numbers (``container_runner.py:create_run_details_dict``).
+NUMERIC_DETAILS = ("build_duration", "test_duration", "data_download_duration")
 Record = dict[str, JsonValue]
+
+
+def with_numbers(record: Record, names: tuple[str, ...] = NUMERIC_DETAILS) -> Record:
+    """``record`` with the ``names`` cells that read as finite numbers turned into numbers."""
+    for name in names:
+        value = record.get(name)
+        if isinstance(value, str) and value.strip():
+            number = typed(value)
+            if isinstance(number, (int, float)):
+                record[name] = number
+    return record
 
 
 def is_multiple(result: ModelResult) -> bool:
@@ -34,7 +50,7 @@ def single_record(result: ModelResult) -> Record:
     """The run details of a single-result (or failed, or skipped) run: its first row + ``configs``."""
     record: Record = dict(result.rows[0]) if result.rows else {"model": result.model, "status": result.status}
     record["configs"] = result.configs
-    return record
+    return with_numbers(record)
 
 
 def row_records(result: ModelResult) -> list[Record]:
@@ -43,7 +59,7 @@ def row_records(result: ModelResult) -> list[Record]:
     for row in result.rows:
         record: Record = dict(row)
         record["configs"] = match_config(result.configs, _row_view(row, result.model), row["model"])
-        records.append(record)
+        records.append(with_numbers(record, (*NUMERIC_DETAILS, "performance")))
     return records
 
 
@@ -52,7 +68,7 @@ def common_info(result: ModelResult) -> Record:
     first = result.rows[0] if result.rows else {}
     record: Record = {name: first.get(name, "") for name in PERF_CSV_COLUMNS if name not in PER_ROW}
     record["configs"] = result.configs
-    return record
+    return with_numbers(record)
 
 
 def extras(row: dict[str, str]) -> dict[str, str]:

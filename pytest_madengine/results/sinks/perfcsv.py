@@ -193,24 +193,41 @@ class PerfCsvSink:
         self.unwritten = []
 
     def finish(self) -> list[str]:
+        """Retry perf.csv's unwritten rows, write perf_entry.csv; one line per file that failed.
+
+        Each failure names its own file: rows perf.csv already holds are never pointed elsewhere,
+        and a fallback CSV holds only the rows that reached neither perf.csv nor perf_entry.csv.
+        """
         if not self.results:
             return []
         lines = [f"results appended to {self.perf_csv}"]
-        try:
-            if self.unwritten:
+        perf_error = entry_error = None
+        if self.unwritten:
+            try:
                 append_rows(self.perf_csv, self.unwritten)
                 self.unwritten = []
+            except OSError as exc:
+                perf_error = exc
+        try:
             write_entry(self.perf_entry_csv, self.rows)
         except OSError as exc:
-            lines = self._fall_back(exc)
+            entry_error = exc
+        if entry_error is not None:
+            lines = [self._entry_line(entry_error, perf_failed=perf_error is not None)]
+        if perf_error is not None:
+            lines = [line for line in lines if not line.startswith("results appended")]
+            lines.append(self._perf_line(perf_error))
         return lines
 
-    def _fall_back(self, exc: OSError) -> list[str]:
+    def _entry_line(self, exc: OSError, *, perf_failed: bool) -> str:
+        held = "" if perf_failed else f"; {self.perf_csv} holds all {len(self.rows)} row(s) of this session"
+        return f"{self.perf_entry_csv} could not be written ({exc.strerror or exc}){held}"
+
+    def _perf_line(self, exc: OSError) -> str:
         fallback = self.fallback_dir / f"perf-unwritten-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.csv"
-        write_entry(fallback, self.rows)
-        line = (f"{self.perf_csv} could not be written ({exc.strerror or exc}): "
-                f"this session's {len(self.rows)} row(s) are in {fallback}")
-        return [line]
+        write_entry(fallback, self.unwritten)
+        return (f"{self.perf_csv} could not be written ({exc.strerror or exc}): the {len(self.unwritten)} "
+                f"row(s) of this session it lacks are in {fallback}")
 
 
 def check_writable(path: Path) -> str:

@@ -8,7 +8,8 @@ Shapes (madengine ``reporting/update_perf_super.py``):
   ``"multi_results": null``. A successful multiple-results run adds, per row, the shared fields
   (``common_info.json``) then ``model``, ``performance``, ``metric``, ``multi_results`` (the results
   CSV's other columns, numbers as numbers, empty ones left out; ``null`` when none) and
-  ``status``, with ``configs`` matched to the row.
+  ``status``, with ``configs`` matched to the row. Numbers are numbers where madengine writes
+  numbers (``entries.NUMERIC_DETAILS``, a multiple-results ``performance``).
 * ``perf_super.csv`` — the same records as CSV: columns in order of first appearance, ``configs``
   and ``multi_results`` as JSON text, ``null`` as an empty cell.
 * ``perf_entry_super.json`` / ``.csv`` — only the records the last model run added.
@@ -34,7 +35,7 @@ from ...errors import MadError
 from ...fileio import atomic_write, atomic_write_json, locked
 from ...records import SUCCESS, JsonValue, ModelResult
 from ..configs import typed
-from .entries import PER_ROW, Record, common_info, extras, is_multiple, row_records, single_record
+from .entries import PER_ROW, Record, common_info, extras, is_multiple, row_records, single_record, with_numbers
 
 SUPER_FIELDS = ("configs", "multi_results")  # JSON-valued columns, written as JSON text in the CSVs
 
@@ -50,6 +51,7 @@ def super_records(result: ModelResult) -> list[Record]:
     for row, with_config in zip(result.rows, row_records(result)):
         record: Record = dict(shared)
         record.update({name: row[name] for name in PER_ROW if name != "status"})
+        with_numbers(record, ("performance",))
         others = {name: typed(value) for name, value in extras(row).items() if name != "status"}
         record["multi_results"] = {k: v for k, v in others.items() if v is not None} or None
         record["status"] = row["status"]

@@ -184,6 +184,7 @@ def _tolerations(value: Any) -> tuple[dict[str, Any], ...]:
     for index, item in enumerate(items):
         where = f"k8s.tolerations[{index}]"
         require_object(item, "a toleration", where=where, fix='write {"key": ..., "effect": ...}')
+        item = {k: v for k, v in item.items() if not str(k).startswith("_")}  # madengine's notes
         unknown = sorted(set(item) - set(_TOLERATION_KEYS))
         if unknown:
             raise MadError(f"unknown key(s) {', '.join(unknown)}", where=where,
@@ -229,7 +230,8 @@ def _secrets(k8s: dict[str, Any]) -> tuple[str, tuple[str, ...], str]:
     """(strategy, image pull secret names, runtime Secret name) from madengine's two spellings."""
     secrets = require_object(k8s.get("secrets") or {}, "secrets", where="k8s.secrets",
                              fix='write {"strategy": "existing", "image_pull_secret_names": [...]}')
-    for key in sorted(set(secrets) - {"strategy", "image_pull_secret_names", "runtime_secret_name"}):
+    for key in sorted(k for k in set(secrets) - {"strategy", "image_pull_secret_names", "runtime_secret_name"}
+                      if not str(k).startswith("_")):
         warn_once(f"k8s.secrets.{key}", "k8s settings", "is not a setting pytest-madengine knows; it is ignored")
     strategy = _choice(secrets.get("strategy") or "from_local_credentials", SECRET_STRATEGIES,
                        "k8s.secrets.strategy")

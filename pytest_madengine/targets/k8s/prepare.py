@@ -12,6 +12,7 @@ never into the Job spec, a log or a manifest. The system environment capture and
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import os
 import subprocess
@@ -28,6 +29,7 @@ from ...workload.environment import mad_environment
 from ...workload.run import RunRequest
 from ...workload.steps import plan_command
 from ...workload.sysenv import SYS_ENV_DIR, sys_env_mode
+from ...workload.tools import multi_node_context
 from . import objects
 from .config import K8sConfig, warn_once
 from .payload import CARRY_VAR, RESULTS_MARK_VAR, build_payload
@@ -101,6 +103,9 @@ def _warn_docker_options(request: RunRequest) -> None:
 def prepare_run(request: RunRequest, config: K8sConfig, package_root: Path, labels: dict[str, str], *,
                 run_name: str) -> Prepared:
     """Model dir, payload and objects of one run. Raises MadError for what the user must fix."""
+    if config.nnodes > 1:  # madengine's multi-node profiling rule
+        context = dataclasses.replace(request.context, data=multi_node_context(request.context.to_json(), config.nnodes))
+        request = dataclasses.replace(request, context=context)
     request.work_dir.mkdir(parents=True, exist_ok=True)
     model_dir = request.work_dir / "model"
     plan = plan_command(request, package_root, model_dir)

@@ -20,8 +20,10 @@ from ...workload.environment import mad_environment
 
 # Applied for every vendor: what MAD models expect from madengine's `docker run` (perf counters and
 # profilers need SYS_PTRACE/SYS_ADMIN and no seccomp/AppArmor confinement; fuse mounts need /dev/fuse,
-# passed where the host has it: ``host_device_options``).
+# passed where the host has it: ``host_device_options``; ``-u root`` whatever the image's USER, which a
+# card's own ``-u``/``--user`` replaces, as it comes later on madengine's command line).
 COMMON_OPTIONS: dict[str, Any] = {
+    "user": "root",
     "network_mode": "host",
     "ipc_mode": "host",
     "cap_add": ["SYS_PTRACE", "SYS_ADMIN"],

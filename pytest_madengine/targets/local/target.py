@@ -108,8 +108,19 @@ class _LogPump(threading.Thread):
             log = self._write(log, f"\n[pytest-madengine: log stream ended: {exc}]\n")
         finally:
             self._close(log)
+            self._close_stream()
         if self.live and pending:
             self.live(pending)
+
+    def _close_stream(self) -> None:
+        """Close the attach connection: left open, its socket is a ResourceWarning (an error under
+        ``-W error``). docker-py's ``CancellableStream.close`` shuts the socket but keeps the HTTP
+        response's socket object alive, which warns too; closing the response releases both."""
+        response = getattr(self.stream, "_response", None)
+        if response is not None:
+            response.close()
+        elif callable(getattr(self.stream, "close", None)):
+            self.stream.close()  # type: ignore[attr-defined]
 
     def _open(self) -> TextIO | None:
         try:

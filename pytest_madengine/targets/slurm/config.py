@@ -61,6 +61,7 @@ class JobConfig:
     network_interface: str = ""  # NCCL_SOCKET_IFNAME / GLOO_SOCKET_IFNAME
     env_vars: tuple[tuple[str, str], ...] = ()  # slurm.env_vars: exported in the job and the containers
     node_check: NodeCheck | None = None  # None: enable_node_check is off
+    launcher_given: bool = True  # False: no distributed.launcher (the perf row gets madengine's default)
 
     @property
     def job_env(self) -> dict[str, str]:
@@ -167,6 +168,13 @@ def _command(value: Any) -> tuple[str, ...]:
 
 
 def _node_check(slurm: dict[str, Any], launcher: Launcher) -> NodeCheck | None:
+    if _flag(slurm.get("auto_cleanup_nodes", False), "slurm.auto_cleanup_nodes"):
+        raise MadError(
+            "auto_cleanup_nodes is refused: madengine cleans a dirty node by killing every process whose command "
+            "line names ray or vllm there (pkill -9 -f), whoever runs it, other users' jobs included, which "
+            "cannot be done safely from a model run", where="slurm.auto_cleanup_nodes",
+            fix="set auto_cleanup_nodes to false (enable_node_check then leaves dirty nodes out of the job) and "
+                "clean nodes with the site's own tooling, e.g. a SLURM epilog")
     if not _flag(slurm.get("enable_node_check", False), "slurm.enable_node_check"):
         return None
     if launcher.bare_metal:
@@ -216,6 +224,7 @@ def resolve(card: ModelCard, context: dict[str, Any], *, timeout: int | None) ->
                        fix=f"use one of {', '.join(DISTRIBUTIONS)}")
     return JobConfig(
         launcher=launcher,
+        launcher_given=bool(str(dist.get("launcher") or "").strip()),
         nnodes=nnodes,
         nproc_per_node=_int(nproc, "distributed.nproc_per_node", minimum=1),
         gpus_per_node=gpus_per_node,

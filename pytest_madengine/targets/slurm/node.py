@@ -63,11 +63,12 @@ def job_env(rank: int, nnodes: int) -> dict[str, str]:
 def node_env(spec: dict[str, Any], rank: int, node: str) -> dict[str, str]:
     """Rendezvous, runner and launcher contract (``launchers.distributed_env``) plus the job variables."""
     card, context = spec.get("card") or {}, spec.get("context") or {}
+    distributed = merged_distributed(card.get("distributed"), context.get("distributed"))
     env = distributed_env(
         get_launcher(spec["launcher"]), nnodes=spec["nnodes"], nproc_per_node=spec["nproc_per_node"],
         node_rank=rank, master_addr=os.environ.get("MASTER_ADDR") or node, master_port=spec["master_port"],
-        distributed=merged_distributed(card.get("distributed"), context.get("distributed")),
-        model_name=str(card.get("name") or ""), node_ips=os.environ.get("SGLANG_NODE_IPS", ""))
+        distributed=distributed, model_name=str(card.get("name") or ""), node_ips=os.environ.get("SGLANG_NODE_IPS", ""))
+    env["DISTRIBUTED_BACKEND"] = str(distributed.get("backend") or "nccl")  # madengine's job.sh.j2, default nccl
     env.update(job_env(rank, spec["nnodes"]))
     env.update(spec.get("job_env") or {})  # slurm.network_interface, slurm.env_vars
     return env

@@ -109,7 +109,7 @@ def gather_outcome(job: Any, final: JobState | None, *, timed_out: bool, error: 
         skipped=str(results.get(0, {}).get("skipped") or ""),
         result_files=files, node_logs=node_logs,
         extra={"job_id": job.job_id, "job_state": job_state, "nodes": hostnames or job.extra.get("nodes", ""),
-               "nnodes": nnodes, "launcher": config.launcher.name, "run_dir": str(run_dir),
+               "nnodes": nnodes, "launcher": config.launcher.name if config.launcher_given else "", "run_dir": str(run_dir),
                "result_file": str(files[0]) if files else "",
                **(results.get(0, {}).get("perf_fields") or {}),  # git_commit, data columns of rank 0
                "node_junit": node_junit,

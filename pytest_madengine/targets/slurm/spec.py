@@ -23,7 +23,8 @@ SECRETS_NAME = "secrets.json"
 SECRET_BEARING = ("card", "context", "container_options")  # spec keys whose secret entries go to SECRETS_NAME
 # Settings a node needs to run its container like the local target would.
 _NODE_SETTINGS = ("timeout", "registry", "skip_run", "keep_alive", "keep_model_dir", "gpus",
-                  "disable_skip_gpu_arch", "use_image", "no_sys_env")
+                  "disable_skip_gpu_arch", "use_image", "no_sys_env", "data_config", "tools_config",
+                  "force_mirror_local")
 
 
 def card_to_json(card: ModelCard) -> dict[str, Any]:

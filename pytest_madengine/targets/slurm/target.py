@@ -25,6 +25,7 @@ from ...errors import MadError
 from ...fileio import object_name, pid_alive
 from ...workload.known_keys import MadKeyWarning
 from ...workload.run import RunOutcome, RunRequest, effective_timeout
+from ...workload.tools import multi_node_context
 from ..base import TargetSettings
 from . import cli, nodecheck_retry
 from . import spec as specfile
@@ -207,6 +208,7 @@ class SlurmTarget:
 
     def _prepare(self, request: RunRequest, config: JobConfig, context: dict[str, Any],
                  run_dir: Path, timeout: int | None) -> Path:
+        context = multi_node_context(context, config.nnodes)  # madengine's multi-node profiling rule
         spec_path = run_dir / "spec.json"
         node_timeout = timeout + NODE_TIMEOUT_GRACE if timeout else None
         specfile.write_spec(spec_path, {

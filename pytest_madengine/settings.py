@@ -95,6 +95,16 @@ def _default(name: str) -> str:
 SELECTION = ("tags", "manifest", "batch-manifest", "build-only", "package")
 
 
+# What ``--help`` shows after each valued option (pytest-style: DIR, FILE, N, S for seconds).
+METAVARS: dict[str, str] = {
+    "package": "DIR", "tags": "TAG", "target": "NAME", "context": "STR", "context-file": "FILE",
+    "timeout": "S", "registry": "URL", "manifest": "FILE", "manifest-output": "FILE", "batch-manifest": "FILE",
+    "use-image": "IMAGE", "perf-csv": "FILE", "gpus": "LIST", "log-dir": "DIR", "discover-timeout": "S",
+    "target-archs": "ARCHS", "slurm-jobs": "N", "history": "PATH", "references": "FILE", "compare": "SPEC",
+    "fail-on-regression": "PCT", "repeat": "N", "max-cv": "PCT", "k8s-kubeconfig": "FILE", "k8s-jobs": "N",
+}
+
+
 def add_options(parser: pytest.Parser) -> None:
     group = parser.getgroup("madengine", "MAD packages as tests (pytest-madengine)")
     for opt in OPTIONS:
@@ -102,11 +112,13 @@ def add_options(parser: pytest.Parser) -> None:
             group.addoption(opt.flag, action="store_true", default=None, dest=opt.dest, help=opt.help)
             parser.addini(opt.ini, opt.help, type="bool", default=opt.default)
         elif opt.kind == "list":
-            group.addoption(opt.flag, action="append", default=None, dest=opt.dest, help=opt.help)
+            group.addoption(opt.flag, action="append", default=None, dest=opt.dest, help=opt.help,
+                            metavar=METAVARS.get(opt.name, "VALUE"))
             parser.addini(opt.ini, opt.help, type="args", default=[])
         else:
-            group.addoption(opt.flag, action="store", default=None, dest=opt.dest, help=opt.help)
-            parser.addini(opt.ini, opt.help, type="string", default=opt.default)
+            group.addoption(opt.flag, action="store", default=None, dest=opt.dest, help=opt.help,
+                            metavar=METAVARS.get(opt.name, "VALUE"))
+            parser.addini(opt.ini, opt.help, type="int" if opt.kind == "int" else "string", default=opt.default)
 
 
 @dataclass(frozen=True)

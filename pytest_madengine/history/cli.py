@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TextIO
 
 from ..errors import MadError
+from ..extras import require
 from ..reports.commands import CommandGroups
 from .schema import EXTRA_COLUMNS, PERF_COLUMNS
 from .store import HistoryStore, Match
@@ -131,6 +132,7 @@ def _write_csv(store: HistoryStore, args: argparse.Namespace, handle: TextIO) ->
 
 
 def _dashboard(store: HistoryStore, args: argparse.Namespace, out: TextIO) -> int:
+    require("plotly", "report dashboard")
     from ..results.reference_file import load_references
     from .dashboard import write_dashboard
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TextIO
 
 from ..errors import MadError
+from ..extras import require
 from .commands import CommandGroups
 
 
@@ -50,6 +51,7 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
 
 
 def _to_html(args: argparse.Namespace, out: TextIO) -> int:
+    require("plotly", "report to-html")
     from .html import write_html
 
     print(f"wrote {write_html(args.csv, args.output)}", file=out)
@@ -64,6 +66,7 @@ def _to_email(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _upload(args: argparse.Namespace, out: TextIO) -> int:
+    require("pymongo", "database upload")
     from .mongo import redact_uri, resolve_uri, upload
 
     uri = resolve_uri(args.uri, os.environ)

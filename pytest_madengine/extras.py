@@ -1,0 +1,33 @@
+"""Optional dependencies: the extra of pytest-madengine that brings each one, and the error naming it.
+
+A session needs only the core dependencies; the Kubernetes target, the HTML reports and the MongoDB
+upload need the extras ``k8s``, ``reports`` and ``mongo`` (``all`` = every one). A feature asked for
+without its extra is a :class:`MadError` whose fix is the ``pip install`` line (pytest shows it as a
+usage error, the command line as one ``error:`` line).
+"""
+from __future__ import annotations
+
+import importlib.util
+
+from .errors import MadError
+
+# The module a feature imports → the extra (``[project.optional-dependencies]``) that installs it.
+EXTRA_OF_MODULE: dict[str, str] = {"kubernetes": "k8s", "plotly": "reports", "pymongo": "mongo"}
+
+
+def install_line(extra: str) -> str:
+    """The command that installs ``extra``: ``pip install 'pytest-madengine[k8s]'``."""
+    return f"pip install 'pytest-madengine[{extra}]'"
+
+
+def require(module: str, feature: str) -> None:
+    """Raise :class:`MadError` naming the extra to install when ``module`` cannot be imported.
+
+    ``module``: a key of :data:`EXTRA_OF_MODULE`; ``feature``: what the user asked for, as they
+    wrote it (``--mad-target k8s``, ``report to-html``).
+    """
+    if importlib.util.find_spec(module) is not None:
+        return
+    extra = EXTRA_OF_MODULE[module]
+    raise MadError(f"{feature} needs the Python package {module!r}, which is not installed in this "
+                   f"environment (it comes with the extra [{extra}])", fix=install_line(extra))

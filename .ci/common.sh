@@ -12,7 +12,8 @@ missing_packages() { # package...
     done
 }
 
-install_packages() { # package...: apt-get install those not installed yet (nothing to do: no apt at all)
+# apt-get install those of the packages not installed yet; APT_NO_RECOMMENDS=1: without Recommends.
+install_packages() { # package...
     local missing
     missing=$(missing_packages "$@")
     [ -z "$missing" ] && return 0
@@ -20,7 +21,7 @@ install_packages() { # package...: apt-get install those not installed yet (noth
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
     # shellcheck disable=SC2086  # word-splitting the package list is intended
-    apt-get install -y -qq $missing >/dev/null
+    apt-get install -y -qq ${APT_NO_RECOMMENDS:+--no-install-recommends} $missing >/dev/null
 }
 
 # The interpreter to install into: `python` when pip may install into it (an active venv, pyenv, a

@@ -7,7 +7,7 @@ usage error, the command line as one ``error:`` line).
 """
 from __future__ import annotations
 
-import importlib.util
+import importlib
 
 from .errors import MadError
 
@@ -21,13 +21,17 @@ def install_line(extra: str) -> str:
 
 
 def require(module: str, feature: str) -> None:
-    """Raise :class:`MadError` naming the extra to install when ``module`` cannot be imported.
+    """Raise :class:`MadError` naming the extra to install when ``module`` cannot be imported
+    (not installed, or broken: installing the extra again fixes both).
 
     ``module``: a key of :data:`EXTRA_OF_MODULE`; ``feature``: what the user asked for, as they
     wrote it (``--mad-target k8s``, ``report to-html``).
     """
-    if importlib.util.find_spec(module) is not None:
+    try:
+        importlib.import_module(module)  # the feature imports it next anyway
         return
+    except ImportError:
+        pass
     extra = EXTRA_OF_MODULE[module]
     raise MadError(f"{feature} needs the Python package {module!r}, which is not installed in this "
                    f"environment (it comes with the extra [{extra}])", fix=install_line(extra))

@@ -15,27 +15,16 @@ from pathlib import Path
 
 import pytest
 
+from tests.packaging.checkout import REPO, copy_checkout
+
 pytestmark = pytest.mark.docker
 
-REPO = Path(__file__).resolve().parents[2]
 EXAMPLE_ARGS = ["--mad-package", "hub", "--mad-tags", "dummies", "--mad-context-file", "hub/context.cpu.json",
                 "--mad-gpus", "none", "-p", "no:cacheprovider"]
 NO_GO_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # perf.csv rows of the 5 models tagged dummies (dummy_multi writes one row per multiple_results line)
 EXAMPLE_MODELS = {"dummy", "dummy_multi_bs1", "dummy_multi_bs8", "dummy2/model1", "dummy3/model3_bs1",
                   "dummy3/model3_bs16"}
-
-
-def copy_checkout(dest: Path) -> Path:
-    """The checkout's files (tracked and untracked, not ignored) as a fresh clone would have them."""
-    listed = subprocess.run(["git", "ls-files", "-z", "-co", "--exclude-standard"], cwd=REPO, check=True,
-                            capture_output=True).stdout.decode().split("\0")
-    for rel in filter(None, listed):
-        source = REPO / rel
-        if source.is_file():
-            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, dest / rel)
-    return dest
 
 
 def clean_env(**changes: str) -> dict[str, str]:

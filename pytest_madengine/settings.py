@@ -190,7 +190,11 @@ def _raw(config: pytest.Config, opt: Option, namespace: argparse.Namespace | Non
     if opt.kind == "list":
         value = config.getini(opt.ini)
         return value, bool(value)
-    value = config.getini(opt.ini)
+    try:
+        value = config.getini(opt.ini)
+    except (pytest.UsageError, ValueError) as exc:  # a typed (int) ini value that does not parse
+        raise pytest.UsageError(f"ini key {opt.ini} in {config.inipath}: {exc}. Fix: give a whole number, "
+                                f"e.g. {opt.ini} = {opt.default or 600}.") from None
     if value in ("", None) or value == opt.default:
         return opt.default, False
     return value, True

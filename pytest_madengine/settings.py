@@ -18,6 +18,7 @@ class Option:
     kind: str  # "str", "bool", "list", "int"
     help: str
     default: Any = None
+    metavar: str = ""  # what --help shows after the flag (else METAVARS, else VALUE)
 
     @property
     def flag(self) -> str:
@@ -103,6 +104,17 @@ def _default(name: str) -> str:
 SELECTION = ("tags", "manifest", "batch-manifest", "build-only", "package")
 
 
+# What ``--help`` shows after each valued option (pytest-style: DIR, FILE, N, S for seconds).
+METAVARS: dict[str, str] = {
+    "package": "DIR", "tags": "TAG", "target": "NAME", "context": "STR", "context-file": "FILE",
+    "timeout": "S", "registry": "URL", "manifest": "FILE", "manifest-output": "FILE", "batch-manifest": "FILE",
+    "use-image": "IMAGE", "perf-csv": "FILE", "gpus": "LIST", "log-dir": "DIR", "discover-timeout": "S",
+    "target-archs": "ARCHS", "history": "URL", "references": "FILE", "compare": "SPEC",
+    "fail-on-regression": "PCT", "repeat": "N", "max-cv": "PCT", "summary-output": "FILE", "data-config": "FILE",
+    "tools-config": "FILE", "force-mirror-local": "DIR",
+}
+
+
 def add_options(parser: pytest.Parser, target_options: tuple[Option, ...] = ()) -> None:
     """Register every ``--mad-*`` option and its ini twin; ``target_options`` are the targets' own."""
     group = parser.getgroup("madengine", "MAD packages as tests (pytest-madengine)")
@@ -112,11 +124,13 @@ def add_options(parser: pytest.Parser, target_options: tuple[Option, ...] = ()) 
             group.addoption(opt.flag, action="store_true", default=None, dest=opt.dest, help=opt.help)
             parser.addini(opt.ini, opt.help, type="bool", default=opt.default)
         elif opt.kind == "list":
-            group.addoption(opt.flag, action="append", default=None, dest=opt.dest, help=opt.help)
+            group.addoption(opt.flag, action="append", default=None, dest=opt.dest, help=opt.help,
+                            metavar=opt.metavar or METAVARS.get(opt.name, "VALUE"))
             parser.addini(opt.ini, opt.help, type="args", default=[])
         else:
-            group.addoption(opt.flag, action="store", default=None, dest=opt.dest, help=opt.help)
-            parser.addini(opt.ini, opt.help, type="string", default=opt.default)
+            group.addoption(opt.flag, action="store", default=None, dest=opt.dest, help=opt.help,
+                            metavar=opt.metavar or METAVARS.get(opt.name, "VALUE"))
+            parser.addini(opt.ini, opt.help, type="int" if opt.kind == "int" else "string", default=opt.default)
 
 
 @dataclass(frozen=True)
@@ -192,7 +206,11 @@ def _raw(config: pytest.Config, opt: Option, namespace: argparse.Namespace | Non
     if opt.kind == "list":
         value = config.getini(opt.ini)
         return value, bool(value)
-    value = config.getini(opt.ini)
+    try:
+        value = config.getini(opt.ini)
+    except (pytest.UsageError, ValueError) as exc:  # a typed (int) ini value that does not parse
+        raise pytest.UsageError(f"ini key {opt.ini} in {config.inipath}: {exc}. Fix: give a whole number, "
+                                f"e.g. {opt.ini} = {opt.default or 600}.") from None
     if value in ("", None) or value == opt.default:
         return opt.default, False
     return value, True

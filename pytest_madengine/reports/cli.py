@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TextIO
 
 from ..errors import MadError
+from ..extras import require
 from .commands import CommandGroups
 
 VERBOSE_HELP = "madengine's flag, accepted: the output is the same with or without it"
@@ -114,6 +115,7 @@ def _to_email(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _upload(args: argparse.Namespace, out: TextIO) -> int:
+    require("pymongo", "database upload")
     from .mongo import UploadOptions, redact_uri, resolve_uri, upload
 
     path = _one(args.file, args.file_option, "-f/--file")

@@ -10,6 +10,7 @@ import importlib
 from collections.abc import Mapping
 
 from ..settings import Option
+from ..extras import require
 from .base import Target, TargetSettings
 
 BUILTIN_TARGETS: dict[str, str] = {
@@ -17,6 +18,8 @@ BUILTIN_TARGETS: dict[str, str] = {
     "slurm": "pytest_madengine.targets.slurm:SlurmTarget",
     "k8s": "pytest_madengine.targets.k8s:K8sTarget",
 }
+# A target whose client library is an extra of the package: target name → module it imports.
+TARGET_MODULES: dict[str, str] = {"k8s": "kubernetes"}
 
 
 # Each built-in target's light module of options and worker count (see ``targets/<name>/cli.py``).
@@ -57,10 +60,13 @@ def infer_target(explicit: str | None, context: Mapping[str, object]) -> str:
 
 
 def builtin_target(settings: TargetSettings) -> Target | None:
-    """The built-in target named ``settings.name``, or None when there is none of that name."""
+    """The built-in target named ``settings.name``, or None when there is none of that name.
+    Raises MadError naming the ``pip install`` line when the target's extra is not installed."""
     entry = BUILTIN_TARGETS.get(settings.name)
     if entry is None:
         return None
+    if settings.name in TARGET_MODULES:
+        require(TARGET_MODULES[settings.name], f"--mad-target {settings.name}")
     module_name, class_name = entry.split(":")
     target_class = getattr(importlib.import_module(module_name), class_name)
     target: Target = target_class.from_settings(settings)

@@ -11,9 +11,9 @@ from ...settings import Option
 DEFAULT_JOBS = 8
 OPTIONS: tuple[Option, ...] = (
     Option("k8s-kubeconfig", "str", "kubeconfig of the Kubernetes target (default: k8s.kubeconfig of the "
-           "context, KUBECONFIG, ~/.kube/config, in-cluster)"),
+           "context, KUBECONFIG, ~/.kube/config, in-cluster)", metavar="FILE"),
     Option("k8s-jobs", "int", "Kubernetes Jobs kept in flight at once when -n is not given: that many "
-           f"xdist workers submit and follow them (default {DEFAULT_JOBS}; 1 = one at a time)", DEFAULT_JOBS),
+           f"xdist workers submit and follow them (default {DEFAULT_JOBS}; 1 = one at a time)", DEFAULT_JOBS, "N"),
 )
 
 

@@ -11,7 +11,7 @@ from ...settings import Option
 DEFAULT_JOBS = 8
 OPTIONS: tuple[Option, ...] = (
     Option("slurm-jobs", "int", "SLURM jobs kept in the queue at once when -n is not given: that many "
-           f"xdist workers submit and follow them (default {DEFAULT_JOBS}; 1 = one at a time)", DEFAULT_JOBS),
+           f"xdist workers submit and follow them (default {DEFAULT_JOBS}; 1 = one at a time)", DEFAULT_JOBS, "N"),
 )
 
 

@@ -225,7 +225,13 @@ class MadSession:
             compare = parse_compare_spec(settings.compare) if settings.compare else None
         except MadError as exc:
             raise usage_error(exc) from None
-        return PerformanceChecks(references, settings.history, compare, settings.fail_on_regression, self.session_id)
+        checks = PerformanceChecks(references, settings.history, compare, settings.fail_on_regression, self.session_id)
+        if not self.is_worker:
+            try:
+                checks.check_baseline_session()
+            except MadError as exc:
+                raise usage_error(exc) from None
+        return checks
 
     @cached_property
     def history_sink(self) -> HistorySink | None:
@@ -287,8 +293,9 @@ class MadSession:
         _ = self.performance_checks  # so are bad references and --mad-compare values
         self._check_inputs()
         if not self.config.option.collectonly:
-            _ = self.recorder  # opens the history: an unusable file is a usage error too
             self._check_outputs()
+            self._preflight()
+            _ = self.recorder  # opens the history: an unusable file is a usage error too
             try:
                 self.target.sweep_stale()
             except MadError as exc:  # e.g. no kubeconfig: the session cannot run anything
@@ -317,6 +324,16 @@ class MadSession:
             if not (self.settings.use_image or self.settings.manifest):
                 for card in self.cards:
                     check_image_name(card)
+        except MadError as exc:
+            raise usage_error(exc) from None
+
+    def _preflight(self) -> None:
+        """The target's backend answers (once, before any build); ``preflight`` is optional."""
+        check = getattr(self.target, "preflight", None)
+        if check is None or self.settings.build_only:
+            return
+        try:
+            check()
         except MadError as exc:
             raise usage_error(exc) from None
 
@@ -379,7 +396,7 @@ class MadSession:
         if self._target is not None:
             self._target.cancel_all()
             self._target.close()
-        if not self.is_worker:
+        if not self.is_worker and not self.config.option.collectonly:  # --collect-only writes nothing
             self._summary_lines = self.recorder.finish()
 
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:

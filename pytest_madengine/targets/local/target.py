@@ -174,6 +174,10 @@ class LocalTarget:
             self._client = docker_client()
         return self._client
 
+    def preflight(self) -> None:
+        """Once per session, before any build: the Docker engine answers (MadError naming its address)."""
+        _ = self.client
+
     def sweep_stale(self) -> int:
         """Containers of earlier sessions on this host whose pytest process is gone."""
         from docker.errors import APIError

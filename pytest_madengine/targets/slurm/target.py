@@ -67,6 +67,10 @@ class SlurmTarget:
     def from_settings(cls, settings: TargetSettings) -> SlurmTarget:
         return cls(session_id=settings.session_id, package_root=settings.package_root)
 
+    def preflight(self) -> None:
+        """Once per session, before any build: the SLURM client tools exist and the controller answers."""
+        self.cli.ping()
+
     def sweep_stale(self) -> int:
         """Cancel queued or running jobs of sessions on this host whose pytest process is gone."""
         try:

@@ -1,0 +1,147 @@
+"""A new user's first hour (issue 20): bad options and unreachable backends are said once, before
+any build, as usage errors; ``--mad-*`` options that select nothing say how to select models;
+``--collect-only`` leaves the package and the working directory as they were."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.acceptance.conftest import AMD_CPU
+
+# The example's five dummies: a problem of the session must be said once, not once per model.
+DUMMIES = ("--mad-tags", "dummies", AMD_CPU)
+
+
+@pytest.fixture(autouse=True)
+def _in_package(example_package: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(example_package)  # pytester runs the session where the user would: the package root
+
+
+def _assert_one_usage_error(result: pytest.RunResult, needle: str) -> str:
+    text = result.stdout.str() + result.stderr.str()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR, text
+    assert "Traceback" not in text, text
+    assert "ERROR at setup" not in text and "MAD results" not in text, text
+    assert text.count(needle) == 1, text
+    return text
+
+
+def _nothing_built(package: Path) -> None:
+    assert not (package / "mad_logs").exists(), sorted(p.name for p in (package / "mad_logs").iterdir())
+    assert not (package / "perf.csv").exists()
+    assert not (package / ".mad").exists()  # no history session either
+
+
+@pytest.mark.parametrize(("args", "needle"), [
+    (["--mad-repeat", "0"], "--mad-repeat: '0' is not a run count"),
+    (["--mad-repeat", "many"], "--mad-repeat: 'many' is not a run count"),
+    (["--mad-max-cv", "5"], "--mad-max-cv: a coefficient of variation needs at least two runs"),
+    (["--mad-fail-on-regression", "5"], "--mad-fail-on-regression: no baseline is chosen"),
+    (["--mad-compare", "last", "--mad-history", "none"], "--mad-compare needs the history"),
+    (["--mad-repeat", "3", "--mad-max-cv", "five"], "'five' is not a percentage"),
+    (["--mad-compare", "last", "--mad-fail-on-regression", "-2"], "'-2' is not a percentage"),
+    (["--mad-compare", "median:0"], "'median:0' is not a valid window"),
+    (["--mad-compare", "0123abcd"], "has no session '0123abcd'"),
+])
+def test_bad_option_values_are_one_usage_error(pytester: pytest.Pytester, example_package: Path,
+                                                args: list[str], needle: str) -> None:
+    result = pytester.runpytest_subprocess(*DUMMIES, *args)
+    text = _assert_one_usage_error(result, needle)
+    assert "Fix:" in text
+    _nothing_built(example_package)
+
+
+def test_compare_with_a_session_the_history_has_is_accepted(pytester: pytest.Pytester,
+                                                            example_package: Path) -> None:
+    """The session-id check reads the history: an id it holds passes (collection goes on)."""
+    from pytest_madengine.history.store import HistoryStore, SessionInfo
+
+    history = example_package / ".mad" / "history.sqlite"
+    with HistoryStore(history) as store:
+        store.begin_session(SessionInfo(id="feedc0de01", started=1.0, host="h", target="local"))
+    result = pytester.runpytest_subprocess(*DUMMIES, "--mad-compare", "feedc0de01", "--collect-only", "-q")
+    assert result.ret == pytest.ExitCode.OK, result.stdout.str() + result.stderr.str()
+    result.stdout.fnmatch_lines(["*::dummy*"])
+
+
+def test_mad_options_without_a_selection_say_how_to_select(pytester: pytest.Pytester,
+                                                           example_package: Path) -> None:
+    result = pytester.runpytest_subprocess("--mad-repeat", "2", "--mad-live-output")
+    text = _assert_one_usage_error(result, "no MAD models are selected")
+    assert "--mad-live-output, --mad-repeat given" in text and "--mad-tags" in text
+    assert "no tests ran" not in text
+
+
+def test_plain_pytest_is_untouched_by_the_plugin(pytester: pytest.Pytester) -> None:
+    test_file = pytester.makepyfile("def test_ok():\n    pass\n")
+    pytester.runpytest_subprocess(str(test_file)).assert_outcomes(passed=1)
+
+
+def _tree(root: Path) -> dict[str, float]:
+    return {str(path.relative_to(root)): path.stat().st_mtime for path in sorted(root.rglob("*"))}
+
+
+def test_collect_only_has_no_side_effects(pytester: pytest.Pytester, example_package: Path) -> None:
+    before = _tree(example_package)
+    # Other plugins' files (pytest's cache, pytest-benchmark's store) are theirs to keep.
+    result = pytester.runpytest_subprocess(*DUMMIES, "--collect-only", "-p", "no:cacheprovider",
+                                           "-p", "no:benchmark")
+    text = result.stdout.str()
+    assert result.ret == pytest.ExitCode.OK, text + result.stderr.str()
+    assert "<MadItem dummy>" in text and "MAD results" not in text and "history:" not in text
+    assert _tree(example_package) == before  # no history, no perf.csv, no logs, no run_directory
+
+
+# --- preflight: each target's backend is checked once, before any build ---------------------------
+def test_docker_engine_absent_is_one_usage_error(pytester: pytest.Pytester, example_package: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent")
+    result = pytester.runpytest_subprocess(*DUMMIES)
+    text = _assert_one_usage_error(result, "cannot reach the Docker daemon at unix:///nonexistent")
+    assert "Fix: start dockerd" in text
+    _nothing_built(example_package)
+
+
+def test_sbatch_absent_is_one_usage_error(pytester: pytest.Pytester, example_package: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    empty = pytester.mkdir("empty-bin")
+    monkeypatch.setenv("PATH", str(empty))
+    result = pytester.runpytest_subprocess(*DUMMIES, "--mad-target", "slurm", "-p", "no:xdist")
+    text = _assert_one_usage_error(result, "'sbatch' is not on PATH")
+    assert "--mad-target slurm" in text and "Fix:" in text
+    _nothing_built(example_package)
+
+
+KUBECONFIG_DOWN = """apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: "https://127.0.0.1:%d"}}]
+users: [{name: u, user: {token: not-a-secret}}]
+contexts: [{name: x, context: {cluster: c, user: u}}]
+current-context: x
+"""
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.mark.parametrize(("kubeconfig", "needle"), [
+    ("garbage: [\n", "does not parse as a kubeconfig"),
+    (KUBECONFIG_DOWN, "does not answer"),
+])
+def test_kubernetes_backend_problems_are_one_usage_error(pytester: pytest.Pytester, example_package: Path,
+                                                         kubeconfig: str, needle: str) -> None:
+    path = pytester.path / "kubeconfig"
+    path.write_text(kubeconfig % _closed_port() if "%d" in kubeconfig else kubeconfig)
+    result = pytester.runpytest_subprocess(*DUMMIES, "--mad-target", "k8s", f"--mad-k8s-kubeconfig={path}",
+                                           "-p", "no:xdist")
+    text = _assert_one_usage_error(result, needle)
+    assert str(path) in text and "Fix:" in text
+    if "%d" in kubeconfig:
+        assert "https://127.0.0.1:" in text  # the address
+    _nothing_built(example_package)

@@ -269,7 +269,8 @@ class MadSession:
 
         xmlpath = getattr(self.config.option, "xmlpath", None)
         width = self.config.get_terminal_writer().fullwidth
-        junit = JUnitSink(Path(xmlpath) if xmlpath else None)
+        junit = JUnitSink(Path(xmlpath) if xmlpath else None, package=self.settings.package.name,
+                          family=str(self.config.getini("junit_family") or "xunit2"))
         sinks: list[ResultSink]
         if self.settings.build_only:  # builds append nothing to perf.csv: the last run's entry stays
             sinks = [SummarySink(width, manifest=self.settings.manifest_output), junit]

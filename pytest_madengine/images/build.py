@@ -24,7 +24,7 @@ from typing import Any
 
 from ..cards import ModelCard
 from ..errors import MadError
-from ..fileio import locked
+from ..fileio import locked, printable
 from ..records import ImageRef
 from ..workload.credentials import credential_env
 from ..workload.paths import confined
@@ -350,7 +350,7 @@ def _build_error(client: Any, spec: BuildSpec, card: ModelCard, step: str, error
             fix=f"build or tag {spec.base_docker} locally (docker tag <local image> {spec.base_docker}), "
                 "or pass another base with --mad-context \"{'docker_build_arg': {'BASE_DOCKER': 'IMAGE'}}\"",
         )
-    shown = "\n".join(tail[-10:])
+    shown = printable("\n".join(tail[-10:]))
     return MadError(
         f"building image {spec.image} failed at {step or 'the first step'}: {error}\n"
         f"Last build output:\n{shown}\nFull build log: {log_path}",

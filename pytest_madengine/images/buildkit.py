@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import MadError
+from ..fileio import printable
 
 TOOLS_DIR = Path("docker") / "common"
 TOOLS_IN_TAR = ".pytest-madengine-tools"
@@ -152,7 +153,7 @@ def failure_problem(image: str, step: str, tail: list[str], log_path: Path, synt
         fix = ("make the registry reachable, load that frontend image locally, or remove the '# syntax=' "
                "line: the engine's built-in frontend supports RUN --mount and the tools build context")
         return problem, fix
-    shown = "\n".join(tail[-10:])
+    shown = printable("\n".join(tail[-10:]))
     problem = (f"building image {image} failed at {step or 'the first step'} (BuildKit)\n"
                f"Last build output:\n{shown}\nFull build log: {log_path}")
     return problem, "fix the failing Dockerfile step (see the build log)"

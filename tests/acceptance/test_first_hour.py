@@ -145,3 +145,42 @@ def test_kubernetes_backend_problems_are_one_usage_error(pytester: pytest.Pytest
     if "%d" in kubeconfig:
         assert "https://127.0.0.1:" in text  # the address
     _nothing_built(example_package)
+
+
+# --- JUnit that CI reads right; output that cannot drive a terminal --------------------------------
+COLOUR_BUILD = ("# CONTEXT {'gpu_vendor': 'AMD', 'guest_os': 'UBUNTU'}\nFROM mad-test/busybox:latest\n"
+                "RUN printf '\\033[1;31mERROR\\033[0m: compiler \\001 exploded\\n'; exit 1\n")
+COLOUR_RUN = "echo 'model line one'\nprintf '\\033[31mred\\033[0m \\033]0;pwned title\\007 bell\\001\\n'; exit 3\n"
+
+
+@pytest.mark.docker
+def test_coloured_failures_give_valid_junit_and_a_clean_terminal(pytester: pytest.Pytester,
+                                                                 busybox_image: str) -> None:
+    import xml.etree.ElementTree as ET
+
+    from tests.acceptance.conftest import card, write_card_package
+    from tests.junit_records import assert_valid_junit, model_properties
+
+    pkg = write_card_package(pytester.path / "pkg", [card("broken_build", "scripts/ok.sh", dockerfile="docker/bad"),
+                                                     card("colourful", "scripts/colour.sh"),
+                                                     card("fine", "scripts/ok.sh")],
+                             {"scripts/ok.sh": "echo 'performance: 7 runs'\n", "scripts/colour.sh": COLOUR_RUN})
+    (pkg / "docker" / "bad.ubuntu.amd.Dockerfile").write_text(COLOUR_BUILD)
+    result = pytester.runpytest_subprocess(f"--mad-package={pkg}", "--mad-tags", "tiny", AMD_CPU, "--mad-gpus", "none",
+                                           "--junitxml", str(pytester.path / "junit.xml"), "-p", "no:cacheprovider")
+    text = result.stdout.str() + result.stderr.str()
+    result.assert_outcomes(passed=1, failed=1, errors=1)
+    assert "\x1b" not in text and "\x07" not in text and "\x01" not in text  # nothing reaches the terminal raw
+    assert "red  bell\\x01" in text and "ERROR: compiler \\x01 exploded" in text
+    tail = text.split("--- last lines of the log ---", 1)[1].splitlines()
+    assert tail[1] == "model line one"  # the model's lines, not the environment capture's banner
+    junit = pytester.path / "junit.xml"
+    assert_valid_junit(junit)
+    root = ET.parse(junit).getroot()
+    cases = {case.get("name"): case for case in root.iter("testcase")}
+    assert {case.get("classname") for case in cases.values()} == {"pkg.models"}
+    assert cases["broken_build"].find("error").get("type") == "mad.build"  # type: ignore[union-attr]
+    assert cases["colourful"].find("failure").get("type") == "mad.run"  # type: ignore[union-attr]
+    assert not any(case.find("properties") is not None for case in cases.values())
+    assert model_properties(junit, "fine")["performance"] == "7"
+    assert model_properties(junit, "colourful")["status"] == "FAILURE"

@@ -174,6 +174,10 @@ def test_coloured_failures_give_valid_junit_and_a_clean_terminal(pytester: pytes
     assert "red  bell\\x01" in text and "ERROR: compiler \\x01 exploded" in text
     tail = text.split("--- last lines of the log ---", 1)[1].splitlines()
     assert tail[1] == "model line one"  # the model's lines, not the environment capture's banner
+    log_line = next(line for line in text.splitlines() if line.startswith("log: "))
+    assert Path(log_line.removeprefix("log: ")).is_file()  # the log: path shown exists
+    summary = text.split("MAD results", 1)[1]
+    assert "colourful" in summary and "broken_build" in summary
     junit = pytester.path / "junit.xml"
     assert_valid_junit(junit)
     root = ET.parse(junit).getroot()

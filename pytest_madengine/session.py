@@ -29,6 +29,7 @@ from .cards import ModelCard
 from .context import Context, build_context, card_overrides
 from .errors import MadError
 from .fileio import disambiguated, safe_name
+from .images.progress import Progress
 from .images.supply import ImageSupply, image_name_suffixes
 from .keys import SESSION_KEY
 from .parallel.gpus import GpuAllocator, GpuPool
@@ -40,6 +41,7 @@ from .targets.base import Target, TargetSettings
 from .targets.registry import BUILTIN_TARGETS, infer_target
 from .workload.known_keys import MadKeyWarning, cards_unknown, context_unknown, key_warnings
 from .workload.rundirs import sweep_stale_run_dirs
+from .xdist import terminal_line
 
 if TYPE_CHECKING:  # loaded only when a session uses them
     from .history.checks import PerformanceChecks
@@ -144,7 +146,10 @@ class MadSession:
     @cached_property
     def images(self) -> ImageSupply:
         context = self.context  # first: MAD_CONTAINER_IMAGE may set the settings' use_image
-        return ImageSupply(self.settings, context, self.session_dir)
+        supply = ImageSupply(self.settings, context, self.session_dir)
+        line = terminal_line(self.config)
+        supply.progress = Progress(line, live=line if self.settings.live_output else None)
+        return supply
 
     @cached_property
     def gpu_allocator(self) -> GpuAllocator:

@@ -16,7 +16,7 @@ import tempfile
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +33,7 @@ from .buildinfo import arch_default, base_digest, gpu_vendor_of
 from .client import docker_client
 from .contenthash import content_hash, context_files
 from .dockerfiles import image_name
+from .progress import Progress, announced
 
 HASH_LABEL = "pytest-madengine.content-hash"
 _DOCKERFILE_IN_TAR = ".pytest-madengine.Dockerfile"
@@ -199,7 +200,7 @@ def find_reusable(client: Any, spec: BuildSpec) -> Any | None:
 
 def ensure_image(card: ModelCard, dockerfile: Path, *, package_root: Path, context: Any, clean_cache: bool,
                  log_dir: Path, lock_dir: Path | None, client: Any = None, target_arch: str = "",
-                 name_suffix: str = "") -> ImageRef:
+                 name_suffix: str = "", progress: Progress | None = None) -> ImageRef:
     """Reuse the card's image when its content hash matches, else build it (once across workers).
 
     ``name_suffix`` follows the card name in the image name (set when two cards' names clash).
@@ -208,6 +209,9 @@ def ensure_image(card: ModelCard, dockerfile: Path, *, package_root: Path, conte
     calls sharing ``lock_dir`` (other items, xdist workers) reuse that fresh build. ``target_arch``
     builds the ``<image>_<arch>`` variant with ``MAD_SYSTEM_GPU_ARCHITECTURE=<arch>`` (madengine's
     ``--target-archs``). Dockerfiles that need BuildKit are built with the docker CLI (``buildkit``).
+    ``progress`` (a build, not a reuse): one line when it starts (model, image, Dockerfile, build
+    log), one every ``HEARTBEAT`` seconds while it runs, one when it ends; with ``progress.live``
+    also every line of the build's output.
     """
     if client is None:
         client = docker_client()
@@ -220,7 +224,9 @@ def ensure_image(card: ModelCard, dockerfile: Path, *, package_root: Path, conte
             return _ref(client, spec, existing.id, 0.0, reused=True, log_path=log_path, nocache=False)
         started = time.monotonic()
         build = build_with_buildkit if spec.buildkit else build_image
-        image_id = build(client, spec, card=card, nocache=clean_cache, log_path=log_path)
+        with announced(progress, card.name, spec.image, spec.dockerfile_rel, log_path):
+            image_id = build(client, spec, card=card, nocache=clean_cache, log_path=log_path,
+                             live=progress.live if progress else None)
         if clean_cache:
             _mark_built(lock_dir, spec)
         return _ref(client, spec, image_id, time.monotonic() - started, reused=False, log_path=log_path,
@@ -247,8 +253,10 @@ def _build_context(spec: BuildSpec) -> tuple[Any, str]:
     return archive, rel or _DOCKERFILE_IN_TAR
 
 
-def build_image(client: Any, spec: BuildSpec, *, card: ModelCard, nocache: bool, log_path: Path) -> str:
-    """Build through the low-level API, streaming the log to ``log_path``; returns the image id."""
+def build_image(client: Any, spec: BuildSpec, *, card: ModelCard, nocache: bool, log_path: Path,
+                live: Callable[[str], None] | None = None) -> str:
+    """Build through the low-level API, streaming the log to ``log_path`` (and each line to
+    ``live``); returns the image id."""
     from docker.errors import APIError
 
     log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -270,6 +278,9 @@ def build_image(client: Any, spec: BuildSpec, *, card: ModelCard, nocache: bool,
                 if text:
                     log.write(text)
                     tail.extend(line for line in text.splitlines() if line.strip())
+                    for line in text.splitlines() if live else ():
+                        if line.strip():
+                            live(printable(line))
                     step = _current_step(text) or step
                 if "error" in chunk:
                     error = str(chunk.get("errorDetail", {}).get("message") or chunk["error"]).strip()
@@ -305,7 +316,8 @@ def _buildkit_context(spec: BuildSpec, directory: Path) -> Path:
     return archive
 
 
-def build_with_buildkit(client: Any, spec: BuildSpec, *, card: ModelCard, nocache: bool, log_path: Path) -> str:
+def build_with_buildkit(client: Any, spec: BuildSpec, *, card: ModelCard, nocache: bool, log_path: Path,
+                        live: Callable[[str], None] | None = None) -> str:
     """Build with BuildKit through the docker CLI (argv list, context tar on stdin); the image id."""
     cli = buildkit.find_build_cli()
     log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -321,7 +333,7 @@ def build_with_buildkit(client: Any, spec: BuildSpec, *, card: ModelCard, nocach
     options += [part for key, value in sorted(spec.build_args.items()) for part in ("--build-arg", f"{key}={value}")]
     options += ["--no-cache"] if nocache else []
     with tempfile.TemporaryDirectory(prefix="pytest-madengine-build-") as tmp:
-        code, step, tail = buildkit.run_build(cli, options, _buildkit_context(spec, Path(tmp)), log_path)
+        code, step, tail = buildkit.run_build(cli, options, _buildkit_context(spec, Path(tmp)), log_path, live=live)
     if code != 0:
         where = f"{card.source}: card {card.name!r}, Dockerfile {spec.dockerfile_rel}"
         if spec.base_docker and spec.base_docker != "scratch" and not _image_exists(client, spec.base_docker):

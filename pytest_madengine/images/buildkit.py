@@ -25,6 +25,7 @@ import re
 import shutil
 import subprocess
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -121,8 +122,10 @@ def _client_major(path: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def run_build(cli: BuildCli, options: list[str], archive: Path, log_path: Path) -> tuple[int, str, list[str]]:
-    """Run ``cli`` + ``options`` + ``-`` with the context tar on stdin, appending output to the log.
+def run_build(cli: BuildCli, options: list[str], archive: Path, log_path: Path,
+              live: Callable[[str], None] | None = None) -> tuple[int, str, list[str]]:
+    """Run ``cli`` + ``options`` + ``-`` with the context tar on stdin, appending output to the log
+    (and each line to ``live``).
 
     Returns (exit status, the last BuildKit step seen, the last output lines).
     """
@@ -135,6 +138,8 @@ def run_build(cli: BuildCli, options: list[str], archive: Path, log_path: Path) 
         assert process.stdout is not None
         for line in process.stdout:
             log.write(line)
+            if live is not None and line.strip():
+                live(printable(line.rstrip("\n")))
             if line.strip():
                 tail.append(line.rstrip())
             if _STEP.match(line) and "[internal]" not in line:

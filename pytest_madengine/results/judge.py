@@ -70,7 +70,8 @@ def judge(card: ModelCard, outcome: RunOutcome, *, image: ImageRef | None, conte
         metric=first[2], rows=rows, log_path=str(outcome.log_path), log_tail=tail(main_log or log_text),
         image=image.name if image else "", gpus=tuple(gpus),
         build_duration=image.build_duration if image else 0.0, test_duration=outcome.duration,
-        node_junit=str(outcome.extra.get("node_junit") or ""), properties=properties)
+        node_junit=str(outcome.extra.get("node_junit") or ""), properties=properties,
+        notes=[f"{card.name}: {outcome.extra['keep_alive_hint']}"] if outcome.extra.get("keep_alive_hint") else [])
 
 
 def artifact_properties(extra: Mapping[str, Any]) -> dict[str, str]:

@@ -188,3 +188,60 @@ def test_coloured_failures_give_valid_junit_and_a_clean_terminal(pytester: pytes
     assert not any(case.find("properties") is not None for case in cases.values())
     assert model_properties(junit, "fine")["performance"] == "7"
     assert model_properties(junit, "colourful")["status"] == "FAILURE"
+
+
+# --- progress of long phases; --mad-keep-alive ------------------------------------------------------
+def _tiny_package(pytester: pytest.Pytester, script: str = "echo 'performance: 3 x'\n") -> Path:
+    from tests.acceptance.conftest import card, write_card_package
+
+    return write_card_package(pytester.path / "pkg", [card("tiny_model", "scripts/run.sh")],
+                              {"scripts/run.sh": script})
+
+
+@pytest.mark.docker
+def test_a_build_says_it_started_and_ended(pytester: pytest.Pytester, busybox_image: str) -> None:
+    pkg = _tiny_package(pytester)
+    result = pytester.runpytest_subprocess(f"--mad-package={pkg}", "--mad-tags", "tiny", AMD_CPU, "--mad-gpus", "none",
+                                           "--mad-clean-cache", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    lines = result.stdout.lines
+    start = [line for line in lines if line.startswith("build tiny_model: image ci-tiny_model_tiny.ubuntu.amd")]
+    assert len(start) == 1 and "from docker/tiny.ubuntu.amd.Dockerfile, log " in start[0], "\n".join(lines)
+    assert Path(start[0].rsplit("log ", 1)[1]).is_absolute() or (pytester.path / "hub" / start[0].rsplit("log ", 1)[1]).exists()
+    assert any(line.startswith("build tiny_model: done after ") for line in lines)
+    assert not any(line.startswith("Step 1/") for line in lines)  # the build's own output only with live output
+
+
+@pytest.mark.docker
+def test_live_output_streams_builds_and_runs_from_xdist_workers(pytester: pytest.Pytester,
+                                                               busybox_image: str) -> None:
+    pkg = _tiny_package(pytester, "printf 'from the model \\033[31mred\\033[0m\\n'\necho 'performance: 3 x'\n")
+    result = pytester.runpytest_subprocess(f"--mad-package={pkg}", "--mad-tags", "tiny", AMD_CPU, "--mad-gpus", "none",
+                                           "--mad-clean-cache", "--mad-live-output", "-n", "1", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    err = result.stderr.lines
+    assert any(line.startswith("[gw0] build tiny_model: image ") for line in err), "\n".join(err)
+    assert any(line.startswith("[gw0] Step 1/") for line in err)  # the build's output, streamed
+    assert "[gw0] from the model red" in err  # the run's output, colours neutralised
+    assert "\x1b" not in result.stderr.str()
+
+
+@pytest.mark.docker
+def test_keep_alive_keeps_the_container_running_and_says_how_to_enter(pytester: pytest.Pytester,
+                                                                      busybox_image: str, docker_engine) -> None:
+    import re
+
+    pkg = _tiny_package(pytester, "echo hello > left_behind.txt\necho 'performance: 3 x'\n")
+    result = pytester.runpytest_subprocess(f"--mad-package={pkg}", "--mad-tags", "tiny", AMD_CPU, "--mad-gpus", "none",
+                                           "--mad-keep-alive", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    match = re.search(r"container (mad-tiny_model-\S+) kept running \(--mad-keep-alive\); enter it with: "
+                      r"docker exec -it (\S+) bash", result.stdout.str())
+    assert match and match.group(1) == match.group(2), result.stdout.str()
+    container = docker_engine.containers.get(match.group(1))
+    try:
+        assert container.status == "running"
+        code, output = container.exec_run(["cat", "left_behind.txt"])
+        assert (code, output) == (0, b"hello\n")  # what the model left, where it left it
+    finally:
+        container.remove(force=True)

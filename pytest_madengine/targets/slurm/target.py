@@ -8,6 +8,7 @@ the run around nodes that failed their check (``nodecheck``, ``nodecheck_retry``
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -100,7 +101,16 @@ class SlurmTarget:
             return RunOutcome(exit_code=None, log_path=request.log_path, error=exc.message,
                               duration=round(time.monotonic() - started, 3),
                               timeout=effective_timeout(request.card, request.settings))
-        return self.wait(job)
+        if request.live_output is None:
+            return self.wait(job)
+        # --mad-live-output: the nodes write the job's output where only the job's end makes it whole
+        request.live_output(f"{request.card.name}: SLURM job {job.job_id} submitted; SLURM writes its output "
+                            "on the nodes, so it is shown here when the job ends")
+        outcome = self.wait(job)
+        with contextlib.suppress(OSError):
+            for line in outcome.log_path.read_text(errors="replace").splitlines():
+                request.live_output(line)
+        return outcome
 
     def submit(self, request: RunRequest) -> SubmittedJob:
         context = request.context.to_json()

@@ -9,7 +9,8 @@ Properties travel as pytest ``user_properties`` (they survive xdist). After pyte
 - names the testcase's class ``<package>.<group>`` (``mad-hub.models`` for root cards,
   ``mad-hub.dummy2`` for ``dummy2/model1``), so Jenkins and GitLab trees group models by package;
 - for ``junit_family = xunit2`` (pytest's default, whose schema ``junit-10.xsd`` allows no testcase
-  ``<properties>``) moves each model's properties into its suite's ``<properties>`` as
+  ``<properties>``) moves each testcase's properties (a model's, or a conftest test's
+  ``record_property``) into its suite's ``<properties>`` as
   ``<testcase name>::<property>`` (``dummy[ubuntu.amd]::performance``); ``xunit1`` keeps them on the testcase;
 - appends the per-node / per-pod records of multi-node runs as one suite per SLURM or Kubernetes
   Job with no testcases of their own (``tests="0"``: a model counts once), each node's figures as
@@ -179,16 +180,16 @@ def conform_session_xml(xml_path: Path, classnames: dict[tuple[str, str], str], 
         moved: list[tuple[str, str]] = []
         for case in suite.findall("testcase"):
             key = (case.get("classname") or "", case.get("name") or "")
+            properties = case.find("properties")
+            if family == "xunit2" and properties is not None:  # any test's (record_property): the file stays valid
+                case.remove(properties)
+                moved += [(f"{key[1]}::{prop.get('name')}", prop.get("value") or "") for prop in properties]
             if key not in classnames:
                 continue
             case.set("classname", classnames[key])
             for outcome in case:
                 if outcome.tag in ("failure", "error") and not outcome.get("type"):
                     outcome.set("type", FAILURE_TYPES["setup" if outcome.tag == "error" else "run"])
-            properties = case.find("properties")
-            if family == "xunit2" and properties is not None:
-                case.remove(properties)
-                moved += [(f"{key[1]}::{prop.get('name')}", prop.get("value") or "") for prop in properties]
         if moved:
             _suite_properties(suite, moved)
     for node_suite in _node_suites(node_files or []):

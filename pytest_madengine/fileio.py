@@ -30,6 +30,22 @@ def safe_name(text: str) -> str:
     return _UNSAFE.sub("_", text).strip("_")
 
 
+# Terminal control sequences a model may print: OSC (titles, hyperlinks; ended by BEL or ESC \\),
+# CSI (colours, cursor moves, screen clears), other two-byte escapes, and 8-bit CSI.
+_ESCAPE_SEQUENCES = re.compile(r"\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b\[[0-?]*[ -/]*[@-~]|\x1b[@-Z\\-_]?"
+                               r"|\x9b[0-?]*[ -/]*[@-~]")
+# What is left that a terminal or an XML 1.0 parser would act on or refuse (tab and newline stay).
+_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+
+
+def printable(text: str) -> str:
+    """``text`` (a model's or a build's output) safe for a terminal, a CI log and XML: escape
+    sequences removed, a lone carriage return made a line break, other control characters shown
+    as ``\\xNN``. ``'\\x1b[31mred\\x1b[0m\\x07'`` → ``'red\\x07'`` (the BEL as four visible chars)."""
+    text = _ESCAPE_SEQUENCES.sub("", text).replace("\r\n", "\n").replace("\r", "\n")
+    return _CONTROLS.sub(lambda match: f"\\x{ord(match.group()):02x}", text)
+
+
 def object_name(text: str) -> str:
     """A name Docker and SLURM accept for containers and jobs (``[A-Za-z0-9_.-]``).
 

@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from .cards import ModelCard
 from .context import Context
 from .errors import MadError, MadSkip
+from .fileio import printable
 from .keys import GPU_RELEASE_KEY, RESULT_KEY
 from .records import FAILURE, SKIPPED, ImageRef, ModelResult
 from .session import get_session
@@ -106,11 +108,15 @@ def run_model(request: pytest.FixtureRequest, mad_result: ModelResult) -> None:
 
 
 def failure_message(result: ModelResult) -> str:
-    lines = [f"{result.model} failed (phase {result.phase or 'run'}): {result.reason}"]
-    if result.log_path:
+    """The reason, the run log's path (only when the file is there) and the model's last lines,
+    terminal control sequences neutralised (``fileio.printable``)."""
+    lines = [f"{result.model} failed (phase {result.phase or 'run'}): {printable(result.reason)}"]
+    if result.log_path and Path(result.log_path).is_file():
         lines.append(f"log: {result.log_path}")
+    elif result.log_path:
+        lines.append(f"log: none (the run wrote no log at {result.log_path})")
     if result.log_tail:
-        lines += ["--- last lines of the log ---", result.log_tail.rstrip()]
+        lines += ["--- last lines of the log ---", printable(result.log_tail.rstrip())]
     return "\n".join(lines)
 
 

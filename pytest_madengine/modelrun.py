@@ -2,10 +2,8 @@
 from __future__ import annotations
 
 import shutil
-import sys
 import uuid
 from collections.abc import Callable
-from contextlib import nullcontext
 from dataclasses import replace
 from pathlib import Path
 
@@ -17,11 +15,7 @@ from .records import SUCCESS, ImageRef, ModelResult
 from .session import MadSession
 from .workload.run import CONTAINER_OPTION_KEYS, RunOptions, RunOutcome, RunRequest
 from .workload.rundirs import mark_owned, private_log, publish_log, release_owned
-
-
-def _write_live_line(line: str) -> None:
-    sys.stdout.write(line if line.endswith("\n") else line + "\n")
-    sys.stdout.flush()
+from .xdist import terminal_line
 
 
 def run_card(session: MadSession, item: pytest.Item, card: ModelCard, context: Context, image: ImageRef,
@@ -70,17 +64,14 @@ def _run_once(session: MadSession, item: pytest.Item, card: ModelCard, context: 
         adjust_options=(lambda options: hook.pytest_madengine_docker_run_options(
             card=card, context=context, options=options))
         if hook.pytest_madengine_docker_run_options.get_hookimpls() else None,
-        live_output=_write_live_line if settings.live_output else None,
+        live_output=terminal_line(session.config) if settings.live_output else None,
         cache_dir=Path(session.session_dir) / "cache",
         on_model_exit=release_gpus,
         container_options=_container_options(session, card, context),
     )
-    capman = session.config.pluginmanager.getplugin("capturemanager")
-    quiet = capman.global_and_fixture_disabled() if settings.live_output and capman else nullcontext()
     keep = settings.keep_model_dir or settings.keep_alive
     try:
-        with quiet:
-            outcome = session.target.run(request)
+        outcome = session.target.run(request)
         result = _judge(session, card, context, image, gpus, outcome)
         result = _relocated(result, publish_log(request.log_path, log_path))
     finally:  # interrupted (Ctrl-C, SIGTERM) too: the run dir goes unless kept

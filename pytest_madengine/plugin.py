@@ -58,6 +58,7 @@ def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Pa
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
     if not _settings.is_active(config):
+        _settings.check_inert(config)
         return
     from . import fixtures
     from .items import ItemHooks

@@ -28,6 +28,7 @@ from .cards import ModelCard
 from .context import Context, card_overrides
 from .errors import MadError
 from .fileio import disambiguated, safe_name
+from .images.progress import Progress
 from .images.supply import ImageSupply, image_name_suffixes
 from .facts import EarlyFacts, early_facts
 from .keys import SESSION_KEY, TARGET_KEY
@@ -40,6 +41,7 @@ from .targets.base import Target, TargetSettings
 from .targets.builtins import BUILTIN_TARGETS, infer_target
 from .workload.known_keys import MadKeyWarning, cards_unknown, context_unknown, key_warnings
 from .workload.rundirs import sweep_stale_run_dirs
+from .xdist import terminal_line
 
 if TYPE_CHECKING:  # loaded only when a session uses them
     from .discovery.package import CardError
@@ -137,8 +139,10 @@ class MadSession:
 
     @cached_property
     def images(self) -> ImageSupply:
-        context = self.context
-        return ImageSupply(self.settings, context, self.session_dir)
+        supply = ImageSupply(self.settings, self.context, self.session_dir)
+        line = terminal_line(self.config)
+        supply.progress = Progress(line, live=line if self.settings.live_output else None)
+        return supply
 
     @cached_property
     def gpu_allocator(self) -> GpuAllocator:
@@ -228,7 +232,13 @@ class MadSession:
             compare = parse_compare_spec(settings.compare) if settings.compare else None
         except MadError as exc:
             raise usage_error(exc) from None
-        return PerformanceChecks(references, settings.history, compare, settings.fail_on_regression, self.session_id)
+        checks = PerformanceChecks(references, settings.history, compare, settings.fail_on_regression, self.session_id)
+        if not self.is_worker:
+            try:
+                checks.check_baseline_session()
+            except MadError as exc:
+                raise usage_error(exc) from None
+        return checks
 
     @cached_property
     def history_sink(self) -> HistorySink | None:
@@ -272,7 +282,8 @@ class MadSession:
 
         xmlpath = getattr(self.config.option, "xmlpath", None)
         width = self.config.get_terminal_writer().fullwidth
-        junit = JUnitSink(Path(xmlpath) if xmlpath else None)
+        junit = JUnitSink(Path(xmlpath) if xmlpath else None, package=self.settings.package.name,
+                          family=str(self.config.getini("junit_family") or "xunit2"))
         sinks: list[ResultSink]
         if self.settings.build_only:  # builds append nothing to perf.csv: the last run's entry stays
             sinks = [SummarySink(width, manifest=self.settings.manifest_output), junit]
@@ -301,8 +312,9 @@ class MadSession:
         _ = self.performance_checks  # so are bad references and --mad-compare values
         self._check_inputs()
         if not self.config.option.collectonly:
-            _ = self.recorder  # opens the history: an unusable file is a usage error too
             self._check_outputs()
+            self._preflight()
+            _ = self.recorder  # opens the history: an unusable file is a usage error too
             try:
                 self.target.sweep_stale()
             except MadError as exc:  # e.g. no kubeconfig: the session cannot run anything
@@ -338,6 +350,16 @@ class MadSession:
             if not (self.settings.use_image or self.settings.manifest):
                 for card in self.cards:
                     check_image_name(card)
+        except MadError as exc:
+            raise usage_error(exc) from None
+
+    def _preflight(self) -> None:
+        """The target's backend answers (once, before any build); ``preflight`` is optional."""
+        check = getattr(self.target, "preflight", None)
+        if check is None or self.settings.build_only:
+            return
+        try:
+            check()
         except MadError as exc:
             raise usage_error(exc) from None
 
@@ -400,7 +422,7 @@ class MadSession:
         if self._target is not None:
             self._target.cancel_all()
             self._target.close()
-        if not self.is_worker:
+        if not self.is_worker and not self.config.option.collectonly:  # --collect-only writes nothing
             self._summary_lines = self.recorder.finish()
 
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:

@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 
+from .errors import MadError
+
 REGISTRY_FILE = "models.json"
 
 
@@ -224,6 +226,17 @@ def is_active(config: pytest.Config, namespace: argparse.Namespace | None = None
     return False
 
 
+def check_inert(config: pytest.Config) -> None:
+    """``--mad-*`` options on the command line of a session that selects no model: a usage error
+    saying how to select models (otherwise pytest would only say "no tests ran")."""
+    given = [opt.flag for opt in OPTIONS if config.getoption(opt.dest) is not None]
+    if given:
+        raise pytest.UsageError(
+            f"{', '.join(given)} given, but no MAD models are selected, so the plugin is off. Fix: select "
+            "models with --mad-tags NAME|TAG|all (or --mad-manifest FILE, --mad-batch-manifest FILE, "
+            "--mad-build-only, --mad-package DIR, or the mad_package ini key).")
+
+
 def _split_tags(values: list[str]) -> tuple[str, ...]:
     tags: list[str] = []
     for value in values or []:
@@ -254,6 +267,11 @@ def from_config(config: pytest.Config, namespace: argparse.Namespace | None = No
     def path(key: str) -> Path | None:
         return Path(values[key]) if values[key] else None
 
+    try:
+        results = _results_settings(values, package)
+    except MadError as exc:  # e.g. --mad-repeat 0: a usage error before anything starts
+        raise pytest.UsageError(exc.message) from None
+
     return Settings(
         package=package,
         tags=_split_tags(values["mad_tags"]),
@@ -283,7 +301,7 @@ def from_config(config: pytest.Config, namespace: argparse.Namespace | None = No
         target_archs=_target_archs(values["mad_target_archs"], bool(values["mad_build_only"])),
         summary_output=path("mad_summary_output"),
         **_madengine_files(values),
-        **_results_settings(values, package),
+        **results,
     )
 
 
@@ -332,8 +350,6 @@ def _target_archs(values: list[str], build_only: bool) -> tuple[str, ...]:
 
 def _results_settings(values: dict[str, Any], package: Path) -> dict[str, Any]:
     """History, references, compare and repeat settings, validated (MadError naming the option)."""
-    from .errors import MadError
-
     def percent(name: str) -> float | None:
         raw = values["mad_" + name.replace("-", "_")]
         if raw in (None, ""):
@@ -357,7 +373,7 @@ def _results_settings(values: dict[str, Any], package: Path) -> dict[str, Any]:
                        fix="leave out --mad-history none (or --mad-compare)")
     fail_on_regression, max_cv = percent("fail-on-regression"), percent("max-cv")
     if fail_on_regression is not None and compare is None:
-        raise MadError("--mad-fail-on-regression compares with a baseline that is not chosen",
+        raise MadError("no baseline is chosen to compare with",
                        where="--mad-fail-on-regression", fix="add --mad-compare last (or best, mean:N, ...)")
     raw_repeat = values["mad_repeat"]
     try:

@@ -13,12 +13,16 @@ Registered only when pytest-xdist is present (the hooks do not exist without it)
 from __future__ import annotations
 
 import os
+import sys
+import threading
 from collections.abc import Callable
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from .fileio import printable
 from .parallel.gpulog import AllocationFeed
 from .parallel.gpus import EVENTS_NAME, GpuAllocator, GpuPool
 from .parallel.scheduler import Demand, auto_workers, make_scheduler_class
@@ -134,3 +138,26 @@ def queued_job_workers(config: pytest.Config) -> int | None:
         return None
     workers = queued_workers(infer_target(facts.settings.target, facts.context.data), facts.settings.target_options)
     return workers if workers > 1 else None
+
+
+def terminal_line(config: pytest.Config) -> Callable[[str], None]:
+    """A writer of whole lines that reach the user's terminal (or CI log) while pytest captures
+    output, from any thread, terminal control sequences neutralised (``fileio.printable``). On an xdist worker the lines go to stderr, prefixed ``[gwN]`` (a
+    worker's stdout is xdist's channel to the controller; its stderr is the controller's)."""
+    capman = config.pluginmanager.getplugin("capturemanager")
+    reporter = config.pluginmanager.getplugin("terminalreporter")
+    workerinput = getattr(config, "workerinput", None)
+    prefix = f"[{workerinput['workerid']}] " if workerinput else ""
+    lock = threading.Lock()
+
+    def write(line: str) -> None:
+        line = printable(line)  # a model's colours, titles and bells never reach the terminal raw
+        with lock, capman.global_and_fixture_disabled() if capman else nullcontext():
+            if reporter is not None and not workerinput:  # on a line of its own, after pytest's progress
+                reporter.write_line(line.rstrip("\n"))
+                return
+            stream = sys.stderr if workerinput else sys.stdout
+            stream.write(f"{prefix}{line.rstrip(chr(10))}\n")
+            stream.flush()
+
+    return write

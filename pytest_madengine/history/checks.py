@@ -35,6 +35,21 @@ class PerformanceChecks:
     def active(self) -> bool:
         return self.references is not None or (self.compare is not None and self.history is not None)
 
+    def check_baseline_session(self) -> None:
+        """``--mad-compare SESSION_ID``: raise :class:`MadError` unless the history holds that
+        session (otherwise every model would go uncompared and the regression gate be off)."""
+        if self.compare is None or self.compare.kind != "session" or self.history is None:
+            return
+        found = False
+        if self.history.is_file():
+            with HistoryStore(self.history) as store:
+                found = store.session(self.compare.session_id) is not None
+        if not found:
+            raise MadError(f"the history {self.history} has no session {self.compare.session_id!r}",
+                           where=f"--mad-compare {self.compare.text}",
+                           fix="pick an id from `python -m pytest_madengine history list` (or use last, best, "
+                           "mean:N, median:N)")
+
     def apply(self, result: ModelResult) -> ModelResult:
         """``result`` judged against its reference and baseline (unchanged when neither applies)."""
         properties = dict(result.properties)

@@ -17,7 +17,7 @@ import tempfile
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +25,7 @@ from typing import Any
 
 from ..cards import ModelCard
 from ..errors import MadError
-from ..fileio import locked
+from ..fileio import locked, printable
 from ..records import ImageRef
 from ..workload.credentials import credential_env
 from ..workload.paths import confined
@@ -34,6 +34,7 @@ from .buildinfo import arch_default, base_digest, gpu_vendor_of
 from .client import docker_client
 from .contenthash import content_hash, context_files
 from .dockerfiles import image_name
+from .progress import Progress, announced
 
 HASH_LABEL = "pytest-madengine.content-hash"
 _DOCKERFILE_IN_TAR = ".pytest-madengine.Dockerfile"
@@ -212,7 +213,7 @@ def find_reusable(client: Any, spec: BuildSpec) -> Any | None:
 
 def ensure_image(card: ModelCard, dockerfile: Path, *, package_root: Path, context: Any, clean_cache: bool,
                  log_dir: Path, lock_dir: Path | None, client: Any = None, target_arch: str = "",
-                 name_suffix: str = "") -> ImageRef:
+                 name_suffix: str = "", progress: Progress | None = None) -> ImageRef:
     """Reuse the card's image when its content hash matches, else build it (once across workers).
 
     ``name_suffix`` follows the card name in the image name (set when two cards' names clash).
@@ -222,6 +223,9 @@ def ensure_image(card: ModelCard, dockerfile: Path, *, package_root: Path, conte
     builds the ``<image>_<arch>`` variant with ``MAD_SYSTEM_GPU_ARCHITECTURE=<arch>`` (madengine's
     ``--target-archs``). Builds use BuildKit through the docker CLI wherever it is available
     (``buildkit.default_cli``), the SDK's classic builder only where it is not.
+    ``progress`` (a build, not a reuse): one line when it starts (model, image, Dockerfile, build
+    log), one every ``HEARTBEAT`` seconds while it runs, one when it ends; with ``progress.live``
+    also every line of the build's output.
     """
     if client is None:
         client = docker_client()
@@ -234,7 +238,9 @@ def ensure_image(card: ModelCard, dockerfile: Path, *, package_root: Path, conte
             return _ref(client, spec, existing.id, 0.0, reused=True, log_path=log_path, nocache=False)
         started = time.monotonic()
         build = build_with_buildkit if spec.buildkit or buildkit.default_cli() else build_image
-        image_id = build(client, spec, card=card, nocache=clean_cache, log_path=log_path)
+        with announced(progress, card.name, spec.image, spec.dockerfile_rel, log_path):
+            image_id = build(client, spec, card=card, nocache=clean_cache, log_path=log_path,
+                             live=progress.live if progress else None)
         if clean_cache:
             _mark_built(lock_dir, spec)
         return _ref(client, spec, image_id, time.monotonic() - started, reused=False, log_path=log_path,
@@ -261,8 +267,10 @@ def _build_context(spec: BuildSpec) -> tuple[Any, str]:
     return archive, rel or _DOCKERFILE_IN_TAR
 
 
-def build_image(client: Any, spec: BuildSpec, *, card: ModelCard, nocache: bool, log_path: Path) -> str:
-    """Build through the low-level API, streaming the log to ``log_path``; returns the image id."""
+def build_image(client: Any, spec: BuildSpec, *, card: ModelCard, nocache: bool, log_path: Path,
+                live: Callable[[str], None] | None = None) -> str:
+    """Build through the low-level API, streaming the log to ``log_path`` (and each line to
+    ``live``); returns the image id."""
     from docker.errors import APIError
 
     log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -284,6 +292,9 @@ def build_image(client: Any, spec: BuildSpec, *, card: ModelCard, nocache: bool,
                 if text:
                     log.write(text)
                     tail.extend(line for line in text.splitlines() if line.strip())
+                    for line in text.splitlines() if live else ():
+                        if line.strip():
+                            live(printable(line))
                     step = _current_step(text) or step
                 if "error" in chunk:
                     error = spec.redact(str(chunk.get("errorDetail", {}).get("message") or chunk["error"]).strip())
@@ -319,7 +330,8 @@ def _buildkit_context(spec: BuildSpec, directory: Path) -> Path:
     return archive
 
 
-def build_with_buildkit(client: Any, spec: BuildSpec, *, card: ModelCard, nocache: bool, log_path: Path) -> str:
+def build_with_buildkit(client: Any, spec: BuildSpec, *, card: ModelCard, nocache: bool, log_path: Path,
+                        live: Callable[[str], None] | None = None) -> str:
     """Build with BuildKit through the docker CLI (argv list, context tar on stdin); the image id."""
     cli = buildkit.default_cli() or buildkit.find_build_cli()
     log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -336,7 +348,7 @@ def build_with_buildkit(client: Any, spec: BuildSpec, *, card: ModelCard, nocach
     options += ["--no-cache"] if nocache else []
     with tempfile.TemporaryDirectory(prefix="pytest-madengine-build-") as tmp:
         code, step, tail = buildkit.run_build(cli, options, _buildkit_context(spec, Path(tmp)), log_path,
-                                              redact=spec.redact)
+                                              redact=spec.redact, live=live)
     if code != 0:
         where = f"{card.source}: card {card.name!r}, Dockerfile {spec.dockerfile_rel}"
         if spec.base_docker and spec.base_docker != "scratch" and not _image_exists(client, spec.base_docker):
@@ -365,7 +377,7 @@ def _build_error(client: Any, spec: BuildSpec, card: ModelCard, step: str, error
             fix=f"build or tag {spec.base_docker} locally (docker tag <local image> {spec.base_docker}), "
                 "or pass another base with --mad-context \"{'docker_build_arg': {'BASE_DOCKER': 'IMAGE'}}\"",
         )
-    shown = "\n".join(tail[-10:])
+    shown = printable("\n".join(tail[-10:]))
     return MadError(
         f"building image {spec.image} failed at {step or 'the first step'}: {error}\n"
         f"Last build output:\n{shown}\nFull build log: {log_path}",

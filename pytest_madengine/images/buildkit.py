@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import MadError
+from ..fileio import printable
 
 TOOLS_DIR = Path("docker") / "common"
 TOOLS_IN_TAR = ".pytest-madengine-tools"
@@ -155,8 +156,10 @@ def _client_major(path: str) -> int | None:
 
 
 def run_build(cli: BuildCli, options: list[str], archive: Path, log_path: Path,
-              redact: Callable[[str], str] = str) -> tuple[int, str, list[str]]:
-    """Run ``cli`` + ``options`` + ``-`` with the context tar on stdin, appending output to the log.
+              redact: Callable[[str], str] = str,
+              live: Callable[[str], None] | None = None) -> tuple[int, str, list[str]]:
+    """Run ``cli`` + ``options`` + ``-`` with the context tar on stdin, appending output to the log
+    (and each line to ``live``).
 
     Every output line passes through ``redact`` first (BuildKit shows ARG values in step names).
     Returns (exit status, the last BuildKit step seen, the last output lines).
@@ -171,6 +174,8 @@ def run_build(cli: BuildCli, options: list[str], archive: Path, log_path: Path,
             for raw in process.stdout:
                 line = redact(raw)
                 log.write(line)
+                if live is not None and line.strip():
+                    live(printable(line.rstrip("\n")))
                 if line.strip():
                     tail.append(line.rstrip())
                 if _STEP.match(line) and "[internal]" not in line:
@@ -197,7 +202,7 @@ def failure_problem(image: str, step: str, tail: list[str], log_path: Path, dock
         fix = ("upgrade the Docker engine to 23 or later, or put '# syntax=docker/dockerfile:1.4' on the "
                "Dockerfile's first line (that frontend image must then be pullable or loaded locally)")
         return problem, fix
-    shown = "\n".join(tail[-10:])
+    shown = printable("\n".join(tail[-10:]))
     problem = (f"building image {image} failed at {step or 'the first step'} (BuildKit)\n"
                f"Last build output:\n{shown}\nFull build log: {log_path}")
     return problem, "fix the failing Dockerfile step (see the build log)"

@@ -6,6 +6,7 @@ daemon always gives the same message.
 """
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
@@ -23,9 +24,10 @@ API_TIMEOUT = 600
 
 def daemon_unreachable(exc: BaseException) -> MadError:
     """The error for an engine that is not there (never started, stopped mid-session)."""
-    return MadError(f"cannot reach the Docker daemon ({exc.__class__.__name__}: {exc})",
+    address = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+    return MadError(f"cannot reach the Docker daemon at {address} ({exc.__class__.__name__}: {exc})",
                     where="Docker engine",
-                    fix="start dockerd (or set DOCKER_HOST) and check `docker info` works")
+                    fix="start dockerd (or point DOCKER_HOST at a running engine) and check `docker info` works")
 
 
 @cache

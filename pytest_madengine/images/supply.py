@@ -23,6 +23,7 @@ from ..records import SUCCESS, ImageRef, ModelResult
 from ..settings import Settings
 from .client import docker_client, engine_errors
 from .manifest import BatchEntry, Manifest, ManifestWriter
+from .progress import Progress
 
 
 def image_name_suffixes(card_names: Iterable[str]) -> dict[str, str]:
@@ -46,6 +47,7 @@ class ImageSupply:
         self.session_dir = session_dir
         self._variants: dict[str, tuple[str, ...]] = {}
         self.name_suffixes: dict[str, str] = {}  # card name → image name suffix (clashing names only)
+        self.progress: Progress | None = None  # where builds say they started and are alive
 
     @cached_property
     def manifest(self) -> Manifest | None:
@@ -101,7 +103,8 @@ class ImageSupply:
         return ensure_image(card, Path(paths[0]), package_root=root, context=self.context,
                             clean_cache=self.settings.clean_cache, log_dir=self.settings.log_dir,
                             lock_dir=self.session_dir / "build-locks", client=docker_client(),
-                            target_arch=target_arch, name_suffix=self.name_suffixes.get(card.name, ""))
+                            target_arch=target_arch, name_suffix=self.name_suffixes.get(card.name, ""),
+                            progress=self.progress)
 
     def image_for_run(self, card: ModelCard, dockerfile: str | None) -> ImageRef:
         """The image for a run: --mad-use-image, a build manifest's image, or a build. Raises MadError."""

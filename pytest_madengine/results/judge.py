@@ -16,6 +16,7 @@ from typing import Any
 
 from ..cards import ModelCard
 from ..errors import MadError
+from ..fileio import printable
 from ..records import FAILURE, PERF_CSV_COLUMNS, SKIPPED, SUCCESS, ImageRef, ModelResult
 from ..workload.run import RunOutcome
 from .aggregate import aggregate
@@ -70,7 +71,8 @@ def judge(card: ModelCard, outcome: RunOutcome, *, image: ImageRef | None, conte
         image=image.name if image else "", gpus=tuple(gpus),
         build_duration=image.build_duration if image else 0.0, test_duration=outcome.duration,
         node_junit=str(outcome.extra.get("node_junit") or ""), properties=properties,
-        notes=[_non_finite([m]) for m in measurements if m[1] and not _finite(m[1])] if status == SUCCESS else [])
+        notes=([_non_finite([m]) for m in measurements if m[1] and not _finite(m[1])] if status == SUCCESS else [])
+        + ([f"{card.name}: {outcome.extra['keep_alive_hint']}"] if outcome.extra.get("keep_alive_hint") else []))
 
 
 def artifact_properties(extra: Mapping[str, Any]) -> dict[str, str]:
@@ -143,10 +145,18 @@ def build_rows(card: ModelCard, measurements: list[Measurement], *, status: str,
     return rows
 
 
+# The last line of the system environment capture that heads a run log (presets/tools/sys_env.sh).
+SYS_ENV_END = "==== end of system environment ===="
+
+
 def tail(text: str, lines: int = TAIL_LINES) -> str:
-    """The last ``lines`` lines of a log (without a trailing newline)."""
+    """The model's last ``lines`` lines of a log (without a trailing newline): the environment
+    capture above them left out, terminal control sequences neutralised (``fileio.printable``)."""
     end = text[-(1 << 20):]  # the last MiB holds the tail of any sane log; no copy of it all
-    return "\n".join(end.rstrip("\n").rsplit("\n", lines)[-lines:]) if text else ""
+    banner = end.rfind(SYS_ENV_END)
+    if banner >= 0 and end.find("\n", banner) >= 0:
+        end = end[end.find("\n", banner) + 1:]
+    return printable("\n".join(end.rstrip("\n").rsplit("\n", lines)[-lines:])) if end.strip() else ""
 
 
 # --- performance and verdict ---------------------------------------------------------------

@@ -4,13 +4,16 @@ A target's life in a session, on every process (controller and each xdist worker
 
 1. ``Cls.from_settings(TargetSettings)`` — cheap: no connection yet, so ``--collect-only`` and
    build-only sessions never reach the backend;
-2. ``sweep_stale()`` — controller only, at session start: remove what sessions whose pytest
+2. ``preflight()`` — optional (a target without it is not checked); controller only, once, before
+   any build and not for ``--collect-only`` or ``--mad-build-only``: raise ``MadError`` (a usage
+   error naming the backend, its address and the fix) when the backend cannot take runs;
+3. ``sweep_stale()`` — controller only, at session start: remove what sessions whose pytest
    process died left behind (containers, jobs, objects). Never raises for an unreachable backend;
-3. ``run(RunRequest) -> RunOutcome`` — run one model to completion or timeout; infrastructure
+4. ``run(RunRequest) -> RunOutcome`` — run one model to completion or timeout; infrastructure
    problems go into ``RunOutcome.error`` as one paragraph, never as an exception;
-4. ``cancel_all()`` — stop and remove everything this process started (Ctrl-C, SIGTERM, end of
+5. ``cancel_all()`` — stop and remove everything this process started (Ctrl-C, SIGTERM, end of
    session). Idempotent, callable from a signal handler's aftermath;
-5. ``close()`` — the session is over: wait for background work; on the controller also remove
+6. ``close()`` — the session is over: wait for background work; on the controller also remove
    whatever of this session is left (a dead worker's container) unless ``--mad-keep-alive``.
 
 Targets are created through the ``pytest_madengine_make_target`` hook (``targets.builtins`` holds

@@ -37,11 +37,9 @@ def perf_rows(path: Path) -> list[dict[str, str]]:
 
 
 def junit_properties(path: Path) -> dict[str, str]:
-    import xml.etree.ElementTree as ET
+    from tests.junit_records import model_properties
 
-    case = ET.parse(path).getroot().find(".//testcase")
-    assert case is not None
-    return {prop.get("name", ""): prop.get("value", "") for prop in case.iter("property")}
+    return model_properties(path)
 
 
 def test_reference_band_passes_at_900_and_fails_at_812(pytester: pytest.Pytester, busybox_image: str) -> None:

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.junit_records import model_properties
+
 from .conftest import AMD_CPU, card, write_card_package
 
 pytestmark = pytest.mark.docker
@@ -34,10 +36,6 @@ def read_perf(path: Path) -> list[dict[str, str]]:
 def junit_cases(path: Path) -> dict[str, ET.Element]:
     root = ET.parse(path).getroot()
     return {case.get("name"): case for case in root.iter("testcase")}
-
-
-def properties(case: ET.Element) -> dict[str, str]:
-    return {p.get("name"): p.get("value") for p in case.iter("property")}
 
 
 def test_example_package_end_to_end(pytester: pytest.Pytester, example_package: Path,
@@ -66,7 +64,7 @@ def test_example_package_end_to_end(pytester: pytest.Pytester, example_package: 
     entry = read_perf(pytester.path / "perf_entry.csv")
     assert len(entry) == len(rows)
     cases = junit_cases(pytester.path / "junit.xml")
-    props = properties(cases["dummy2/model1"])
+    props = model_properties(pytester.path / "junit.xml", "dummy2/model1")
     assert props["performance"] == "1234" and props["metric"] == "tokens_per_second"
     assert props["status"] == "SUCCESS" and props["docker_image"] == "ci-dummy2_model1_dummy.ubuntu.amd"
     for key in ("gpu_architecture", "n_gpus", "build_duration", "test_duration"):

@@ -7,7 +7,6 @@ Expected command lines are the catalogue's (``pytest_madengine/presets/tools/too
 from __future__ import annotations
 
 import csv
-import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -61,7 +60,9 @@ def run_with_tools(pytester: pytest.Pytester, pkg: Path, tools: str) -> pytest.R
 
 
 def junit_properties(path: Path) -> dict[str, str]:
-    return {prop.get("name"): prop.get("value") for prop in ET.parse(path).iter("property")}
+    from tests.junit_records import model_properties
+
+    return model_properties(path)
 
 
 def test_rocprofv3_compute_wraps_the_model_and_its_output_lands_in_the_log_dir(pytester, python_image):

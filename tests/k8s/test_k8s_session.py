@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.junit_records import assert_valid_junit
+
 pytestmark = [pytest.mark.k8s, pytest.mark.docker]
 
 LOADER = str(Path(__file__).resolve().parents[1] / "infra" / "load-k8s-image.sh")
@@ -129,9 +131,14 @@ def test_two_node_model_ranks_see_their_variables_and_both_report(pytester, k8s_
     assert log.count("resolved mad-pair-") == 2
     row = perf_rows(pytester.path)["pair"]
     assert ",kubernetes,torchrun," in row and row.split(",")[2] == "2"
-    cases = {case.get("name"): case.get("classname")
-             for case in ET.parse(pytester.path / "junit.xml").getroot().iter("testcase")}
-    assert {cases["pair [rank 0]"], cases["pair [rank 1]"]} == {"k8s.node1", "k8s.node2"}
+    junit = pytester.path / "junit.xml"
+    assert_valid_junit(junit)
+    root = ET.parse(junit).getroot()
+    assert [case.get("name") for case in root.iter("testcase")] == ["pair"]  # the model counts once
+    jobs = [suite for suite in root.iter("testsuite") if suite.get("name", "").startswith("k8s job")]
+    assert len(jobs) == 1 and jobs[0].get("tests") == "0"  # one suite per Kubernetes Job
+    nodes = {prop.get("name"): prop.get("value") for prop in jobs[0].iter("property")}
+    assert {nodes["pair [rank 0]::classname"], nodes["pair [rank 1]::classname"]} == {"k8s.node1", "k8s.node2"}
 
 
 def test_model_past_its_timeout_is_deleted_and_fails(pytester, k8s_cluster, k8s_namespace, api, busybox_image):

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.junit_records import assert_valid_junit, model_properties
+
 from .test_slurm_cluster import _wait_for_running, squeue_ids
 
 pytestmark = [pytest.mark.slurm, pytest.mark.docker]
@@ -67,16 +69,19 @@ def test_session_runs_models_as_slurm_jobs(pytester: pytest.Pytester, slurm_clus
     assert set(by_model) == {"single", "pair"}
     assert ",slurm,torchrun," in by_model["pair"] and by_model["pair"].split(",")[2] == "2"  # nnodes
     assert ",42.5,samples_per_second," in by_model["single"] and "SUCCESS" in by_model["single"]
-    cases = ET.parse(pytester.path / "junit.xml").getroot().iter("testcase")
-    props = {case.get("name"): {p.get("name"): p.get("value") for p in case.iter("property")} for case in cases}
+    junit = pytester.path / "junit.xml"
+    assert_valid_junit(junit)
+    pair = model_properties(junit, "pair")
     # both nodes print 42.5 samples_per_second: a throughput, summed over the nodes as madengine does
-    assert props["pair"]["performance"] == "85"
-    assert (props["pair"]["aggregation.method"], props["pair"]["aggregation.per_node"]) == ("sum", "42.5,42.5")
-    # each node's own testcase, merged from the nodes' JUnit files (one suite per SLURM job)
-    assert {"pair [rank 0]", "pair [rank 1]", "single [rank 0]"} <= set(props)
-    classes = {case.get("name"): case.get("classname")
-               for case in ET.parse(pytester.path / "junit.xml").getroot().iter("testcase")}
-    assert {classes["pair [rank 0]"], classes["pair [rank 1]"]} == {"slurm.node1", "slurm.node2"}
+    assert pair["performance"] == "85"
+    assert (pair["aggregation.method"], pair["aggregation.per_node"]) == ("sum", "42.5,42.5")
+    # each node's record, merged from the nodes' JUnit files into a testcase-free suite per SLURM job
+    root = ET.parse(junit).getroot()
+    assert sorted(case.get("name") for case in root.iter("testcase")) == ["pair", "single"]
+    nodes = {prop.get("name"): prop.get("value") for prop in root.iter("property") if " [rank " in prop.get("name")}
+    assert {nodes["pair [rank 0]::classname"], nodes["pair [rank 1]::classname"]} == {"slurm.node1", "slurm.node2"}
+    assert nodes["single [rank 0]::status"] == "passed"
+    assert len([suite for suite in root.iter("testsuite") if suite.get("name", "").startswith("slurm job")]) == 2
 
 
 def test_models_of_a_session_without_n_run_as_concurrent_jobs(pytester: pytest.Pytester, slurm_cluster,
@@ -98,6 +103,12 @@ def test_session_fails_a_failing_model_with_its_log(pytester: pytest.Pytester, s
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*boom: broken model*"])
     assert "FAILURE" in perf_rows(pytester)["broken"]
+    junit = pytester.path / "junit.xml"
+    assert_valid_junit(junit)  # the job's node record included
+    suites = list(ET.parse(junit).getroot().iter("testsuite"))
+    assert sum(int(suite.get("tests", "0")) for suite in suites) == 1  # the failed model counts once
+    assert sum(int(suite.get("failures", "0")) + int(suite.get("errors", "0")) for suite in suites) == 1
+    assert any(suite.get("name", "").startswith("slurm job") for suite in suites)
 
 
 def test_ctrl_c_of_pytest_cancels_its_job(tmp_path: Path, slurm_cluster, busybox_image):

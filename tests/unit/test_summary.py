@@ -204,3 +204,56 @@ def test_build_totals_line_for_one_image() -> None:
 
     assert build_totals_line(build_results()[:1]) == (
         "1 model built only (none run): images 1 built, 0 reused, 0 pushed, 0 failed; build time 3.2 s")
+
+
+# --- the whole truth (issue 20.7) -----------------------------------------------------------------
+def test_item_name_carries_the_variant() -> None:
+    result = ModelResult(model="dummy", status=SUCCESS, performance="1", metric="x",
+                         nodeid="hub/models.json::dummy[ubuntu.amd]")
+    assert "dummy[ubuntu.amd]" in line_with(render_summary([result], width=200), "SUCCESS")
+
+
+def test_compare_shows_baseline_and_change() -> None:
+    result = ModelResult(model="llama", status=FAILURE, phase="performance", performance="900", metric="tok/s",
+                         reason="12.0 % below its baseline", properties={"baseline": "1022.7", "relative_change": "-12.00"})
+    text = render_summary([result], width=200)
+    assert "baseline" in text.splitlines()[2] and "change" in text.splitlines()[2]  # the header row
+    row = line_with(text, "llama")
+    assert "1022.7" in row and "-12.00 %" in row
+    assert "baseline" not in render_summary(RESULTS, width=200)  # no comparison, no empty columns
+
+
+def test_repeats_show_the_median_the_spread_and_each_run() -> None:
+    rows = [{"model": "m", "status": SUCCESS, "performance": value, "metric": "x"} for value in ("10", "12", "11")]
+    result = ModelResult(model="m", status=SUCCESS, performance="11", metric="x", rows=rows,
+                         properties={"repeat_count": "3", "repeat_median": "11", "repeat_min": "10",
+                                     "repeat_max": "12", "repeat_stdev": "1", "repeat_cv": "9.09"})
+    text = render_summary([result], width=200)
+    assert "10-12, CV 9.09 %" in line_with(text, "SUCCESS")
+    runs = [[cell.strip() for cell in line_with(text, f"run {n}").split("│")[2:4]] for n in (1, 2, 3)]
+    assert runs == [["SUCCESS", "10"], ["SUCCESS", "12"], ["SUCCESS", "11"]]
+
+
+def test_multi_node_value_says_how_it_was_combined() -> None:
+    result = ModelResult(model="pair", status=SUCCESS, performance="85", metric="samples_per_second",
+                         properties={"aggregation.method": "sum", "aggregation.nodes": "2"})
+    assert "2 nodes, sum" in line_with(render_summary([result], width=200), "pair")
+
+
+def test_terminal_control_sequences_never_reach_the_summary() -> None:
+    result = ModelResult(model="evil", status=FAILURE, phase="run",
+                         reason="\x1b]0;owned\x07\x1b[2J\x1b[31mboom\x1b[0m \x08x")
+    text = render_summary([result], width=200)
+    assert "\x1b" not in text and "\x07" not in text and "\x08" not in text
+    assert "[run] boom \\x08x" in line_with(text, "evil")
+
+
+def test_summary_fits_80_columns_with_every_column_in_use() -> None:
+    result = ModelResult(model="pyt_vllm_llama-3.1-8b[ubuntu.amd]", status=FAILURE, phase="performance",
+                         performance="900.5", metric="tokens_per_second", reason="below baseline", gpus=(0, 1),
+                         properties={"baseline": "1022.7", "relative_change": "-12.00", "repeat_count": "2",
+                                     "repeat_min": "880", "repeat_max": "921", "repeat_cv": "3.2",
+                                     "aggregation.method": "sum", "aggregation.nodes": "2"})
+    text = render_summary([result], width=80)
+    assert all(len(line) <= 80 for line in text.splitlines()), text
+    assert "pyt_vllm_llama-3.1-8b[ubuntu.amd]" in text and "FAILURE" in text

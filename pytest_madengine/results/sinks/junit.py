@@ -1,20 +1,35 @@
-"""JUnit XML: a result's testcase properties, its one-line system-out, merging per-node files.
+"""JUnit XML that CI reads right: each model's figures, its one-line system-out, merged node records.
 
-Properties travel as pytest ``user_properties`` (they survive xdist); GitLab ignores testcase
-properties, so the one-line result also goes into ``system-out`` by post-processing the XML
-pytest wrote; that pass also gives each failed model's ``<failure>`` / ``<error>`` the ``type``
-``mad.<phase>`` (build, run, timeout, sanity, performance) so CI can filter build failures from
-run failures and timeouts while pytest's exit codes stay as they are. junitparser is imported only
-inside the functions that touch XML files.
+Properties travel as pytest ``user_properties`` (they survive xdist). After pytest wrote
+``--junitxml``, the controller's pass over the file (:func:`conform_session_xml`):
+
+- adds each model's one-line result to its ``system-out`` (GitLab shows nothing else);
+- gives each model's ``<failure>`` / ``<error>`` the ``type`` ``mad.<phase>`` (build, run, timeout,
+  sanity, performance), so CI can filter build failures from run failures and timeouts;
+- names the testcase's class ``<package>.<group>`` (``mad-hub.models`` for root cards,
+  ``mad-hub.dummy2`` for ``dummy2/model1``), so Jenkins and GitLab trees group models by package;
+- for ``junit_family = xunit2`` (pytest's default, whose schema ``junit-10.xsd`` allows no testcase
+  ``<properties>``) moves each testcase's properties (a model's, or a conftest test's
+  ``record_property``) into its suite's ``<properties>`` as
+  ``<testcase name>::<property>`` (``dummy[ubuntu.amd]::performance``); ``xunit1`` keeps them on the testcase;
+- appends the per-node / per-pod records of multi-node runs as one suite per SLURM or Kubernetes
+  Job with no testcases of their own (``tests="0"``: a model counts once), each node's figures as
+  ``<node testcase>::<property>`` suite properties and its log tail in the suite's ``system-out``.
+
+Every text written is passed through ``fileio.printable`` (no ANSI colours or XML-forbidden
+characters, which would make the file unparsable). junitparser is imported only inside the
+functions that touch node files.
 """
 from __future__ import annotations
 
 import warnings
+import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ...errors import MadError
+from ...fileio import atomic_write, printable
 from ...records import FAILURE_TYPES, ModelResult
 
 if TYPE_CHECKING:
@@ -80,6 +95,7 @@ def add_system_out(xml_path: Path, lines_by_testcase: dict[tuple[str, str], str]
             if line is None:
                 continue
             existing = case.system_out
+            line = printable(line)
             case.system_out = f"{existing.rstrip()}\n{line}" if existing and existing.strip() else line
             for outcome in case.result if key in types else ():
                 if type(outcome).__name__ in ("Failure", "Error"):
@@ -104,14 +120,14 @@ def write_node_junit(path: Path, case: NodeCase) -> None:
     """A JUnit file with one testsuite holding the node's testcase (merged later by the controller)."""
     from junitparser import Failure, JUnitXml, TestCase, TestSuite
 
-    testcase = TestCase(case.name, classname=case.classname, time=round(case.seconds, 3))
+    testcase = TestCase(printable(case.name), classname=printable(case.classname), time=round(case.seconds, 3))
     if case.failure:
-        testcase.result = [Failure(case.failure)]
+        testcase.result = [Failure(printable(case.failure), type_=FAILURE_TYPES["run"])]
     if case.output:
-        testcase.system_out = case.output
-    suite = TestSuite(case.suite)
+        testcase.system_out = printable(case.output)
+    suite = TestSuite(printable(case.suite))
     for name, value in case.properties.items():
-        suite.add_property(name, value)
+        suite.add_property(printable(name), printable(value))
     suite.add_testcase(testcase)
     xml = JUnitXml()
     xml.add_testsuite(suite)
@@ -148,6 +164,99 @@ def _load(path: Path) -> JUnitXml:
                        fix="pass JUnit XML files written by pytest --junitxml") from None
 
 
+def model_classname(package: str, model: str) -> str:
+    """``<package>.<group>``: ``models`` for a root card, the card's directory for ``dir/name``;
+    dots in either become ``_`` (Jenkins splits a classname at its last dot into package and class)."""
+    group = model.split("/", 1)[0] if "/" in model else "models"
+    return f"{package.replace('.', '_') or 'mad'}.{group.replace('.', '_')}"
+
+
+def conform_session_xml(xml_path: Path, classnames: dict[tuple[str, str], str], *, family: str = "xunit2",
+                        node_files: list[Path] | None = None) -> None:
+    """Make pytest's JUnit file what the module docstring promises. ``classnames``: (classname,
+    name) as pytest wrote the model's testcase → the classname it gets."""
+    tree = _parse(xml_path)
+    for suite in tree.getroot().iter("testsuite"):
+        moved: list[tuple[str, str]] = []
+        for case in suite.findall("testcase"):
+            key = (case.get("classname") or "", case.get("name") or "")
+            properties = case.find("properties")
+            if family == "xunit2" and properties is not None:  # any test's (record_property): the file stays valid
+                case.remove(properties)
+                moved += [(f"{key[1]}::{prop.get('name')}", prop.get("value") or "") for prop in properties]
+            if key not in classnames:
+                continue
+            case.set("classname", classnames[key])
+            for outcome in case:
+                if outcome.tag in ("failure", "error") and not outcome.get("type"):
+                    outcome.set("type", FAILURE_TYPES["setup" if outcome.tag == "error" else "run"])
+        if moved:
+            _suite_properties(suite, moved)
+    for node_suite in _node_suites(node_files or []):
+        tree.getroot().append(node_suite)
+    atomic_write(xml_path, ET.tostring(tree.getroot(), encoding="unicode", xml_declaration=True))
+
+
+def _suite_properties(suite: ET.Element, items: list[tuple[str, str]]) -> None:
+    properties = suite.find("properties")
+    if properties is None:
+        properties = ET.Element("properties")
+        suite.insert(0, properties)
+    for name, value in items:
+        ET.SubElement(properties, "property", name=printable(name), value=printable(value))
+
+
+def _node_suites(paths: list[Path]) -> list[ET.Element]:
+    """One testcase-free suite per Job (SLURM job, Kubernetes Job) of the nodes' JUnit files."""
+    by_name: dict[str, ET.Element] = {}
+    for path in paths:
+        try:
+            root = _parse(path).getroot()
+        except MadError as exc:  # a node wrote a broken file: its log and result still tell the story
+            warnings.warn(exc.message, stacklevel=1)
+            continue
+        for suite in [root] if root.tag == "testsuite" else root.findall("testsuite"):
+            name = suite.get("name") or path.stem
+            summary = by_name.get(name)
+            if summary is None:
+                summary = by_name[name] = ET.Element("testsuite", name=name, tests="0", failures="0", errors="0",
+                                                    skipped="0", time=suite.get("time") or "0")
+            _summarise(suite, summary)
+    return list(by_name.values())
+
+
+def _summarise(suite: ET.Element, summary: ET.Element) -> None:
+    """Fold one node suite's testcases into ``summary``'s properties and system-out."""
+    cases = suite.findall("testcase")
+    prefix = f"{cases[0].get('name')}::" if len(cases) == 1 else ""
+    items = [(prefix + (prop.get("name") or ""), prop.get("value") or "") for prop in suite.iter("property")]
+    out = summary.find("system-out")
+    lines = [out.text or ""] if out is not None else []
+    for case in cases:
+        name = case.get("name") or ""
+        failure = next((c.get("message") or c.text or "failed" for c in case if c.tag in ("failure", "error")), "")
+        items += [(f"{name}::classname", case.get("classname") or ""), (f"{name}::time", case.get("time") or ""),
+                  (f"{name}::status", "failed" if failure else "passed")]
+        items += [(f"{name}::failure", failure)] if failure else []
+        lines.append(f"--- {name} on {case.get('classname')}: {failure or 'passed'} ---")
+        lines.append((case.findtext("system-out") or "").rstrip())
+    _suite_properties(summary, items)
+    if out is None:
+        out = ET.SubElement(summary, "system-out")
+    out.text = printable("\n".join(line for line in lines if line))
+
+
+def _parse(path: Path) -> ET.ElementTree:
+    try:
+        return ET.parse(path)
+    except FileNotFoundError:
+        raise MadError(f"the JUnit file {path} does not exist", where=str(path),
+                       fix="check the --junitxml paths given") from None
+    except (ET.ParseError, OSError) as error:
+        raise MadError(f"the JUnit file {path} cannot be read ({error})", where=str(path),
+                       fix="pass JUnit XML files written by pytest --junitxml") from None
+
+
 def _first_row_value(result: ModelResult, column: str) -> str:
     return result.rows[0].get(column, "") if result.rows else ""
 
@@ -167,19 +276,26 @@ def testcase_key(nodeid: str) -> tuple[str, str]:
 
 
 class JUnitSink:
-    """Adds each result's one-line ``system-out`` to the session's ``--junitxml`` file, and merges
-    the per-node JUnit files of multi-node runs into it (one suite per job)."""
+    """Conforms the session's ``--junitxml`` file (see the module docstring) once pytest wrote it.
 
-    def __init__(self, xml_path: Path | None) -> None:
+    ``package``: the package directory's name (the classnames' first part); ``family``: the
+    session's ``junit_family`` ini value."""
+
+    def __init__(self, xml_path: Path | None, *, package: str = "mad", family: str = "xunit2") -> None:
         self.xml_path = xml_path
+        self.package = package
+        self.family = "xunit1" if family == "legacy" else family
         self.lines: dict[tuple[str, str], str] = {}
         self.types: dict[tuple[str, str], str] = {}
+        self.classnames: dict[tuple[str, str], str] = {}
         self.node_files: list[Path] = []
 
     def record(self, result: ModelResult) -> None:
-        self.lines[testcase_key(result.nodeid)] = system_out_line(result)
+        key = testcase_key(result.nodeid)
+        self.lines[key] = system_out_line(result)
+        self.classnames[key] = model_classname(self.package, result.model)
         if result.phase in FAILURE_TYPES:
-            self.types[testcase_key(result.nodeid)] = FAILURE_TYPES[result.phase]
+            self.types[key] = FAILURE_TYPES[result.phase]
         if result.node_junit:
             self.node_files.append(Path(result.node_junit))
 
@@ -188,9 +304,5 @@ class JUnitSink:
             return []
         add_system_out(self.xml_path, self.lines, self.types)
         nodes = [path for path in self.node_files if path.is_file()]
-        if nodes:
-            try:
-                merge_junit([self.xml_path, *nodes], self.xml_path)
-            except MadError as exc:  # a node wrote a broken file: keep the session's JUnit as it is
-                warnings.warn(exc.message, stacklevel=1)
+        conform_session_xml(self.xml_path, self.classnames, family=self.family, node_files=nodes)
         return []

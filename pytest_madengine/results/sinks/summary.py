@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from ...fileio import printable
 from ...records import FAILURE, SKIPPED, SUCCESS, ModelResult
 
 MAX_REASON = 120
@@ -45,8 +46,10 @@ class _View:
 
 
 _RUN = _View("pytest-madengine results",
-             ("model", "status", "performance", "metric", "duration", "gpus", "reason"),
-             droppable=("gpus", "duration"), right=("performance", "duration"), labels=("gpus",))
+             ("model", "status", "performance", "metric", "baseline", "change", "spread", "nodes", "duration",
+              "gpus", "reason"),
+             droppable=("gpus", "duration", "nodes", "spread"), right=("performance", "baseline", "change", "duration"),
+             labels=("baseline", "change", "spread", "gpus"))
 _BUILD = _View("pytest-madengine images (build only, nothing run)",
                ("model", "build", "image", "duration", "pushed to", "reason"),
                droppable=("duration", "image"), right=("duration",), labels=("pushed to",))
@@ -107,13 +110,50 @@ def build_outcome(result: ModelResult) -> tuple[str, str]:
 # --- rows ----------------------------------------------------------------------------------------
 
 def _run_rows(result: ModelResult) -> list[Row]:
-    """One row per run, then (multiple results) one indented sub-row per result row."""
-    main = {"model": result.model, "status": result.status, "performance": result.performance,
-            "metric": result.metric, "duration": f"{result.test_duration:.1f} s",
+    """One row per item (its name with its variant), then one indented sub-row per result row
+    (multiple results, repeated runs: ``run 2``)."""
+    props = result.properties
+    main = {"model": item_name(result), "status": result.status, "performance": result.performance,
+            "metric": result.metric, "baseline": props.get("baseline", ""), "change": _change(props),
+            "spread": _spread(props), "nodes": _nodes(props), "duration": f"{result.test_duration:.1f} s",
             "gpus": ",".join(str(g) for g in result.gpus), "reason": _reason(result)}
-    subs = [{"model": row["model"], "status": row["status"], "performance": row["performance"],
-             "metric": row["metric"], "indent": "1"} for row in _extra_rows(result)]
+    rows = _extra_rows(result)
+    runs = int(props.get("repeat_count") or 1)
+    per_run = max(1, len(rows) // runs)
+    subs = [{"model": _sub_name(row["model"], index // per_run + 1, runs, per_run), "status": row["status"],
+             "performance": row["performance"], "metric": row["metric"], "indent": "1"}
+            for index, row in enumerate(rows)]
     return [main, *subs]
+
+
+def item_name(result: ModelResult) -> str:
+    """The test item's name (``model[ubuntu.amd]`` for a Dockerfile variant), else the model's."""
+    return result.nodeid.rsplit("::", 1)[-1] if result.nodeid else result.model
+
+
+def _sub_name(model: str, run: int, runs: int, per_run: int) -> str:
+    if runs <= 1:
+        return model
+    return f"run {run}" if per_run == 1 else f"{model} (run {run})"
+
+
+def _change(props: dict[str, str]) -> str:
+    """The signed relative change against the baseline or reference, e.g. ``-3.20 %``."""
+    change = props.get("relative_change", "")
+    return f"{'+' if change and not change.startswith('-') else ''}{change} %" if change else ""
+
+
+def _spread(props: dict[str, str]) -> str:
+    """Repeated runs: ``790-870, CV 3.70 %`` (the performance column holds their median)."""
+    if int(props.get("repeat_count") or 1) < 2:
+        return ""
+    return f"{props.get('repeat_min')}-{props.get('repeat_max')}, CV {props.get('repeat_cv')} %"
+
+
+def _nodes(props: dict[str, str]) -> str:
+    """Multi-node runs: how the nodes' values were combined, e.g. ``2 nodes, sum``."""
+    method = props.get("aggregation.method", "")
+    return f"{props.get('aggregation.nodes', '?')} nodes, {method}" if method else ""
 
 
 def _build_row(result: ModelResult) -> Row:
@@ -125,7 +165,7 @@ def _build_row(result: ModelResult) -> Row:
 def _reason(result: ModelResult) -> str:
     if result.status == SUCCESS:
         return ""
-    reason = " ".join(result.reason.split())
+    reason = " ".join(printable(result.reason).split())
     text = f"[{result.phase}] {reason}" if result.phase else reason
     return text if len(text) <= MAX_REASON else text[:MAX_REASON] + "..."
 
@@ -243,4 +283,4 @@ class SummarySink:
         if self.manifest is not None:
             lines.append(f"build manifest written to {self.manifest}")
         notes = dict.fromkeys(note for result in self.results for note in result.notes)
-        return lines + [f"note: {note}" for note in notes]
+        return lines + [f"note: {printable(note)}" for note in notes]

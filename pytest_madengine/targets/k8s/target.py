@@ -95,6 +95,13 @@ class K8sTarget:
                              str(section.get("context") or ""), os.environ)
         return access, str(section.get("namespace") or "default")
 
+    def preflight(self) -> None:
+        """Once per session, before any build: the context's cluster can take Jobs (``preflight``)."""
+        from .preflight import check_cluster
+
+        if not self.build_only:
+            check_cluster(*self.session_access())
+
     def sweep_stale(self) -> int:
         """Delete objects of sessions on this host whose pytest process is gone. A missing kubeconfig
         is a usage error (MadError); an unreachable API is left for each model to report."""

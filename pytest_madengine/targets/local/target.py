@@ -44,6 +44,7 @@ from .cleanup import (
     remove_session_containers,
     remove_stale_containers,
 )
+from .keepalive import ModelExit, enter_hint, wrapped
 from .options import assemble_options, merge_options, neutral_options
 
 if TYPE_CHECKING:
@@ -87,9 +88,11 @@ class _LogPump(threading.Thread):
     nobody reads would block on a full pipe and never exit.
     """
 
-    def __init__(self, stream: Iterable[bytes], log_path: Path, live: Callable[[str], None] | None) -> None:
+    def __init__(self, stream: Iterable[bytes], log_path: Path, live: Callable[[str], None] | None,
+                 model_exit: ModelExit | None = None) -> None:
         super().__init__(daemon=True)
         self.stream, self.log_path, self.live = stream, log_path, live
+        self.model_exit = model_exit  # --mad-keep-alive: the log ends with the model, the container idles on
         self.write_error = ""
 
     def run(self) -> None:
@@ -100,6 +103,9 @@ class _LogPump(threading.Thread):
             for chunk in self.stream:
                 text = decoder.decode(chunk)
                 log = self._write(log, text)
+                if self.model_exit is not None and log is not None and self.model_exit.feed(text):
+                    self._close(log)  # the model is done: its log is complete, the stream stays open
+                    log = None
                 if self.live:
                     *lines, pending = (pending + text).split("\n")
                     for line in lines:
@@ -186,6 +192,10 @@ class LocalTarget:
             self._client = docker_client()
         return self._client
 
+    def preflight(self) -> None:
+        """Once per session, before any build: the Docker engine answers (MadError naming its address)."""
+        _ = self.client
+
     def sweep_stale(self) -> int:
         """Containers of earlier sessions on this host whose pytest process is gone."""
         from docker.errors import APIError
@@ -203,7 +213,7 @@ class LocalTarget:
         if not self.keep_alive and self._client is not None:  # never talked to Docker: nothing to remove
             with contextlib.suppress(Exception):  # the daemon may be gone; nothing of ours can be left then
                 remove_session_containers(self.session_id, self._client)
-        if not self._mount_point_existed:
+        if not self._mount_point_existed and not self.keep_alive:  # a kept container's model dir is mounted there
             with contextlib.suppress(OSError):  # not empty (the user's files) or gone: leave it
                 self._mount_point.rmdir()
 
@@ -246,7 +256,8 @@ class LocalTarget:
             return self._finish(outcome, started)
         if plan.git_commit:
             outcome.extra["git_commit"] = plan.git_commit
-        options["command"] = plan.command
+        keep_alive = bool(getattr(request.settings, "keep_alive", False))
+        options["command"] = wrapped(plan.command) if keep_alive else plan.command
         options["environment"] = {**_environment(options), **plan.env}
         options = merge_options(options, neutral_options(request.container_options))
         if request.adjust_options:
@@ -302,10 +313,14 @@ class LocalTarget:
                 stream.close()
             outcome.error = f"{request.card.name}: the container did not start: {exc.explanation or exc}"
             return
-        pump = _LogPump(stream, request.log_path, request.live_output)
+        model_exit = ModelExit() if getattr(request.settings, "keep_alive", False) else None
+        pump = _LogPump(stream, request.log_path, request.live_output, model_exit)
         pump.start()
         try:
-            outcome.exit_code = int(container.wait(timeout=timeout)["StatusCode"])
+            if model_exit is not None:
+                self._wait_kept(container, model_exit, timeout, outcome)
+            else:
+                outcome.exit_code = int(container.wait(timeout=timeout)["StatusCode"])
         except (ReadTimeout, RequestsConnectionError) as exc:  # the SDK reports a wait timeout as either
             if not daemon_alive(self.client):
                 outcome.error = daemon_unreachable(exc).message
@@ -316,12 +331,28 @@ class LocalTarget:
             outcome.error = f"{request.card.name}: the container went away while running ({exc.explanation or exc})"
         if request.on_model_exit is not None:
             request.on_model_exit()
-        pump.join(timeout=30)
+        pump.join(timeout=0 if model_exit is not None and outcome.exit_code is not None else 30)
         if pump.write_error:
             outcome.error = outcome.error or (
                 f"{request.card.name}: the run's log could not be written to {request.log_path} "
                 f"({pump.write_error}); the rest of the output was dropped. Fix: free space on that "
                 "filesystem or point --mad-log-dir elsewhere.")
+
+    def _wait_kept(self, container: Container, model_exit: ModelExit, timeout: int | None,
+                   outcome: RunOutcome) -> None:
+        """--mad-keep-alive: the model's exit code from its output; the container idles on (killed on timeout)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while deadline is None or time.monotonic() < deadline:
+            outcome.exit_code = model_exit.wait(2.0)
+            if outcome.exit_code is not None:
+                outcome.extra["keep_alive_hint"] = enter_hint(container.name)
+                return
+            container.reload()
+            if container.status != "running":  # ended before the model did (no sh in the image, OOM kill)
+                outcome.exit_code = int(container.wait(timeout=30)["StatusCode"])
+                return
+        outcome.timed_out = True
+        self._kill(container)
 
     @staticmethod
     def _kill(container: Container) -> None:

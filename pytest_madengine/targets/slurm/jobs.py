@@ -152,6 +152,22 @@ class SlurmCli:
         return sorted({line.split("|")[0] for line in done.stdout.splitlines()
                        if "|" in line and _unhealthy(line.split("|", 1)[1])})
 
+    def ping(self) -> None:
+        """The session's preflight: ``sbatch`` and ``squeue`` are on PATH and the controller answers
+        ``scontrol ping``. Raises one MadError naming the controller and the fix."""
+        for command in ("sbatch", "squeue", "scontrol"):
+            if shutil.which(command) is None:
+                raise MadError(f"SLURM: '{command}' is not on PATH", where="--mad-target slurm",
+                               fix="run pytest on a SLURM login node, or install the SLURM client tools "
+                               "(slurm-client) and their slurm.conf")
+        done = self._run(["scontrol", "ping"], check=False)
+        answer = " ".join((done.stdout or done.stderr).split())
+        if done.returncode != 0 or " is UP" not in answer:
+            raise MadError(f"SLURM: the controller does not answer ({answer or 'no output'})",
+                           where="--mad-target slurm (scontrol ping)",
+                           fix="start slurmctld or check SlurmctldHost in slurm.conf (SLURM_CONF) and that "
+                           "munge runs on this host")
+
     def scancel(self, job_ids: Sequence[str]) -> None:
         if job_ids:
             self._run(["scancel", *job_ids], check=False)

@@ -9,6 +9,7 @@ With ``slurm.enable_node_check`` wait resubmits the run around nodes that failed
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -75,6 +76,10 @@ class SlurmTarget:
     def from_settings(cls, settings: TargetSettings) -> SlurmTarget:
         return cls(session_id=settings.session_id, package_root=settings.package_root)
 
+    def preflight(self) -> None:
+        """Once per session, before any build: the SLURM client tools exist and the controller answers."""
+        self.cli.ping()
+
     def sweep_stale(self) -> int:
         """Cancel queued or running jobs of sessions on this host whose pytest process is gone."""
         try:
@@ -115,7 +120,16 @@ class SlurmTarget:
             return RunOutcome(exit_code=None, log_path=request.log_path, error=exc.message,
                               duration=round(time.monotonic() - started, 3),
                               timeout=effective_timeout(request.card, request.settings))
-        return self.wait(job)
+        if request.live_output is None:
+            return self.wait(job)
+        # --mad-live-output: the nodes write the job's output where only the job's end makes it whole
+        request.live_output(f"{request.card.name}: SLURM job {job.job_id} submitted; SLURM writes its output "
+                            "on the nodes, so it is shown here when the job ends")
+        outcome = self.wait(job)
+        with contextlib.suppress(OSError):
+            for line in outcome.log_path.read_text(errors="replace").splitlines():
+                request.live_output(line)
+        return outcome
 
     def submit(self, request: RunRequest) -> SubmittedJob:
         context = request.context.to_json()

@@ -29,6 +29,7 @@ from .cards import ModelCard
 from .context import Context, build_context, card_overrides
 from .errors import MadError
 from .fileio import disambiguated, safe_name
+from .images.manifest_context import manifest_layer
 from .images.supply import ImageSupply, image_name_suffixes
 from .keys import SESSION_KEY
 from .parallel.gpus import GpuAllocator, GpuPool
@@ -99,7 +100,7 @@ class MadSession:
         try:
             context = build_context(context_file=self.settings.context_file,
                                     context_text=self.settings.context,
-                                    gpus_option=self.settings.gpus)
+                                    gpus_option=self.settings.gpus, base=manifest_layer(self.settings.manifest))
         except MadError as exc:
             raise usage_error(exc) from None
         self.config.hook.pytest_madengine_adjust_context(config=self.config, context=context.data)

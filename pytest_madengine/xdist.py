@@ -100,10 +100,11 @@ def auto_num_workers(config: pytest.Config) -> int | None:
         return None  # the user's explicit choice, or not a MAD run: xdist's own answer
     try:
         from .context import build_context
+        from .images.manifest_context import manifest_layer
 
         settings = _settings.from_config(config)
         context = build_context(context_file=settings.context_file, context_text=settings.context,
-                                gpus_option=settings.gpus)
+                                gpus_option=settings.gpus, base=manifest_layer(settings.manifest))
         pool = GpuPool.resolve(gpus_option=settings.gpus, context_gpus=context.get("docker_gpus"),
                                env=os.environ, detected_count=context.host.gpu_count)
     except (MadError, pytest.UsageError):
@@ -128,13 +129,14 @@ def queued_job_workers(config: pytest.Config) -> int | None:
         return None
     try:
         from .context import build_context
+        from .images.manifest_context import manifest_layer
         from .targets.registry import infer_target
 
         settings = _settings.from_config(config)
         if settings.build_only:
             return None
         context = build_context(context_file=settings.context_file, context_text=settings.context,
-                                gpus_option=settings.gpus)
+                                gpus_option=settings.gpus, base=manifest_layer(settings.manifest))
     except (MadError, pytest.UsageError):
         return None  # the session reports the bad option properly
     workers = {"slurm": settings.slurm_jobs, "k8s": settings.k8s_jobs}.get(

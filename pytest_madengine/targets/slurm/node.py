@@ -52,6 +52,8 @@ def job_env(rank: int, nnodes: int) -> dict[str, str]:
         "MAD_SLURM_JOB_ID": os.environ.get("SLURM_JOB_ID", ""),
         "MAD_NODE_RANK": str(rank),
         "MAD_TOTAL_NODES": str(nnodes),
+        # madengine's per-process MIOpen cache (job.sh.j2), LOCAL_RANK left for the model script to expand
+        "MIOPEN_USER_DB_PATH": f"/tmp/.miopen/node_{rank}_rank_${{LOCAL_RANK:-0}}",
         "MAD_IN_SLURM_JOB": "1",
         "MAD_COLLECT_METRICS": "true" if rank == 0 else "false",  # only the master node reports
         "RANK": str(rank),

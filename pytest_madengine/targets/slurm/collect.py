@@ -100,6 +100,8 @@ def collect_outcome(job: Any, final: JobState | None, *, timed_out: bool, error:
                             "wrote no result; see the job output in the log")
     files = [Path(p) for r in sorted(results) for p in results[r].get("result_files", [])]
     files += job.extra.get("result_files", [])
+    if job.extra.get("result_lookup") is not None:  # slurm_multi: where the card's script left them
+        files += job.extra["result_lookup"].find(job.job_id)
     files = best_first([p for p in files if Path(p).is_file()])
     hostnames = [results[r].get("node", "") for r in sorted(results)]
     node_junit = _merged_node_junit(run_dir, nnodes)

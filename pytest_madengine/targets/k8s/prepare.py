@@ -25,6 +25,7 @@ from ...fileio import locked, safe_name
 from ...images.client import image_env
 from ...workload.credentials import credential_env
 from ...workload.environment import mad_environment
+from ...workload.launchers import yield_to_env_vars
 from ...workload.run import RunRequest
 from ...workload.steps import plan_command
 from ...workload.sysenv import SYS_ENV_DIR, sys_env_mode
@@ -123,7 +124,9 @@ def prepare_run(request: RunRequest, config: K8sConfig, package_root: Path, labe
             manifests.append(objects.registry_secret(f"{run_name}-pull", labels, namespace, dockerconfig))
             pull.insert(0, f"{run_name}-pull")
     inputs = objects.JobInputs(name=run_name, labels=labels, image=request.image.name, command=plan.command,
-                               env={**env, **objects.rank_env(run_name, config, model_name=request.card.name),
+                               env={**env, **yield_to_env_vars(objects.rank_env(run_name, config,
+                                                                                model_name=request.card.name),
+                                                                 config.launcher, request.context.env_vars),
                                     RESULTS_MARK_VAR: mark},
                                env_secret=env_secret, pull_secrets=tuple(pull))
     if config.nnodes > 1:

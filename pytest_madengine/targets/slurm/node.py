@@ -18,7 +18,7 @@ from typing import Any
 
 from ...context import Context
 from ...fileio import atomic_write_json
-from ...workload.launchers import distributed_env, get_launcher, merged_distributed
+from ...workload.launchers import distributed_env, get_launcher, merged_distributed, yield_to_env_vars
 from ...workload.run import RunRequest
 from . import spec as specfile
 from .node_image import barrier, ensure_image, report_failure
@@ -65,11 +65,13 @@ def job_env(rank: int, nnodes: int) -> dict[str, str]:
 def node_env(spec: dict[str, Any], rank: int, node: str) -> dict[str, str]:
     """Rendezvous, runner and launcher contract (``launchers.distributed_env``) plus the job variables."""
     card, context = spec.get("card") or {}, spec.get("context") or {}
+    launcher = get_launcher(spec["launcher"])
     env = distributed_env(
-        get_launcher(spec["launcher"]), nnodes=spec["nnodes"], nproc_per_node=spec["nproc_per_node"],
+        launcher, nnodes=spec["nnodes"], nproc_per_node=spec["nproc_per_node"],
         node_rank=rank, master_addr=os.environ.get("MASTER_ADDR") or node, master_port=spec["master_port"],
         distributed=merged_distributed(card.get("distributed"), context.get("distributed")),
         model_name=str(card.get("name") or ""), node_ips=os.environ.get("SGLANG_NODE_IPS", ""))
+    env = yield_to_env_vars(env, launcher, context.get("env_vars") or {})
     env.update(job_env(rank, spec["nnodes"]))
     env.update(spec.get("job_env") or {})  # slurm.network_interface, slurm.env_vars
     return env

@@ -27,6 +27,7 @@ from ...workload.credentials import credential_env
 from ...workload.environment import mad_environment
 from ...workload.launchers import yield_to_env_vars
 from ...workload.run import RunRequest
+from ...workload.secrets import is_secret_key
 from ...workload.steps import plan_command
 from ...workload.sysenv import SYS_ENV_DIR, sys_env_mode
 from . import objects
@@ -108,7 +109,8 @@ def prepare_run(request: RunRequest, config: K8sConfig, package_root: Path, labe
     if config.data_pvc:
         env.setdefault("MAD_DATAHOME", config.data_mount_path)
     secret_names = set(credential_env(request.card, package_root))
-    secret_env = {k: env.pop(k) for k in [k for k in env if k.startswith(SECRET_PREFIX) or k in secret_names]}
+    secret_env = {k: env.pop(k) for k in [k for k in env if k.startswith(SECRET_PREFIX) or k in secret_names
+                                          or (is_secret_key(k) and env[k])]}  # env_vars' HF_TOKEN: never in a spec
     carried = _carried(request, plan.outputs)
     if carried:
         env[CARRY_VAR] = " ".join(carried)

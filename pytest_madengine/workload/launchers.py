@@ -287,7 +287,7 @@ def local_launcher_env(card_distributed: Mapping[str, Any] | None, context_distr
 
 
 def yield_to_env_vars(env: Mapping[str, str], launcher: Launcher, env_vars: Mapping[str, str]) -> dict[str, str]:
-    """``env`` less the launcher's own defaults (``OMP_NUM_THREADS=1``, ...) that the context's top-level
-    ``env_vars`` sets: madengine sets no such defaults, so a copied config's value must reach the model."""
+    """``env`` less the launcher's own defaults (``OMP_NUM_THREADS=1``, ...) that the user sets (the context's
+    ``env_vars`` / ``docker_env_vars``): madengine sets no such defaults, so a copied config's value must win."""
     defaults = {name for name, _ in launcher.env}
     return {name: value for name, value in env.items() if not (name in defaults and name in env_vars)}

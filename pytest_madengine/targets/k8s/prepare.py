@@ -128,7 +128,7 @@ def prepare_run(request: RunRequest, config: K8sConfig, package_root: Path, labe
     inputs = objects.JobInputs(name=run_name, labels=labels, image=request.image.name, command=plan.command,
                                env={**env, **yield_to_env_vars(objects.rank_env(run_name, config,
                                                                                 model_name=request.card.name),
-                                                                 config.launcher, request.context.env_vars),
+                                                                 config.launcher, env),
                                     RESULTS_MARK_VAR: mark},
                                env_secret=env_secret, pull_secrets=tuple(pull))
     if config.nnodes > 1:

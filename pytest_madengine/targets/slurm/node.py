@@ -71,7 +71,8 @@ def node_env(spec: dict[str, Any], rank: int, node: str) -> dict[str, str]:
         node_rank=rank, master_addr=os.environ.get("MASTER_ADDR") or node, master_port=spec["master_port"],
         distributed=merged_distributed(card.get("distributed"), context.get("distributed")),
         model_name=str(card.get("name") or ""), node_ips=os.environ.get("SGLANG_NODE_IPS", ""))
-    env = yield_to_env_vars(env, launcher, context.get("env_vars") or {})
+    user_env = {**(context.get("env_vars") or {}), **(context.get("docker_env_vars") or {})}
+    env = yield_to_env_vars(env, launcher, user_env)
     env.update(job_env(rank, spec["nnodes"]))
     env.update(spec.get("job_env") or {})  # slurm.network_interface, slurm.env_vars
     return env

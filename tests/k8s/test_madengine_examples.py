@@ -17,12 +17,14 @@ SHOW_ENV = 'env | sort\necho "performance: 4.5 samples_per_second"\n'
 
 
 def site_adapted(name: str, namespace: str) -> dict:
-    """The example as madengine ships it, with this test's namespace, requests the test nodes can give,
-    the image loaded into the nodes (nothing can be pulled here) and a short grace period."""
+    """The example as madengine ships it, with this test's namespace, requests the test nodes can give
+    (one of node1's 8 fake GPUs per pod, the cluster's two nodes), the image loaded into the nodes
+    (nothing can be pulled here) and a short grace period."""
     config = json.loads((EXAMPLES / name).read_text())
-    config["k8s"].update(namespace=namespace, cpu="100m", cpu_limit="1", memory="64Mi", memory_limit="256Mi",
-                         image_pull_policy="IfNotPresent", image_loader=["bash", LOADER],
+    config["k8s"].update(namespace=namespace, gpu_count=1, cpu="100m", cpu_limit="1", memory="64Mi",
+                         memory_limit="256Mi", image_pull_policy="IfNotPresent", image_loader=["bash", LOADER],
                          termination_grace_period_seconds=2)
+    config["distributed"]["nnodes"] = 2
     return config
 
 
@@ -32,8 +34,8 @@ def pod_sections(log: str) -> dict[int, str]:
 
 
 def test_multi_node_basic_env_vars_reach_both_pods(pytester, k8s_cluster, k8s_namespace, busybox_image):
-    config = site_adapted("basic/03-torchrun-multi-node-basic.json", k8s_namespace)
-    assert config["env_vars"]["OMP_NUM_THREADS"] == "8" and config["distributed"]["nnodes"] == 2  # as shipped
+    config = site_adapted("basic/megatron-lm-multi-node-basic.json", k8s_namespace)
+    assert config["env_vars"] == {"OMP_NUM_THREADS": "16", "NCCL_DEBUG": "INFO"}  # as madengine ships it
     (pytester.path / "config.json").write_text(json.dumps(config))
     write_package(pytester.path)
     (pytester.path / "scripts" / "m" / "ok.sh").write_text(SHOW_ENV)
@@ -47,8 +49,8 @@ def test_multi_node_basic_env_vars_reach_both_pods(pytester, k8s_cluster, k8s_na
     assert sorted(sections) == [0, 1]
     for rank, text in sections.items():
         for name, value in config["env_vars"].items():
-            assert f"\n{name}={value}\n" in text, (rank, name)  # OMP_NUM_THREADS=8, not the launcher's 1
-    assert ",kubernetes,torchrun," in perf_rows(pytester.path)["single"]
+            assert f"\n{name}={value}\n" in text, (rank, name)  # OMP_NUM_THREADS=16, not the launcher's 1
+    assert ",kubernetes,megatron," in perf_rows(pytester.path)["single"]
 
 
 def test_skip_run_records_skipped_as_local_and_slurm_do(pytester, k8s_cluster, k8s_namespace, busybox_image):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import ast
 import copy
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ from .jsonfile import read_json
 MAX_CONTEXT_CHARS = 64 * 1024
 DEFAULT_GUEST_OS = "UBUNTU"  # madengine's default guest OS
 EXAMPLE = "--mad-context \"{'gpu_vendor': 'AMD', 'guest_os': 'UBUNTU'}\""
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _PARSE_FAILURES = (SyntaxError, ValueError, TypeError, MemoryError, RecursionError, OverflowError)
 
 
@@ -174,6 +176,26 @@ def _str_map(data: dict[str, Any], key: str, where: str) -> None:
     data[key] = {name: _text(item) for name, item in value.items()}
 
 
+def _fold_slurm_env_vars(data: dict[str, Any]) -> None:
+    """``slurm.env_vars`` (this plugin's older spelling) is an alias of the top-level ``env_vars``;
+    a name given in both takes the top-level value."""
+    slurm = data.get("slurm")
+    if not isinstance(slurm, dict) or "env_vars" not in slurm:
+        return
+    alias = slurm.pop("env_vars")
+    if isinstance(alias, dict) and isinstance(data.get("env_vars") or {}, dict):
+        data["env_vars"] = {**alias, **(data.get("env_vars") or {})}
+    elif alias not in (None, ""):
+        data.setdefault("env_vars", alias)  # the wrong shape is reported by _str_map
+
+
+def _env_names(env: Mapping[str, str], where: str) -> None:
+    bad = [name for name in env if not _ENV_NAME.match(name)]
+    if bad:
+        raise MadError(f"context key 'env_vars': {bad[0]!r} is not an environment variable name", where=where,
+                       fix="use letters, digits and underscores, starting with a letter, e.g. 'NCCL_DEBUG'")
+
+
 def _text(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -209,8 +231,10 @@ def _validate(data: dict[str, Any], where: str) -> None:
                        where=where, fix=f"use AMD, NVIDIA or NONE, e.g. {EXAMPLE}")
     data["gpu_vendor"] = vendor
     data["guest_os"] = str(data.get("guest_os") or DEFAULT_GUEST_OS).strip().upper()
-    for key in ("docker_env_vars", "docker_build_arg", "docker_mounts"):
+    _fold_slurm_env_vars(data)
+    for key in ("docker_env_vars", "docker_build_arg", "docker_mounts", "env_vars"):
         _str_map(data, key, where)
+    _env_names(data["env_vars"], where)
     _scalar_text(data, "docker_gpus", where, "'docker_gpus': '0-3,6' or 'all'")
     _scalar_text(data, "docker_cpus", where, "'docker_cpus': '0-15'")
     _scalar_text(data, "gpu_architecture", where, "'gpu_architecture': 'gfx942'")
@@ -288,6 +312,11 @@ class Context:
         return self.data.setdefault("docker_env_vars", {})
 
     @property
+    def env_vars(self) -> dict[str, str]:
+        """The top-level ``env_vars`` (madengine's deployment variables; ``slurm.env_vars`` folded in)."""
+        return self.data.setdefault("env_vars", {})
+
+    @property
     def docker_build_args(self) -> dict[str, str]:
         return self.data.setdefault("docker_build_arg", {})
 
@@ -323,10 +352,12 @@ def _declare_gpus(data: dict[str, Any], host: HostFacts, gpus_option: str | None
 
 
 def build_context(*, context_file: str | None = None, context_text: str | None = None,
-                  host: HostFacts | None = None, gpus_option: str | None = None) -> Context:
-    """Host facts, then the context file, then the context text (later wins, dicts merged)."""
+                  host: HostFacts | None = None, gpus_option: str | None = None,
+                  base: Mapping[str, Any] | None = None) -> Context:
+    """Host facts, then ``base`` (what a build manifest carries), then the context file, then the
+    context text (later wins, dicts merged)."""
     host = detect_host() if host is None else host
-    user: dict[str, Any] = {}
+    user: dict[str, Any] = deep_merge({}, base or {})
     if context_file:
         user = deep_merge(user, load_context_file(context_file))
     if context_text:

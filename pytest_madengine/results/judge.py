@@ -166,8 +166,10 @@ def _measure(card: ModelCard, outcome: RunOutcome, log_text: str,
     """The run's measurements, why there are none (one paragraph), and the aggregation properties.
 
     Multi-node runs (several node logs or result files) combine the nodes' figures (``aggregate``).
+    A job that writes its own results CSV (``extra["job_results_csv"]``: SLURM's slurm_multi) is read
+    as a multiple-results card is.
     """
-    if card.multiple_results:
+    if card.multiple_results or outcome.extra.get("job_results_csv"):
         try:
             rows, properties = _result_files(card, outcome.result_files)
         except MadError as error:

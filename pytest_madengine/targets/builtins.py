@@ -49,14 +49,16 @@ def queued_workers(name: str, values: Mapping[str, object]) -> int:
 
 def infer_target(explicit: str | None, context: Mapping[str, object]) -> str:
     """``--mad-target`` when given (``kubernetes`` = ``k8s``), else ``slurm`` / ``k8s`` when the context
-    has that key (``k8s`` or ``kubernetes``), else local."""
+    has that key (``k8s`` or ``kubernetes``), else the context's ``deploy`` (madengine's explicit target,
+    also what a build manifest's ``deployment_config.target`` becomes), else local."""
     if explicit:
         return "k8s" if explicit == "kubernetes" else explicit
     if "slurm" in context:
         return "slurm"
     if "k8s" in context or "kubernetes" in context:
         return "k8s"
-    return "local"
+    deploy = str(context.get("deploy") or "local").strip().lower()
+    return {"kubernetes": "k8s", "docker": "local"}.get(deploy, deploy)
 
 
 def builtin_target(settings: TargetSettings) -> Target | None:

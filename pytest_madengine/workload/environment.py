@@ -6,7 +6,10 @@ GPU visibility (``HIP``/``ROCR``/``CUDA_VISIBLE_DEVICES``, ``MAD_ALLOCATED_GPUS`
 launcher contract (``MAD_MULTI_NODE_RUNNER`` and the launcher's variables, see ``launchers``),
 ``JENKINS_BUILD_NUMBER`` (the host's ``BUILD_NUMBER``, else ``0``), ``ROCM_PATH`` on AMD (the image's own, else
 ``/opt/rocm``), the host variables madengine passes through (``HOST_PASS_THROUGH``, any ``NCCL_*``), the
-host's ``MAD_SECRETS_*``, then the card's ``env_vars`` and the context's ``docker_env_vars`` (later wins).
+host's ``MAD_SECRETS_*``, then the card's ``env_vars``, the context's top-level ``env_vars`` (madengine's
+deployment variables, which its SLURM and Kubernetes targets export into the job and the pods; here every
+target, local containers included) and the context's ``docker_env_vars`` (later wins). ``MIOPEN_USER_DB_PATH``
+of ``env_vars`` yields to one the host sets (a SLURM node's per-process cache dir), as in madengine.
 ``MAD_SYSTEM_HIP_VERSION`` and ``MAD_SYSTEM_GPU_PRODUCT_NAME`` come with the context's ``docker_env_vars``
 (``context.host_context``). Target-neutral: every target passes the same mapping to its runtime.
 """
@@ -51,6 +54,15 @@ def visibility_env(vendor: str, gpus: tuple[int, ...], *, devices_passed: bool) 
     return env
 
 
+def deployment_env(context: Context, passed: Mapping[str, str]) -> dict[str, str]:
+    """The context's top-level ``env_vars``; ``MIOPEN_USER_DB_PATH`` only where the host gave none."""
+    data = getattr(context, "data", None) or {}
+    env = {str(k): str(v) for k, v in (data.get("env_vars") or {}).items()}
+    if "MIOPEN_USER_DB_PATH" in passed:
+        env.pop("MIOPEN_USER_DB_PATH", None)
+    return env
+
+
 def mad_environment(card: ModelCard, context: Context, gpus: tuple[int, ...], *, devices_passed: bool,
                     host_env: Mapping[str, str] | None = None,
                     image_env: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -88,5 +100,6 @@ def mad_environment(card: ModelCard, context: Context, gpus: tuple[int, ...], *,
         env["RAY_EXPERIMENTAL_NOSET_HIP_VISIBLE_DEVICES"] = ""
     env.update({k: v for k, v in host_env.items() if k.startswith("MAD_SECRETS_")})
     env.update(card.env_vars)
+    env.update(deployment_env(context, passed))
     env.update({str(k): str(v) for k, v in (context.docker_env_vars or {}).items()})
     return env

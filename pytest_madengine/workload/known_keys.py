@@ -18,6 +18,7 @@ CONTEXT_KEYS = frozenset({
     "log_error_benign_patterns", "log_error_pattern_scan", "slurm", "distributed", "k8s", "kubernetes",
     "data", "pipeline", "git_commit", "model_args", "MAD_CONTAINER_IMAGE", "MAD_ROCM_PATH",
     "n_gpus", "gpu_count", "num_gpus", "ngpus", "gpus_per_node", "gen_sys_env_details", "rocenv_mode",
+    "env_vars", "deploy",
 })
 # Card keys (models.json entries); madengine's informational fields count as understood.
 CARD_KEYS = frozenset({

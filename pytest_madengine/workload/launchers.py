@@ -285,3 +285,10 @@ def local_launcher_env(card_distributed: Mapping[str, Any] | None, context_distr
     env.update(contract_env(launcher.kind, nnodes=1, nproc_per_node=nproc_per_node, distributed=distributed,
                             model_name=model_name))
     return env
+
+
+def yield_to_env_vars(env: Mapping[str, str], launcher: Launcher, env_vars: Mapping[str, str]) -> dict[str, str]:
+    """``env`` less the launcher's own defaults (``OMP_NUM_THREADS=1``, ...) that the user sets (the context's
+    ``env_vars`` / ``docker_env_vars``): madengine sets no such defaults, so a copied config's value must win."""
+    defaults = {name for name, _ in launcher.env}
+    return {name: value for name, value in env.items() if not (name in defaults and name in env_vars)}

@@ -280,3 +280,19 @@ def test_pod_script_sends_the_carried_files_back_through_its_log(tmp_path: Path)
     keep.unpack_files(tmp_path / "back", where="pod x")
     assert (tmp_path / "back" / ".mad_sys_env" / "uname").read_text() == "v\n"
     assert (tmp_path / "back" / "out_a" / "trace").read_text() == "t\n"
+
+
+def test_top_level_env_vars_are_pod_env_and_secret_looking_ones_go_to_the_secret(tmp_path: Path) -> None:
+    package = make_package(tmp_path / "pkg", {"run.sh": "echo performance: 1 x\n"})
+    card = make_card("envs", "run.sh", distributed={"launcher": "torchrun"})
+    request = make_request(package, card, tmp_path, context={
+        "gpu_vendor": "NONE", "k8s": {"namespace": "bench"},
+        "env_vars": {"OMP_NUM_THREADS": "8", "NCCL_IB_HCA": "mlx5_0:1,mlx5_1:1", "HF_TOKEN": "canary-41"}})
+    config = resolve(card, request.context.data, timeout=None)
+    prepared = prepare_run(request, config, package, LABELS, run_name="mad-envs-1")
+    job, secret = prepared.manifests[-1], prepared.manifests[1]
+    env = {e["name"]: e.get("value") for e in job["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["OMP_NUM_THREADS"] == "8"  # the config's, not torchrun's default of 1
+    assert env["NCCL_IB_HCA"] == "mlx5_0:1,mlx5_1:1"
+    assert "HF_TOKEN" not in env and "canary-41" not in yaml.safe_dump(job)
+    assert secret["kind"] == "Secret" and secret["stringData"]["HF_TOKEN"] == "canary-41"

@@ -146,9 +146,11 @@ def gather_outcome(job: JobRecord, follower: JobFollower, verdict: Verdict, requ
                                                      and all(c == 0 for c in codes) else None)
     if exit_code is None and not error and not verdict.timed_out:
         error = f"Job {job.name} ended ({verdict.state}) without an exit code from every pod"
+    skip_run = bool(getattr(request.settings, "skip_run", False)) and exit_code == 0 and not error
     return RunOutcome(
         exit_code=exit_code, log_path=request.log_path, duration=round(duration, 3), timed_out=verdict.timed_out,
-        timeout=job.timeout, error=error, result_files=_result_files(follower, ranks, request),
+        timeout=job.timeout, error=error, skipped="--mad-skip-run" if skip_run else "",  # as local and SLURM do
+        result_files=_result_files(follower, ranks, request),
         node_logs=[follower.log_path(pod) for pod in ranks.values() if pod.name in follower.logs]
         if job.nnodes > 1 else [],
         extra={"job_name": job.name, "namespace": job.namespace, "job_state": verdict.state,

@@ -26,7 +26,9 @@ from ...fileio import locked, safe_name
 from ...images.client import image_env
 from ...workload.credentials import credential_env
 from ...workload.environment import mad_environment
+from ...workload.launchers import yield_to_env_vars
 from ...workload.run import RunRequest
+from ...workload.secrets import is_secret_key
 from ...workload.steps import plan_command
 from ...workload.sysenv import SYS_ENV_DIR, sys_env_mode
 from ...workload.tools import multi_node_context
@@ -121,7 +123,8 @@ def prepare_run(request: RunRequest, config: K8sConfig, package_root: Path, labe
     if config.data_pvc:
         env.setdefault("MAD_DATAHOME", config.data_mount_path)
     secret_names = set(credential_env(request.card, package_root))
-    secret_env = {k: env.pop(k) for k in [k for k in env if k.startswith(SECRET_PREFIX) or k in secret_names]}
+    secret_env = {k: env.pop(k) for k in [k for k in env if k.startswith(SECRET_PREFIX) or k in secret_names
+                                          or (is_secret_key(k) and env[k])]}  # env_vars' HF_TOKEN: never in a spec
     carried = _carried(request, plan.outputs)
     if carried:
         env[CARRY_VAR] = " ".join(carried)
@@ -137,7 +140,9 @@ def prepare_run(request: RunRequest, config: K8sConfig, package_root: Path, labe
             manifests.append(objects.registry_secret(f"{run_name}-pull", labels, namespace, dockerconfig))
             pull.insert(0, f"{run_name}-pull")
     inputs = objects.JobInputs(name=run_name, labels=labels, image=request.image.name, command=plan.command,
-                               env={**env, **objects.rank_env(run_name, config, model_name=request.card.name),
+                               env={**env, **yield_to_env_vars(objects.rank_env(run_name, config,
+                                                                                model_name=request.card.name),
+                                                                 config.launcher, env),
                                     RESULTS_MARK_VAR: mark},
                                env_secret=env_secret, pull_secrets=tuple(pull))
     if config.nnodes > 1:

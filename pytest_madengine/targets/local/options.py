@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -211,6 +212,37 @@ def mount_volumes(mounts: Mapping[str, str] | None) -> list[str]:
     return [f"{host}:{container}:rw" for container, host in (mounts or {}).items()]
 
 
+class MountWarning(UserWarning):
+    """A context ``docker_mounts`` entry left out because the card mounts the same container path."""
+
+
+_warned_mounts: set[tuple[str, str]] = set()
+
+
+def container_path(volume: str) -> str:
+    """The container side of a ``-v`` / SDK volume string (``host:container[:mode]`` or ``container``)."""
+    parts = volume.split(":")
+    return (parts[1] if len(parts) > 1 else parts[0]).rstrip("/") or "/"
+
+
+def context_volumes(mounts: Mapping[str, str] | None, card_volumes: list[str], *, where: str) -> list[str]:
+    """The context's ``docker_mounts`` as volumes, less those on a container path the card's own ``-v``
+    mounts: the card wins (Docker refuses two mounts on one path), said once per card and path."""
+    taken = {container_path(volume) for volume in card_volumes}
+    kept = []
+    for volume in mount_volumes(mounts):
+        path = container_path(volume)
+        if path not in taken:
+            kept.append(volume)
+        elif (where, path) not in _warned_mounts:
+            _warned_mounts.add((where, path))
+            warnings.warn(MountWarning(
+                f"{where}: its additional_docker_run_options mount {path}, which the context's docker_mounts "
+                f"also mounts; the card's mount is used. Fix: drop {path!r} from docker_mounts, or the -v "
+                "from the card, to silence this"), stacklevel=2)
+    return kept
+
+
 def assemble_options(card: ModelCard, context: Any, gpus: tuple[int, ...], *, no_gpus: bool = False,
                      host_env: Mapping[str, str] | None = None,
                      image_env: Mapping[str, str] | None = None) -> dict[str, Any]:
@@ -227,14 +259,15 @@ def assemble_options(card: ModelCard, context: Any, gpus: tuple[int, ...], *, no
         vendor = "NONE"
     devices = gpu_options(vendor, gpus, render_devices=getattr(host, "render_devices", None))
     options = merge_options(merge_options(COMMON_OPTIONS, host_device_options()), devices)
-    volumes = mount_volumes(getattr(context, "docker_mounts", None))
+    card_options = parse_run_options(card.additional_docker_run_options,
+                                     where=f"{card.source}: card {card.name!r}")
+    volumes = context_volumes(getattr(context, "docker_mounts", None), card_options.get("volumes") or [],
+                              where=f"{card.source}: card {card.name!r}")
     if volumes:
         options = merge_options(options, {"volumes": volumes})
     cpus = (getattr(context, "data", None) or {}).get("docker_cpus")
     if cpus:
         options["cpuset_cpus"] = str(cpus)
-    card_options = parse_run_options(card.additional_docker_run_options,
-                                     where=f"{card.source}: card {card.name!r}")
     card_env = card_options.pop("environment", {})
     options = merge_options(options, card_options)
     env = mad_environment(card, context, gpus, devices_passed=bool(devices), host_env=host_env,

@@ -59,9 +59,10 @@ class JobConfig:
     mem: str = ""
     modules: tuple[str, ...] = ()  # `module load` before the nodes start
     network_interface: str = ""  # NCCL_SOCKET_IFNAME / GLOO_SOCKET_IFNAME
-    env_vars: tuple[tuple[str, str], ...] = ()  # slurm.env_vars: exported in the job and the containers
+    env_vars: tuple[tuple[str, str], ...] = ()  # a card's slurm.env_vars: exported in the job and the containers
     node_check: NodeCheck | None = None  # None: enable_node_check is off
     launcher_given: bool = True  # False: no distributed.launcher (the perf row gets madengine's default)
+    exports: tuple[tuple[str, str], ...] = ()  # the context's env_vars, exported in the job script
 
     @property
     def job_env(self) -> dict[str, str]:
@@ -70,6 +71,12 @@ class JobConfig:
         if self.network_interface:
             env.update(NCCL_SOCKET_IFNAME=self.network_interface, GLOO_SOCKET_IFNAME=self.network_interface)
         return env
+
+    @property
+    def script_env(self) -> dict[str, str]:
+        """What the job script exports: ``job_env`` and the context's top-level ``env_vars`` (without
+        ``MIOPEN_USER_DB_PATH``, which each node sets per process, as madengine's ``job.sh.j2`` does)."""
+        return {**self.job_env, **{k: v for k, v in self.exports if k != "MIOPEN_USER_DB_PATH"}}
 
 
 def load_preset() -> dict[str, dict[str, Any]]:
@@ -241,6 +248,7 @@ def resolve(card: ModelCard, context: dict[str, Any], *, timeout: int | None) ->
         modules=_modules(slurm.get("modules")),
         network_interface=_text(slurm, "network_interface"),
         env_vars=_env_vars(slurm.get("env_vars")),
+        exports=tuple((str(k), str(v)) for k, v in (context.get("env_vars") or {}).items()),
         node_check=_node_check(slurm, launcher),
         **{key: _text(slurm, key) for key in _TEXT_KEYS},
     )

@@ -87,10 +87,11 @@ class SlurmCli:
                            where=" ".join(argv[:2]), fix="check the slurm/distributed settings and sinfo")
         return done
 
-    def sbatch(self, argv: Sequence[str]) -> str:
+    def sbatch(self, argv: Sequence[str], env: Mapping[str, str] | None = None) -> str:
         """Submit; the job gets our environment (sbatch's ``--export=ALL``) without secret-looking
-        variables, which would stay in the controller's spool: those reach the job by file."""
-        done = self._run(["sbatch", "--parsable", *argv], env=without_secrets(os.environ))
+        variables, which would stay in the controller's spool: those reach the job by file. ``env``
+        adds the job's own variables (any value: sbatch copies its environment, nothing is parsed)."""
+        done = self._run(["sbatch", "--parsable", *argv], env={**without_secrets(os.environ), **(env or {})})
         return done.stdout.strip().split(";")[0]
 
     def squeue(self, job_ids: Sequence[str]) -> dict[str, JobState]:

@@ -18,7 +18,7 @@ from typing import Any
 
 from ...context import Context
 from ...fileio import atomic_write_json
-from ...workload.launchers import distributed_env, get_launcher, merged_distributed
+from ...workload.launchers import distributed_env, get_launcher, merged_distributed, yield_to_env_vars
 from ...workload.run import RunRequest
 from . import spec as specfile
 from .node_image import barrier, ensure_image, report_failure
@@ -52,6 +52,8 @@ def job_env(rank: int, nnodes: int) -> dict[str, str]:
         "MAD_SLURM_JOB_ID": os.environ.get("SLURM_JOB_ID", ""),
         "MAD_NODE_RANK": str(rank),
         "MAD_TOTAL_NODES": str(nnodes),
+        # madengine's per-process MIOpen cache (job.sh.j2), LOCAL_RANK left for the model script to expand
+        "MIOPEN_USER_DB_PATH": f"/tmp/.miopen/node_{rank}_rank_${{LOCAL_RANK:-0}}",
         "MAD_IN_SLURM_JOB": "1",
         "MAD_COLLECT_METRICS": "true" if rank == 0 else "false",  # only the master node reports
         "RANK": str(rank),
@@ -64,11 +66,14 @@ def node_env(spec: dict[str, Any], rank: int, node: str) -> dict[str, str]:
     """Rendezvous, runner and launcher contract (``launchers.distributed_env``) plus the job variables."""
     card, context = spec.get("card") or {}, spec.get("context") or {}
     distributed = merged_distributed(card.get("distributed"), context.get("distributed"))
+    launcher = get_launcher(spec["launcher"])
     env = distributed_env(
-        get_launcher(spec["launcher"]), nnodes=spec["nnodes"], nproc_per_node=spec["nproc_per_node"],
+        launcher, nnodes=spec["nnodes"], nproc_per_node=spec["nproc_per_node"],
         node_rank=rank, master_addr=os.environ.get("MASTER_ADDR") or node, master_port=spec["master_port"],
         distributed=distributed, model_name=str(card.get("name") or ""), node_ips=os.environ.get("SGLANG_NODE_IPS", ""))
     env["DISTRIBUTED_BACKEND"] = str(distributed.get("backend") or "nccl")  # madengine's job.sh.j2, default nccl
+    user_env = {**(context.get("env_vars") or {}), **(context.get("docker_env_vars") or {})}
+    env = yield_to_env_vars(env, launcher, user_env)
     env.update(job_env(rank, spec["nnodes"]))
     env.update(spec.get("job_env") or {})  # slurm.network_interface, slurm.env_vars
     return env

@@ -100,6 +100,8 @@ def gather_outcome(job: Any, final: JobState | None, *, timed_out: bool, error: 
                             "wrote no result; see the job output in the log")
     files = [Path(p) for r in sorted(results) for p in results[r].get("result_files", [])]
     files += job.extra.get("result_files", [])
+    found = job.extra["result_lookup"].find(job.job_id) if job.extra.get("result_lookup") else []
+    files += found  # slurm_multi: the CSV the card's script left where madengine's wrapper looks
     files = best_first([p for p in files if Path(p).is_file()])
     hostnames = [results[r].get("node", "") for r in sorted(results)]
     node_junit = _merged_node_junit(run_dir, nnodes)
@@ -112,7 +114,7 @@ def gather_outcome(job: Any, final: JobState | None, *, timed_out: bool, error: 
                "nnodes": nnodes, "launcher": config.launcher.name if config.launcher_given else "", "run_dir": str(run_dir),
                "result_file": str(files[0]) if files else "",
                **(results.get(0, {}).get("perf_fields") or {}),  # git_commit, data columns of rank 0
-               "node_junit": node_junit,
+               "node_junit": node_junit, "job_results_csv": bool(found),
                "report_properties": checks.properties() if checks is not None else {},
                "tool_outputs": [path for r in sorted(results) for path in results[r].get("tool_outputs") or []],
                "env_csv": str(results.get(0, {}).get("env_csv") or ""),  # rank 0's, as for the perf row

@@ -45,5 +45,5 @@ def render_job_script(config: JobConfig, inputs: ScriptInputs) -> str:
         reservation=config.reservation, nodelist=config.nodelist, account=config.account,
         qos=config.qos, extra_sbatch_options=config.extra_sbatch_options,
         constraint=config.constraint, exclude=config.exclude, mem=config.mem, modules=config.modules,
-        job_env=sorted(config.job_env.items()),
+        job_env=sorted(config.script_env.items()),
     )

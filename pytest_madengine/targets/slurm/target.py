@@ -140,14 +140,15 @@ class SlurmTarget:
         if config.launcher.bare_metal:
             from .multi import submit_card_script
 
-            job_id, results = submit_card_script(self.cli, request, config, run_dir, self.package_root,
-                                                 context)
+            job_id, lookup = submit_card_script(self.cli, request, config, run_dir, self.package_root,
+                                                context, submitted=time.time(),
+                                                comment=job_comment(self.session_id, socket.gethostname(), os.getpid()))
+            extra: dict[str, Any] = {"result_files": [], "result_lookup": lookup}
             process = None
         else:
             script = self._prepare(request, config, context, run_dir, timeout)
             job_id, process = self._start(script, run_dir, request)
-            results = []
-        extra: dict[str, Any] = {"result_files": results}
+            extra = {"result_files": []}
         if config.node_check is not None:
             extra["node_check"] = nodecheck_retry.start_record(job_id, config, run_dir)
         return self._register(SubmittedJob(request, config, run_dir, job_id, time.time(), timeout, process, extra))

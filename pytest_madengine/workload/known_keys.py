@@ -32,7 +32,7 @@ SLURM_KEYS = frozenset({
     "output_dir", "results_dir", "enable_node_check", "node_check_command", "node_check_retries", "node_check_timeout",
 })
 DISTRIBUTED_KEYS = frozenset({"launcher", "nnodes", "nproc_per_node", "master_port", "port", "sglang_disagg",
-                              "primus"})
+                              "primus", "rendezvous_timeout"})
 _SECTIONS = {"slurm": SLURM_KEYS, "distributed": DISTRIBUTED_KEYS}
 
 

@@ -40,7 +40,7 @@ class JobConfig:
     nnodes: int
     nproc_per_node: int
     gpus_per_node: int
-    master_port: int
+    master_port: int | None  # None: the job script derives one from the job id (29500-30499)
     partition: str = ""
     time: str = ""
     exclusive: bool = False
@@ -178,6 +178,13 @@ def _node_check(slurm: dict[str, Any], launcher: Launcher) -> NodeCheck | None:
                      timeout=_int(slurm.get("node_check_timeout") or 120, "slurm.node_check_timeout", minimum=1))
 
 
+def _master_port(dist: dict[str, Any]) -> int | None:
+    """The configured port (``port`` is madengine's name), or None: concurrent jobs on shared nodes
+    then each get their own, 29500 + job id mod 1000, so two of them never collide on 29500."""
+    key = "port" if dist.get("port") else "master_port"
+    return _int(dist[key], f"distributed.{key}", minimum=1) if dist.get(key) else None
+
+
 def _time_limit(value: Any, timeout: int | None) -> str:
     text = str(value or "").strip()
     if text:
@@ -219,8 +226,7 @@ def resolve(card: ModelCard, context: dict[str, Any], *, timeout: int | None) ->
         nnodes=nnodes,
         nproc_per_node=_int(nproc, "distributed.nproc_per_node", minimum=1),
         gpus_per_node=gpus_per_node,
-        master_port=_int(dist.get("port") or dist.get("master_port") or 29500,  # `port`: madengine's name
-                         "distributed.port" if dist.get("port") else "distributed.master_port", minimum=1),
+        master_port=_master_port(dist),
         time=_time_limit(slurm.get("time"), timeout),
         exclusive=bool(slurm.get("exclusive")),
         extra_sbatch_options=_extra_options(slurm.get("extra_sbatch_options")),

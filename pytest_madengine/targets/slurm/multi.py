@@ -15,6 +15,8 @@ from ...errors import MadError
 from .config import JobConfig
 from .jobs import SlurmCli
 
+DEFAULT_MASTER_PORT = 29500  # the card's script starts its own processes; madengine gives it 29500
+
 
 def card_script(card: ModelCard, package_root: Path) -> Path:
     script = package_root / card.scripts
@@ -35,7 +37,7 @@ def job_environment(card: ModelCard, context: dict[str, Any], config: JobConfig,
     results_csv = run_dir / Path(card.multiple_results or "results.csv").name
     env.update(MAD_MODEL_NAME=card.name, MAD_OUTPUT_CSV=str(results_csv),
                MAD_RUN_DIR=str(run_dir), NNODES=str(config.nnodes), NPROC_PER_NODE=str(config.nproc_per_node),
-               MASTER_PORT=str(config.master_port))
+               MASTER_PORT=str(config.master_port or DEFAULT_MASTER_PORT))
     return env
 
 

@@ -63,9 +63,10 @@ def job_env(rank: int, nnodes: int) -> dict[str, str]:
 def node_env(spec: dict[str, Any], rank: int, node: str) -> dict[str, str]:
     """Rendezvous, runner and launcher contract (``launchers.distributed_env``) plus the job variables."""
     card, context = spec.get("card") or {}, spec.get("context") or {}
+    port = os.environ.get("MASTER_PORT") or spec["master_port"] or 29500  # the job script's (per job)
     env = distributed_env(
         get_launcher(spec["launcher"]), nnodes=spec["nnodes"], nproc_per_node=spec["nproc_per_node"],
-        node_rank=rank, master_addr=os.environ.get("MASTER_ADDR") or node, master_port=spec["master_port"],
+        node_rank=rank, master_addr=os.environ.get("MASTER_ADDR") or node, master_port=int(port),
         distributed=merged_distributed(card.get("distributed"), context.get("distributed")),
         model_name=str(card.get("name") or ""), node_ips=os.environ.get("SGLANG_NODE_IPS", ""))
     env.update(job_env(rank, spec["nnodes"]))

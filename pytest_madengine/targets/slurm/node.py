@@ -125,7 +125,7 @@ def run_node(spec_path: Path) -> int:
                       perf_fields={k: outcome.extra[k] for k in PERF_FIELDS if k in outcome.extra},
                       tool_outputs=outcome.extra.get("tool_outputs") or [], env_csv=outcome.extra.get("env_csv", ""))
     except KeyboardInterrupt as exc:
-        result["error"] = f"node {node} (rank {rank}) was stopped ({exc})"
+        result.update(error=f"node {node} (rank {rank}) was stopped ({exc})", stopped=True)
         if target is not None:
             target.cancel_all()
     except Exception as exc:  # noqa: BLE001 -- any node failure is reported in the test, not as a traceback

@@ -3,7 +3,6 @@
 Every rank contributes ``rank + 1``; the sum must be ``world * (world + 1) / 2``. Each rank then
 times ``--iters`` all_reduces of ``--mib`` MiB and prints its data rate as a MAD performance line
 (``performance: N allreduce_MB_per_second``; the targets sum the nodes' figures).
-``--fail-rank R``: rank R exits 7 before joining, and the others wait for it in the rendezvous.
 """
 import argparse
 import os
@@ -16,14 +15,10 @@ import torch.distributed as dist
 
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--fail-rank", type=int, default=-1)
     parser.add_argument("--mib", type=float, default=4.0)
     parser.add_argument("--iters", type=int, default=20)
     args = parser.parse_args()
     rank = int(os.environ["RANK"])
-    if rank == args.fail_rank:
-        print(f"rank {rank}: failing on purpose with exit code 7", flush=True)
-        return 7
     started = time.monotonic()
     dist.init_process_group("gloo")  # env://: MASTER_ADDR, MASTER_PORT, RANK, WORLD_SIZE from torchrun
     world = dist.get_world_size()

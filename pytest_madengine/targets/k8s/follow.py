@@ -45,6 +45,7 @@ class PodState:
     started: bool = False  # the container has run (log available)
     exit_code: int | None = None
     terminated_reason: str = ""  # OOMKilled, Error, Completed
+    finished_at: float = 0.0  # when the container terminated (seconds since the epoch; 0.0 unknown)
     pod_reason: str = ""  # Evicted, DeadlineExceeded ...
     pod_message: str = ""
 
@@ -72,6 +73,8 @@ def pod_state(pod: Any) -> PodState:
             state.started = True
             state.exit_code = current.terminated.exit_code
             state.terminated_reason = current.terminated.reason or ""
+            finished = current.terminated.finished_at
+            state.finished_at = finished.timestamp() if finished is not None else 0.0
     return state
 
 

@@ -76,11 +76,11 @@ build_python() {
 }
 
 # Debian's torch 1.13 `torchrun` crashes under Python 3.11 on its own defaults `--redirects 0
-# --tee 0` (Std(0) is no longer an enum member), so the wrapper passes 1 (stdout) unless told.
+# --tee 0` (3.11's enum iteration skips the zero flag), so the wrapper puts `--redirects 1 --tee 1`
+# (workers' stdout to a file and the console) first: a caller's own --redirects/--tee, later on the
+# command line, still wins.
 TORCHRUN_WRAPPER='#!/bin/sh
-case " $* " in *" --redirects"*|*" -r "*) ;; *) set -- --redirects 1 "$@" ;; esac
-case " $* " in *" --tee"*|*" -t "*) ;; *) set -- --tee 1 "$@" ;; esac
-exec python3 -m torch.distributed.run "$@"
+exec python3 -m torch.distributed.run --redirects 1 --tee 1 "$@"
 '
 
 torch_rootfs_tar() {

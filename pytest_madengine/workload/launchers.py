@@ -260,7 +260,8 @@ def rendezvous_timeout(distributed: Mapping[str, Any]) -> int:
     except ValueError:
         seconds = 0
     if seconds < 1:
-        raise MadError(f"rendezvous_timeout {value!r} is not a number of seconds", where="distributed.rendezvous_timeout",
+        raise MadError(f"rendezvous_timeout {value!r} is not a number of seconds",
+                       where="distributed.rendezvous_timeout",
                        fix="give the seconds a node may wait to meet its master, e.g. 300")
     return seconds
 

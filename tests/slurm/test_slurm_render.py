@@ -141,3 +141,9 @@ def test_without_a_configured_port_each_job_derives_its_own(in_allocation: bool,
         assert ports == {str(expected)}
     else:  # steps of one allocation share its job id: each script's pid tells them apart
         assert len(ports) == 3 and all(29500 <= int(port) < 30500 for port in ports)
+
+
+def test_a_bad_rendezvous_timeout_is_refused_before_submitting() -> None:
+    card = make_card("m", "run.sh", distributed={"launcher": "torchrun", "nnodes": 2, "rendezvous_timeout": "soon"})
+    with pytest.raises(MadError, match="distributed.rendezvous_timeout"):
+        resolve(card, {}, timeout=None)

@@ -12,7 +12,7 @@ from typing import Any
 from ...cards import ModelCard
 from ...errors import MadError
 from ...jsonfile import require_object
-from ...workload.launchers import Launcher, disagg_split, get_launcher
+from ...workload.launchers import Launcher, disagg_split, get_launcher, rendezvous_timeout
 
 # Values that end up on #SBATCH lines: no whitespace, quotes or newlines.
 _SAFE = re.compile(r"^[A-Za-z0-9_.,:=@%+/\[\]-]*$")
@@ -215,6 +215,7 @@ def resolve(card: ModelCard, context: dict[str, Any], *, timeout: int | None) ->
     nnodes = _node_count(card, context)
     if launcher.kind == "sglang-disagg":
         disagg_split(nnodes, dist)  # 3+ nodes and a consistent prefill/decode split, before submitting
+    rendezvous_timeout(dist)  # a bad value is refused before submitting, not on the nodes
     gpus_per_node = _int(slurm.get("gpus_per_node") or 0, "slurm.gpus_per_node")
     nproc = dist.get("nproc_per_node") or gpus_per_node or (card.n_gpus if card.n_gpus > 0 else 1)
     distribution = str(slurm.get("image_distribution") or "auto")

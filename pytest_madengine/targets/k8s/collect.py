@@ -62,7 +62,8 @@ def _write_log(request: RunRequest, sections: list[tuple[str, str]], error: str)
 
 def _rank_end(follower: JobFollower, rank: int, pod: PodState) -> RankEnd:
     log = _read(follower.log_path(pod)) if pod.name in follower.logs else ""
-    return RankEnd(rank=rank, node=pod.node, exit_code=pod.exit_code, finished=pod.finished_at, log=log)
+    return RankEnd(rank=rank, node=pod.node, exit_code=pod.exit_code, stopped=pod.deleted, finished=pod.finished_at,
+                   log=log)
 
 
 def _result_files(follower: JobFollower, ranks: dict[int, PodState], request: RunRequest) -> list[Path]:
@@ -151,7 +152,7 @@ def collect_outcome(job: JobRecord, follower: JobFollower, verdict: Verdict, req
         error = gang_reason(ends)
     _write_log(request, sections, "; ".join(filter(None, [error, kept, *problems])))
     first = first_failure(ends)
-    failing = first.exit_code if first is not None else None
+    failing = first.exit_code if first is not None else next((c for c in codes if c not in (0, None)), None)
     exit_code = failing if failing is not None else (0 if codes and len(codes) >= job.nnodes
                                                      and all(c == 0 for c in codes) else None)
     if exit_code is None and not error and not verdict.timed_out:

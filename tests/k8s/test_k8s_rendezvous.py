@@ -20,6 +20,8 @@ pytestmark = [pytest.mark.k8s, pytest.mark.docker]
 PACKAGE = Path(__file__).parents[1] / "packages" / "rendezvous"
 LOADER = str(Path(__file__).resolve().parents[1] / "infra" / "load-k8s-image.sh")
 INDEX = "batch.kubernetes.io/job-completion-index"
+# The package's Dockerfile adds nothing to it: one 1.4 GB image to load into the nodes, not one per model.
+TORCH_IMAGE = "mad-test/torch:bookworm"
 # The lost rank's connect or the master's wait for it times out first: either is torch's reason.
 RENDEZVOUS_TIMEOUT = re.compile(r"rank \d \(node\d\) failed first: exit code 1: .*(The client socket has timed out "
                                 r"after 20s while trying to connect|Timed out after 2\d seconds waiting for clients)")
@@ -31,7 +33,7 @@ def run_session(root: Path, namespace: str, kubeconfig: Path, tags: str) -> subp
                                              "termination_grace_period_seconds": 2}}
     argv = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--mad-tags", tags, "--mad-target", "k8s",
             f"--mad-k8s-kubeconfig={kubeconfig}", "--mad-context", json.dumps(context), "-n", "2",
-            "--junitxml=junit.xml"]
+            "--junitxml=junit.xml", "--mad-use-image", TORCH_IMAGE]
     return subprocess.run(argv, cwd=root, capture_output=True, text=True, timeout=1200, check=False)
 
 

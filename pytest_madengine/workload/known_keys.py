@@ -35,7 +35,7 @@ SLURM_KEYS = frozenset({
     "auto_cleanup_nodes",
 })
 DISTRIBUTED_KEYS = frozenset({"launcher", "nnodes", "nproc_per_node", "master_port", "port", "sglang_disagg",
-                              "primus", "backend"})
+                              "primus", "backend", "rendezvous_timeout"})
 _SECTIONS = {"slurm": SLURM_KEYS, "distributed": DISTRIBUTED_KEYS}
 
 

@@ -31,6 +31,11 @@ primus         empty                                                  PRIMUS_CON
                                                                       PRIMUS_CLI_EXTRA, BACKEND
 =============  =====================================================  =================================
 
+Several nodes of the torchrun family also get ``PET_RDZV_CONF=timeout=T``: a node that cannot reach
+its master (wrong address, port or interface) gives up after ``distributed.rendezvous_timeout``
+seconds (default 300; torch's own default is 600) with torch's reason, instead of retrying until the
+model's timeout.
+
 Differences from madengine, on purpose: a run without a launcher is ``native`` (madengine calls it
 torchrun; the runner and variables are the same, and the perf row's ``launcher`` says torchrun on
 SLURM as madengine's does); multi-node deepspeed starts one launcher per
@@ -91,6 +96,7 @@ _TORCHRUN_KINDS = ("native", "torchrun", "megatron", "torchtitan")
 _PRIMUS_BACKENDS = {"maxtext": "MaxText", "torchtitan": "torchtitan", "megatron": "megatron",
                     "megatron_bridge": "megatron_bridge", "moe_package": "moe_package"}
 DEFAULT_PRIMUS_CONFIG = "exp_pretrain.yaml"  # madengine's default PRIMUS_CONFIG_PATH
+DEFAULT_RENDEZVOUS_TIMEOUT = 300  # seconds a node of a multi-node torchrun waits to meet its master
 
 
 def get_launcher(name: str | None, *, where: str = "distributed.launcher") -> Launcher:
@@ -245,6 +251,22 @@ def disagg_env(*, nnodes: int, nproc_per_node: int, node_rank: int, distributed:
     return env
 
 
+def rendezvous_timeout(distributed: Mapping[str, Any]) -> int:
+    """``distributed.rendezvous_timeout`` in seconds (default 300); MadError for a non-positive number."""
+    value = distributed.get("rendezvous_timeout")
+    if value in (None, ""):
+        return DEFAULT_RENDEZVOUS_TIMEOUT
+    try:
+        seconds = int(str(value).strip())
+    except ValueError:
+        seconds = 0
+    if seconds < 1:
+        raise MadError(f"rendezvous_timeout {value!r} is not a number of seconds",
+                       where="distributed.rendezvous_timeout",
+                       fix="give the seconds a node may wait to meet its master, e.g. 300")
+    return seconds
+
+
 def distributed_env(launcher: Launcher, *, nnodes: int, nproc_per_node: int, node_rank: int,
                     master_addr: str, master_port: int, distributed: Mapping[str, Any] | None = None,
                     model_name: str = "", node_ips: str = "") -> dict[str, str]:
@@ -265,6 +287,8 @@ def distributed_env(launcher: Launcher, *, nnodes: int, nproc_per_node: int, nod
     if launcher.family == "torchrun":  # torchrun reads its options from PET_<OPTION> too
         env.update(PET_NNODES=str(nnodes), PET_NPROC_PER_NODE=str(nproc_per_node), PET_NODE_RANK=str(node_rank),
                    PET_MASTER_ADDR=master_addr, PET_MASTER_PORT=str(master_port))
+        if nnodes > 1:
+            env["PET_RDZV_CONF"] = f"timeout={rendezvous_timeout(distributed or {})}"
     env.update(contract_env(launcher.kind or launcher.family, nnodes=nnodes, nproc_per_node=nproc_per_node,
                             node_rank=node_rank, master_addr=master_addr, master_port=master_port,
                             distributed=distributed, model_name=model_name, node_ips=node_ips))

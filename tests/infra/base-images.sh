@@ -2,11 +2,15 @@
 # Build the local test base images (no registry is reachable, so nothing is pulled):
 #   mad-test/busybox:latest   static busybox, every applet linked, /bin/bash runs its sh  (~1 s)
 #   mad-test/python:bookworm  debootstrap minbase + python3                              (~40 s, cached)
-# Usage: base-images.sh [busybox|python]...   (default: both). Idempotent and flock-protected.
+#   mad-test/torch:bookworm   the python image + Debian's python3-torch (CPU, gloo) and a
+#                             torchrun wrapper (~3 min, rootfs cached)
+# Usage: base-images.sh [busybox|python|torch]...   (default: busybox python). Idempotent and
+# flock-protected.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 BUSYBOX_IMAGE=mad-test/busybox:latest
 PYTHON_IMAGE=mad-test/python:bookworm
+TORCH_IMAGE=mad-test/torch:bookworm
 CACHE_DIR=${MAD_TEST_CACHE:-/var/cache/mad-test}
 DEFAULT_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 
@@ -71,6 +75,47 @@ build_python() {
     docker import -c "ENV PATH=$DEFAULT_PATH" -c 'CMD ["python3"]' "$tarball" "$PYTHON_IMAGE" >/dev/null
 }
 
+# Debian's torch 1.13 `torchrun` crashes under Python 3.11 on its own defaults `--redirects 0
+# --tee 0` (3.11's enum iteration skips the zero flag), so the wrapper puts `--redirects 1 --tee 1`
+# (workers' stdout to a file and the console) first: a caller's own --redirects/--tee, later on the
+# command line, still wins.
+TORCHRUN_WRAPPER='#!/bin/sh
+exec python3 -m torch.distributed.run --redirects 1 --tee 1 "$@"
+'
+
+torch_rootfs_tar() {
+    local tarball=$CACHE_DIR/torch-bookworm.tar
+    if [ ! -s "$tarball" ]; then
+        local rootfs
+        mkdir -p "$CACHE_DIR"
+        rootfs=$(mktemp -d /var/tmp/mad-torch-rootfs.XXXXXX)
+        tar -C "$rootfs" -xf "$(python_rootfs_tar)"
+        cp /etc/resolv.conf "$rootfs/etc/resolv.conf"
+        if ! chroot "$rootfs" /bin/sh -c 'export DEBIAN_FRONTEND=noninteractive
+            for attempt in 1 2; do
+                apt-get update -qq && apt-get install -y -qq --no-install-recommends python3-torch && exit 0
+            done; exit 1' >"$CACHE_DIR/torch-apt.log" 2>&1; then
+            rm -rf "$rootfs"
+            echo "apt-get install python3-torch failed; see $CACHE_DIR/torch-apt.log" >&2
+            return 1
+        fi
+        printf '%s' "$TORCHRUN_WRAPPER" >"$rootfs/usr/local/bin/torchrun"
+        chmod 0755 "$rootfs/usr/local/bin/torchrun"
+        : >"$rootfs/etc/resolv.conf"
+        rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
+        tar -C "$rootfs" -c . >"$tarball.tmp" && mv "$tarball.tmp" "$tarball"
+        rm -rf "$rootfs"
+    fi
+    echo "$tarball"
+}
+
+build_torch() {
+    have_image "$TORCH_IMAGE" && return 0
+    local tarball
+    tarball=$(torch_rootfs_tar)
+    docker import -c "ENV PATH=$DEFAULT_PATH" -c 'CMD ["python3"]' "$tarball" "$TORCH_IMAGE" >/dev/null
+}
+
 bash "$here/start-docker.sh"
 exec 9>/tmp/mad-test-images.lock
 flock 9
@@ -79,6 +124,7 @@ for which in "$@"; do
     case $which in
         busybox) build_busybox ;;
         python) build_python ;;
-        *) echo "unknown image '$which' (busybox|python)" >&2; exit 2 ;;
+        torch) build_torch ;;
+        *) echo "unknown image '$which' (busybox|python|torch)" >&2; exit 2 ;;
     esac
 done

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 INFRA_DIR = Path(__file__).resolve().parent
 BUSYBOX_IMAGE = "mad-test/busybox:latest"
 PYTHON_IMAGE = "mad-test/python:bookworm"
+TORCH_IMAGE = "mad-test/torch:bookworm"
 SESSION_LABEL = "pytest-madengine.session"
 REGISTRY_DEFAULT_PORT = 5000
 SLURM_PARTITION = "debug"
@@ -114,6 +115,13 @@ def busybox_image(docker_engine: docker.DockerClient) -> str:
 def python_image(docker_engine: docker.DockerClient) -> str:
     """`mad-test/python:bookworm`: Debian bookworm minbase with python3 (built once, ~40 s)."""
     return _base_image("python", PYTHON_IMAGE, timeout=600)
+
+
+@pytest.fixture(scope="session")
+def torch_image(docker_engine: docker.DockerClient) -> str:
+    """`mad-test/torch:bookworm`: the python image with Debian's PyTorch (CPU, gloo) and a working
+    `torchrun` on PATH (built once, ~3 min, 1.4 GB)."""
+    return _base_image("torch", TORCH_IMAGE, timeout=900)
 
 
 def _free_port() -> int:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import uuid
 from pathlib import Path
 from typing import Any
@@ -39,3 +40,14 @@ def make_request(package: Path, card: ModelCard, tmp: Path, *, context: dict[str
     return RunRequest(card=card, context=Context.from_json(data, host=HostFacts()), image=ImageRef(name=image),
                       gpus=(), settings=Settings(package=package, timeout=timeout),
                       log_path=tmp / f"{run_id}.log", work_dir=tmp / f"work-{run_id}", run_id=run_id)
+
+
+def node_address(node: str = "node1") -> str:
+    """The node's ``NodeAddr`` (``scontrol show node``): where a job's ranks reach their master there."""
+    out = subprocess.run(["scontrol", "show", "node", node], capture_output=True, text=True, check=True).stdout
+    return next(word.split("=", 1)[1] for word in out.split() if word.startswith("NodeAddr="))
+
+
+def job_port(job_id: str) -> str:
+    """The master port of a job without a configured one: 29500 + job id mod 1000."""
+    return str(29500 + int(job_id) % 1000)

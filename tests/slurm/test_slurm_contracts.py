@@ -1,7 +1,8 @@
 """What a MAD model sees in its container on each node of a real two-node SLURM job, per launcher.
 
 Expected values are madengine's (``deployment/slurm.py`` ``_generate_*_command`` multi-node branches
-and ``templates/slurm/job.sh.j2``), for nnodes=2, nproc_per_node=2, master node1, port 29500.
+and ``templates/slurm/job.sh.j2``), for nnodes=2, nproc_per_node=2; the master is node1 at its
+``NodeAddr`` and the port 29500 + job id mod 1000 (madengine: the node name and 29500).
 """
 from __future__ import annotations
 
@@ -12,11 +13,11 @@ import pytest
 
 from tests.docker.test_launcher_contracts import ENV_SCRIPT, container_env
 
-from .helpers import make_card, make_package, make_request
+from .helpers import job_port, make_card, make_package, make_request, node_address
 
 pytestmark = [pytest.mark.slurm, pytest.mark.docker]
 
-TORCHRUN = "torchrun --nnodes=2 --nproc_per_node=2 --node_rank={rank} --master_addr=node1 --master_port=29500"
+TORCHRUN = "torchrun --nnodes=2 --nproc_per_node=2 --node_rank={rank} --master_addr={addr} --master_port={port}"
 EXPECTED = {
     "megatron": {"MAD_MULTI_NODE_RUNNER": TORCHRUN, "TENSOR_MODEL_PARALLEL_SIZE": "2",
                  "PIPELINE_MODEL_PARALLEL_SIZE": "2", "CONTEXT_PARALLEL_SIZE": "1", "MAD_LAUNCHER_TYPE": "megatron"},
@@ -24,15 +25,15 @@ EXPECTED = {
                    "TORCHTITAN_PIPELINE_PARALLEL_SIZE": "2", "TORCHTITAN_FSDP_ENABLED": "1",
                    "TORCHTITAN_CONTEXT_PARALLEL_SIZE": "1"},
     "deepspeed": {"MAD_MULTI_NODE_RUNNER": "deepspeed --no_ssh --num_nodes=2 --num_gpus=2 --node_rank={rank} "
-                                           "--master_addr=node1 --master_port=29500"},
+                                           "--master_addr={addr} --master_port={port}"},
     "vllm": {"MAD_MULTI_NODE_RUNNER": "", "VLLM_TENSOR_PARALLEL_SIZE": "2", "VLLM_PIPELINE_PARALLEL_SIZE": "1",
              "VLLM_DISTRIBUTED_BACKEND": "none"},
     "sglang": {"MAD_MULTI_NODE_RUNNER": "", "SGLANG_TENSOR_PARALLEL_SIZE": "2",
-               "SGLANG_PIPELINE_PARALLEL_SIZE": "1", "NCCL_INIT_ADDR": "node1:29500"},
+               "SGLANG_PIPELINE_PARALLEL_SIZE": "1", "NCCL_INIT_ADDR": "{addr}:{port}"},
     "primus": {"MAD_MULTI_NODE_RUNNER": "", "PRIMUS_CONFIG_PATH": "exp_pretrain.yaml"},
 }
 JOB = {"MAD_DEPLOYMENT_TYPE": "slurm", "MAD_TOTAL_NODES": "2", "MAD_IN_SLURM_JOB": "1", "LOCAL_RANK": "0",
-       "MASTER_ADDR": "node1", "MASTER_PORT": "29500", "NNODES": "2", "NPROC_PER_NODE": "2", "WORLD_SIZE": "4"}
+       "MASTER_ADDR": "{addr}", "MASTER_PORT": "{port}", "NNODES": "2", "NPROC_PER_NODE": "2", "WORLD_SIZE": "4"}
 
 
 @pytest.mark.parametrize("launcher", list(EXPECTED))
@@ -43,7 +44,8 @@ def test_each_node_gets_the_launcher_contract_and_the_job_variables(target, tmp_
     assert outcome.exit_code == 0, outcome.error
     for rank, log in enumerate(outcome.node_logs):
         env = container_env(log.read_text())
-        wanted = {key: value.format(rank=rank) for key, value in {**EXPECTED[launcher], **JOB}.items()}
+        master = {"addr": node_address("node1"), "port": job_port(outcome.extra["job_id"])}
+        wanted = {key: value.format(rank=rank, **master) for key, value in {**EXPECTED[launcher], **JOB}.items()}
         wanted.update(MAD_SLURM_JOB_ID=str(outcome.extra["job_id"]), MAD_NODE_RANK=str(rank), RANK=str(rank),
                       NODE_RANK=str(rank), MAD_COLLECT_METRICS="true" if rank == 0 else "false")
         assert {key: env.get(key) for key in wanted} == wanted

@@ -69,7 +69,7 @@ def test_context_wins_over_card_and_preset_fills_the_rest() -> None:
     config = resolve(card, {"slurm": {"partition": "ctx"}, "distributed": {"nnodes": 1}}, timeout=None)
     assert (config.partition, config.time, config.nnodes) == ("ctx", "10", 1)
     assert config.launcher.family == "deepspeed"
-    assert config.master_port == 29500 and config.exclusive is False  # preset values
+    assert config.master_port is None and config.exclusive is False  # preset: the port comes from the job id
 
 
 @pytest.mark.parametrize("alias", ["shared_dir", "shared_workspace", "output_dir", "results_dir"])
@@ -151,3 +151,23 @@ def test_auto_cleanup_nodes_is_a_clear_refusal() -> None:
         resolve(card, {}, timeout=60)
     off = make_card("clean", "run.sh", slurm={"enable_node_check": True, "auto_cleanup_nodes": False})
     assert resolve(off, {}, timeout=60).node_check is not None
+@pytest.mark.parametrize(("in_allocation", "expected"), [(False, 29500 + 4321 % 1000), (True, None)])
+def test_without_a_configured_port_each_job_derives_its_own(in_allocation: bool, expected: int | None) -> None:
+    card = make_card("m", "run.sh", distributed={"launcher": "torchrun", "nnodes": 2})
+    config = resolve(card, {}, timeout=None)
+    inputs = ScriptInputs(model="m", job_name="mad-m", spec_path="/s/spec.json", rc_path="/s/job.rc", python="python3",
+                          in_allocation=in_allocation)
+    line = next(line for line in render_job_script(config, inputs).splitlines()
+                if line.startswith("export MASTER_PORT="))
+    ports = {subprocess.run(["bash", "-c", f"{line}; echo $MASTER_PORT"], env={"SLURM_JOB_ID": "4321"},
+                            capture_output=True, text=True, check=True).stdout.strip() for _ in range(3)}
+    if expected is not None:
+        assert ports == {str(expected)}
+    else:  # steps of one allocation share its job id: each script's pid tells them apart
+        assert len(ports) == 3 and all(29500 <= int(port) < 30500 for port in ports)
+
+
+def test_a_bad_rendezvous_timeout_is_refused_before_submitting() -> None:
+    card = make_card("m", "run.sh", distributed={"launcher": "torchrun", "nnodes": 2, "rendezvous_timeout": "soon"})
+    with pytest.raises(MadError, match="distributed.rendezvous_timeout"):
+        resolve(card, {}, timeout=None)

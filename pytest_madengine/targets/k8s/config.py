@@ -266,7 +266,7 @@ def _gpus(k8s: dict[str, Any], card: ModelCard, vendor: str) -> tuple[int, str]:
 
 KNOWN = set(load_preset()["k8s"])
 KNOWN_DISTRIBUTED = {"launcher", "nnodes", "nproc_per_node", "master_port", "port", "enabled", "backend",
-                     "primus", "sglang_disagg"}
+                     "primus", "sglang_disagg", "rendezvous_timeout"}
 
 
 def _first(k8s: dict[str, Any], keys: tuple[str, ...]) -> tuple[str, str]:

@@ -45,6 +45,8 @@ class PodState:
     started: bool = False  # the container has run (log available)
     exit_code: int | None = None
     terminated_reason: str = ""  # OOMKilled, Error, Completed
+    finished_at: float = 0.0  # when the container terminated (seconds since the epoch; 0.0 unknown)
+    deleted: bool = False  # deletion asked (the Job controller stops a failed gang's running pods so)
     pod_reason: str = ""  # Evicted, DeadlineExceeded ...
     pod_message: str = ""
 
@@ -54,7 +56,8 @@ def pod_state(pod: Any) -> PodState:
     annotations = meta.annotations or {}
     index = int(annotations.get("batch.kubernetes.io/job-completion-index", "0") or 0)
     state = PodState(name=meta.name, index=index, node=spec.node_name or "", phase=status.phase or "Pending",
-                     pod_reason=status.reason or "", pod_message=status.message or "")
+                     pod_reason=status.reason or "", pod_message=status.message or "",
+                     deleted=meta.deletion_timestamp is not None)
     for condition in status.conditions or []:
         if condition.type == "PodScheduled":
             state.scheduled = condition.status == "True"
@@ -72,6 +75,8 @@ def pod_state(pod: Any) -> PodState:
             state.started = True
             state.exit_code = current.terminated.exit_code
             state.terminated_reason = current.terminated.reason or ""
+            finished = current.terminated.finished_at
+            state.finished_at = finished.timestamp() if finished is not None else 0.0
     return state
 
 

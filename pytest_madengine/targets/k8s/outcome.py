@@ -15,6 +15,7 @@ from pathlib import Path
 
 from ...errors import MadError
 from ...results.performance import best_first
+from ...workload.gang import RankEnd, first_failure, gang_reason
 from ...workload.run import RunOutcome, RunRequest
 from ...workload.sysenv import write_env_csv
 from ...workload.tools import keep_outputs
@@ -57,6 +58,12 @@ def _write_log(request: RunRequest, sections: list[tuple[str, str]], error: str)
                 handle.write("\n")
         if error:
             handle.write(f"[pytest-madengine] {error}\n")
+
+
+def _rank_end(follower: JobFollower, rank: int, pod: PodState) -> RankEnd:
+    log = _read(follower.log_path(pod)) if pod.name in follower.logs else ""
+    return RankEnd(rank=rank, node=pod.node, exit_code=pod.exit_code, stopped=pod.deleted, finished=pod.finished_at,
+                   log=log)
 
 
 def _result_files(follower: JobFollower, ranks: dict[int, PodState], request: RunRequest) -> list[Path]:
@@ -140,8 +147,12 @@ def gather_outcome(job: JobRecord, follower: JobFollower, verdict: Verdict, requ
     codes = [pod.exit_code for pod in ranks.values()]
     if not error and verdict.state == "Complete" and len(ranks) < job.nnodes:
         error = f"Job {job.name} completed with {len(ranks)} of {job.nnodes} pods seen"
+    ends = [_rank_end(follower, rank, pod) for rank, pod in ranks.items()]
+    if not error and not verdict.timed_out and job.nnodes > 1:  # the Job controller stopped the others
+        error = gang_reason(ends)
     _write_log(request, sections, "; ".join(filter(None, [error, kept, *problems])))
-    failing = next((code for code in codes if code not in (0, None)), None)
+    first = first_failure(ends)
+    failing = first.exit_code if first is not None else next((c for c in codes if c not in (0, None)), None)
     exit_code = failing if failing is not None else (0 if codes and len(codes) >= job.nnodes
                                                      and all(c == 0 for c in codes) else None)
     if exit_code is None and not error and not verdict.timed_out:

@@ -12,7 +12,7 @@ from typing import Any
 from ...cards import ModelCard
 from ...errors import MadError
 from ...jsonfile import require_object
-from ...workload.launchers import Launcher, disagg_split, get_launcher
+from ...workload.launchers import Launcher, disagg_split, get_launcher, rendezvous_timeout
 
 # Values that end up on #SBATCH lines: no whitespace, quotes or newlines.
 _SAFE = re.compile(r"^[A-Za-z0-9_.,:=@%+/\[\]-]*$")
@@ -40,7 +40,7 @@ class JobConfig:
     nnodes: int
     nproc_per_node: int
     gpus_per_node: int
-    master_port: int
+    master_port: int | None  # None: the job script derives one from the job id (29500-30499)
     partition: str = ""
     time: str = ""
     exclusive: bool = False
@@ -193,6 +193,13 @@ def _node_check(slurm: dict[str, Any], launcher: Launcher) -> NodeCheck | None:
                      timeout=_int(slurm.get("node_check_timeout") or 120, "slurm.node_check_timeout", minimum=1))
 
 
+def _master_port(dist: dict[str, Any]) -> int | None:
+    """The configured port (``port`` is madengine's name), or None: concurrent jobs on shared nodes
+    then each get their own, 29500 + job id mod 1000, so two of them never collide on 29500."""
+    key = "port" if dist.get("port") else "master_port"
+    return _int(dist[key], f"distributed.{key}", minimum=1) if dist.get(key) else None
+
+
 def _time_limit(value: Any, timeout: int | None) -> str:
     text = str(value or "").strip()
     if text:
@@ -223,6 +230,7 @@ def resolve(card: ModelCard, context: dict[str, Any], *, timeout: int | None) ->
     nnodes = _node_count(card, context)
     if launcher.kind == "sglang-disagg":
         disagg_split(nnodes, dist)  # 3+ nodes and a consistent prefill/decode split, before submitting
+    rendezvous_timeout(dist)  # a bad value is refused before submitting, not on the nodes
     gpus_per_node = _int(slurm.get("gpus_per_node") or 0, "slurm.gpus_per_node")
     nproc = dist.get("nproc_per_node") or gpus_per_node or (card.n_gpus if card.n_gpus > 0 else 1)
     distribution = str(slurm.get("image_distribution") or "auto")
@@ -235,8 +243,7 @@ def resolve(card: ModelCard, context: dict[str, Any], *, timeout: int | None) ->
         nnodes=nnodes,
         nproc_per_node=_int(nproc, "distributed.nproc_per_node", minimum=1),
         gpus_per_node=gpus_per_node,
-        master_port=_int(dist.get("port") or dist.get("master_port") or 29500,  # `port`: madengine's name
-                         "distributed.port" if dist.get("port") else "distributed.master_port", minimum=1),
+        master_port=_master_port(dist),
         time=_time_limit(slurm.get("time"), timeout),
         exclusive=bool(slurm.get("exclusive")),
         extra_sbatch_options=_extra_options(slurm.get("extra_sbatch_options")),

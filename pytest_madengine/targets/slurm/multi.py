@@ -30,6 +30,7 @@ from .config import JobConfig
 from .jobs import SlurmCli
 
 SHARED_INFERENCE = Path("/shared_inference")
+DEFAULT_MASTER_PORT = 29500  # the card's script starts its own processes; madengine gives it 29500
 
 
 def card_script(card: ModelCard, package_root: Path) -> Path:
@@ -69,7 +70,7 @@ def job_environment(request: Any, context: dict[str, Any], config: JobConfig, ru
     results_csv = run_dir / Path(card.multiple_results or "results.csv").name
     env.update(MAD_MODEL_NAME=card.name, MAD_OUTPUT_CSV=str(results_csv), MAD_RUN_DIR=str(run_dir),
                NNODES=str(config.nnodes), NPROC_PER_NODE=str(config.nproc_per_node),
-               MASTER_PORT=str(config.master_port), MAD_DEPLOYMENT_TYPE="slurm")
+               MASTER_PORT=str(config.master_port or DEFAULT_MASTER_PORT), MAD_DEPLOYMENT_TYPE="slurm")
     return env
 
 

@@ -67,9 +67,10 @@ def node_env(spec: dict[str, Any], rank: int, node: str) -> dict[str, str]:
     card, context = spec.get("card") or {}, spec.get("context") or {}
     distributed = merged_distributed(card.get("distributed"), context.get("distributed"))
     launcher = get_launcher(spec["launcher"])
+    port = os.environ.get("MASTER_PORT") or spec["master_port"] or 29500  # the job script's (per job)
     env = distributed_env(
         launcher, nnodes=spec["nnodes"], nproc_per_node=spec["nproc_per_node"],
-        node_rank=rank, master_addr=os.environ.get("MASTER_ADDR") or node, master_port=spec["master_port"],
+        node_rank=rank, master_addr=os.environ.get("MASTER_ADDR") or node, master_port=int(port),
         distributed=distributed, model_name=str(card.get("name") or ""), node_ips=os.environ.get("SGLANG_NODE_IPS", ""))
     env["DISTRIBUTED_BACKEND"] = str(distributed.get("backend") or "nccl")  # madengine's job.sh.j2, default nccl
     user_env = {**(context.get("env_vars") or {}), **(context.get("docker_env_vars") or {})}
@@ -131,7 +132,7 @@ def run_node(spec_path: Path) -> int:
                       perf_fields={k: outcome.extra[k] for k in PERF_FIELDS if k in outcome.extra},
                       tool_outputs=outcome.extra.get("tool_outputs") or [], env_csv=outcome.extra.get("env_csv", ""))
     except KeyboardInterrupt as exc:
-        result["error"] = f"node {node} (rank {rank}) was stopped ({exc})"
+        result.update(error=f"node {node} (rank {rank}) was stopped ({exc})", stopped=True)
         if target is not None:
             target.cancel_all()
     except Exception as exc:  # noqa: BLE001 -- any node failure is reported in the test, not as a traceback

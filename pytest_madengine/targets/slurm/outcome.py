@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from ...results.performance import best_first
+from ...workload.gang import RankEnd, first_failure, gang_reason
 from ...workload.run import RunOutcome
 from .jobs import NODE_FAILURES, JobState
 
@@ -17,6 +18,12 @@ def _node_results(run_dir: Path, nnodes: int) -> dict[int, dict[str, Any]]:
         if path.is_file():
             results[rank] = json.loads(path.read_text())
     return results
+
+
+def _rank_end(run_dir: Path, rank: int, result: dict[str, Any]) -> RankEnd:
+    return RankEnd(rank=rank, node=str(result.get("node") or ""), exit_code=result.get("exit_code"),
+                   error=str(result.get("error") or ""), stopped=bool(result.get("stopped")),
+                   finished=float(result.get("finished") or 0.0), log=_read(run_dir / f"node-{rank}.log"))
 
 
 def _merged_node_junit(run_dir: Path, nnodes: int) -> str:
@@ -84,8 +91,9 @@ def gather_outcome(job: Any, final: JobState | None, *, timed_out: bool, error: 
     job_code = final.exit_code if final else None
     if job_code is None and (run_dir / "job.rc").is_file():
         job_code = int(_read(run_dir / "job.rc").strip() or 1)
-    codes = [results[r].get("exit_code") for r in sorted(results)]
-    exit_code = next((c for c in codes if c not in (0, None)), None)
+    ends = [_rank_end(run_dir, rank, results[rank]) for rank in sorted(results)]
+    first = first_failure(ends)
+    exit_code = first.exit_code if first is not None else None
     if exit_code is None:
         exit_code = job_code if (bare or len(results) == nnodes) else (job_code or 1)
     problems = [error] if error else []
@@ -93,7 +101,8 @@ def gather_outcome(job: Any, final: JobState | None, *, timed_out: bool, error: 
         problems.append(f"SLURM node failure: job {job.job_id} ended {job_state} (a node of "
                         f"{job.extra.get('nodes') or 'the job'} failed); this is a cluster fault, not a model failure")
     if not timed_out and not error:
-        problems += [results[r]["error"] for r in sorted(results) if results[r].get("error")]
+        gang = gang_reason(ends) if nnodes > 1 else ""
+        problems += [gang] if gang else [results[r]["error"] for r in sorted(results) if results[r].get("error")]
         missing = [str(r) for r in range(nnodes) if r not in results]
         if missing and not bare:
             problems.append(f"SLURM job {job.job_id} ended {job_state} and rank(s) {', '.join(missing)} "

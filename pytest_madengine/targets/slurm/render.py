@@ -19,6 +19,7 @@ class ScriptInputs:
     rc_path: str
     python: str
     pythonpath: str = ""
+    in_allocation: bool = False  # steps inside an existing allocation share its job id
 
 
 def _environment() -> Any:
@@ -37,6 +38,7 @@ def render_job_script(config: JobConfig, inputs: ScriptInputs) -> str:
     return template.render(
         model=inputs.model, job_name=inputs.job_name, spec_path=inputs.spec_path,
         rc_path=inputs.rc_path, python=inputs.python, pythonpath=inputs.pythonpath,
+        in_allocation=inputs.in_allocation,
         launcher=config.launcher.name, family=config.launcher.family,
         launcher_env=list(config.launcher.env),
         nnodes=config.nnodes, nproc_per_node=config.nproc_per_node,

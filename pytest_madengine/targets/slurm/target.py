@@ -242,7 +242,8 @@ class SlurmTarget:
         inputs = ScriptInputs(
             model=request.card.name, job_name=f"mad-{object_name(request.card.name)}"[:120],
             spec_path=str(spec_path), rc_path=str(run_dir / "job.rc"),
-            python=config.python or sys.executable, pythonpath=_package_parent())
+            python=config.python or sys.executable, pythonpath=_package_parent(),
+            in_allocation=bool(os.environ.get("SLURM_JOB_ID")))
         script = run_dir / "job.sh"
         script.write_text(render_job_script(config, inputs))
         return script

@@ -21,9 +21,11 @@
 set -uo pipefail
 module load rocm/6.2.0
 
-# Rendezvous: the first node of the allocation is the master.
-MASTER_ADDR="$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)"
-export MASTER_ADDR
+# Rendezvous: the first node of the allocation is the master, reached at its NodeAddr (the address
+# slurmctld itself uses; a node name need not resolve where the containers run).
+MASTER_NODE="$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)"
+MASTER_ADDR="$(scontrol show node "$MASTER_NODE" | tr ' ' '\n' | sed -n 's/^NodeAddr=//p' | head -n 1)"
+export MASTER_ADDR="${MASTER_ADDR:-$MASTER_NODE}"
 export MASTER_PORT=29600
 export NNODES=2
 export NPROC_PER_NODE=8
@@ -37,7 +39,8 @@ export NCCL_SOCKET_IFNAME=ib0
 export PYTHONPATH=/opt/pytest-madengine${PYTHONPATH:+:$PYTHONPATH}
 
 # NODE_RANK and MAD_MULTI_NODE_RUNNER are set per node by slurm_node (from SLURM_NODEID).
-srun --nodes="$NNODES" --ntasks="$NNODES" --ntasks-per-node=1 --kill-on-bad-exit=0 \
+# --kill-on-bad-exit: a node that fails stops the others (their runner stops its container on SIGTERM).
+srun --nodes="$NNODES" --ntasks="$NNODES" --ntasks-per-node=1 --kill-on-bad-exit=1 \
     /usr/bin/python3 -m pytest_madengine.targets.slurm.node '/shared/mad/session/run 1/spec.json'
 rc=$?
 echo "$rc" > '/shared/mad/session/run 1/job.rc'

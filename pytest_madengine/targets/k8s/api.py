@@ -99,7 +99,7 @@ def _loading(access: KubeAccess, load: Callable[[], Any]) -> Any:
         problem = f"cannot be used: {exc}"
     except (TypeError, AttributeError, KeyError) as exc:  # parsed, but a string or a list, not a mapping
         problem = f"does not have a kubeconfig's shape ({type(exc).__name__}: {exc})"
-    raise MadError(f"{access.describe()} {problem}", where=access.origin,
+    raise MadError(f"{access.describe()} {' '.join(problem.split())}", where=access.origin,
                    fix="give a kubeconfig with clusters, users, contexts and current-context "
                        "(kubectl --kubeconfig FILE get ns should work)") from None
 

@@ -2,7 +2,8 @@
 
 A Unix-socket proxy in front of the real engine (``DyingEngine``) forwards a session's first ``k``
 requests and then "dies": it cuts every open connection (streams in flight too: build output,
-attach, wait) and removes its socket, as a crashed dockerd does. A first session counts the requests
+attach, wait) and removes its socket, as a crashed dockerd does; either when request ``k + 1``
+arrives, or after the engine got it and began to answer (the answer cut in the middle). A first session counts the requests
 of a whole run; then one session dies at each of them in turn, so every phase (image inspect, build,
 create, attach, start, wait, logs, remove) gets its turn. Each must record the model's FAILURE (or
 stop at start with a usage error) with no raw ``requests``/``urllib3`` class escaping as a fixture
@@ -44,10 +45,11 @@ def fixture_displays(output: str) -> list[str]:
 
 
 class DyingEngine:
-    """Proxies ``path`` to the real engine; dies when request number ``after + 1`` arrives."""
+    """Proxies ``path`` to the real engine; dies when request number ``after + 1`` arrives (``mid_answer``
+    False), or once the engine has it and starts answering, half of the first piece of the answer sent."""
 
-    def __init__(self, path: Path, after: int) -> None:
-        self.path, self.after = path, after
+    def __init__(self, path: Path, after: int, mid_answer: bool = False) -> None:
+        self.path, self.after, self.mid_answer = path, after, mid_answer
         self.requests = 0
         self.dead = threading.Event()
         self._lock = threading.Lock()
@@ -73,13 +75,14 @@ class DyingEngine:
     def _pump(self, source: socket.socket, sink: socket.socket, counting: bool) -> None:
         with contextlib.suppress(OSError):
             while data := source.recv(65536):
-                if counting:
-                    with self._lock:
-                        self.requests += len(REQUEST_LINE.findall(data))
-                        dying = self.requests > self.after
-                    if dying:
-                        self.die()
-                        return
+                with self._lock:
+                    self.requests += len(REQUEST_LINE.findall(data)) if counting else 0
+                    dying = self.requests > self.after and counting != self.mid_answer
+                if dying:
+                    if self.mid_answer:
+                        sink.sendall(data[:max(1, len(data) // 2)])
+                    self.die()
+                    return
                 sink.sendall(data)
         with contextlib.suppress(OSError):
             sink.shutdown(socket.SHUT_WR)
@@ -97,9 +100,10 @@ class DyingEngine:
                 sock.close()
 
 
-def run_session(package: Path, workdir: Path, after: int) -> tuple[subprocess.CompletedProcess[str], int]:
+def run_session(package: Path, workdir: Path, after: int,
+                mid_answer: bool = False) -> tuple[subprocess.CompletedProcess[str], int]:
     path = Path(tempfile.mkdtemp(prefix="mad-engine-")) / "docker.sock"  # a socket path has ~100 bytes at most
-    engine = DyingEngine(path, after)
+    engine = DyingEngine(path, after, mid_answer)
     env = {**os.environ, "PYTHONPATH": str(ROOT), "DOCKER_HOST": f"unix://{path}", "DOCKER_BUILDKIT": "0"}
     try:
         done = subprocess.run([sys.executable, "-m", "pytest", "--mad-package", str(package), "--mad-tags", "f",
@@ -111,7 +115,9 @@ def run_session(package: Path, workdir: Path, after: int) -> tuple[subprocess.Co
     return done, engine.requests
 
 
-def test_engine_dying_at_each_call_of_a_run_is_one_paragraph(pytester: pytest.Pytester, busybox_image: str) -> None:
+@pytest.mark.parametrize("mid_answer", [False, True], ids=["before-the-call", "mid-answer"])
+def test_engine_dying_at_each_call_of_a_run_is_one_paragraph(pytester: pytest.Pytester, busybox_image: str,
+                                                            mid_answer: bool) -> None:
     package = write_card_package(pytester.path / "pkg", [card("model", "scripts/ok.sh", tags=["f"])],
                                  {"scripts/ok.sh": "echo started\necho performance: 1 ops\n"})
     healthy, total = run_session(package, pytester.path, after=10**9)
@@ -122,7 +128,7 @@ def test_engine_dying_at_each_call_of_a_run_is_one_paragraph(pytester: pytest.Py
     for after in range(total):
         workdir = pytester.path / f"dies-at-{after}"
         workdir.mkdir()
-        done, _ = run_session(package, workdir, after)
+        done, _ = run_session(package, workdir, after, mid_answer)
         output = done.stdout + done.stderr
         assert fixture_displays(output) == [], f"dies at request {after + 1}:\n{output}"
         if done.returncode == pytest.ExitCode.USAGE_ERROR:

@@ -44,7 +44,7 @@ def test_slurmctld_restarted_mid_job_keeps_the_success_row(pytester: pytest.Pyte
         assert marker.exists(), "the model never ran"
         time.sleep(2)
         os.kill(int(Path("/run/slurmctld.pid").read_text().strip()), signal.SIGKILL)
-        time.sleep(8)  # the session polls a controller that is not there
+        time.sleep(25)  # the session polls a controller that is not there (squeue retries ~10 s itself)
     finally:
         restarted = run_infra_script("start-slurm.sh", timeout=120)
     out, _ = proc.communicate(timeout=300)

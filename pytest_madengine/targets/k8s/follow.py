@@ -179,6 +179,7 @@ class JobFollower:
         self.job_state = JobStatus()
         self._checked_capacity = False
         self._gone: dict[str, float] = {}  # pod deleted under the run -> when it was noticed
+        self.cancelled = False  # the session itself deletes the run's objects (Ctrl-C, session end)
 
     def follow(self) -> Verdict:
         self.watches.start()
@@ -263,6 +264,8 @@ class JobFollower:
     def _decide(self, submitted: float, running_since: float | None) -> Verdict | None:
         if self.job_state.finished:
             return self._finished()
+        if self.job_state.deleted and self.cancelled:
+            return Verdict("Failed", f"Job {self.job} was cancelled: the session is stopping")
         if self.job_state.deleted:
             return Verdict("Failed", f"Job {self.job} was deleted by someone outside this session while it ran"
                            + self._namespace_gone())
@@ -334,6 +337,8 @@ class JobFollower:
                 pump.stop()
 
     def stop_logs(self) -> None:
+        """The session cancels the run (its objects are deleted next): stop reading the logs."""
+        self.cancelled = True
         for pump in self.logs.values():
             pump.stop()
 

@@ -271,7 +271,7 @@ class JobFollower:
                            + self._namespace_gone())
         now = time.monotonic()
         gone = [name for name, since in self._gone.items() if now - since > POD_GONE_GRACE]
-        if gone:
+        if gone and not self.cancelled:
             pod = self.pods[gone[0]]
             return Verdict("Failed", f"pod {pod.name} of Job {self.job} was deleted by someone outside this "
                                      f"session while it ran ({pod.deleting})" + self._namespace_gone())

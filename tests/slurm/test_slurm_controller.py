@@ -1,6 +1,6 @@
-"""slurmctld killed (SIGKILL, as a crash) while a model's job runs, and started again with the project's
-script (``tests/infra/start-slurm.sh``, idempotent): squeue failing meanwhile is not "the job is gone";
-the model's row is SUCCESS with its value and its log is whole.
+"""slurmctld, or the slurmd of the job's node, killed (SIGKILL, as a crash) while a model's job runs, and
+started again with the project's script (``tests/infra/start-slurm.sh``, idempotent): squeue failing
+meanwhile is not "the job is gone"; the model's row is SUCCESS with its value and its log is whole.
 
 Disruptive for other users of the SLURM cluster for a few seconds.
 """
@@ -28,11 +28,12 @@ COUNT = ("touch /myworkspace/model-started\n"
          "echo performance: 42.5 ops\n")
 
 
-def test_slurmctld_restarted_mid_job_keeps_the_success_row(pytester: pytest.Pytester, slurm_cluster,
-                                                           busybox_image) -> None:
+@pytest.mark.parametrize("pidfile", ["/run/slurmctld.pid", "/run/slurmd-node2.pid"], ids=["slurmctld", "slurmd"])
+def test_daemon_restarted_mid_job_keeps_the_success_row(pytester: pytest.Pytester, slurm_cluster,
+                                                        busybox_image, pidfile: str) -> None:
     marker = pytester.path / "model-started"
-    write_package(pytester.path, [{"name": "steady", "scripts": "scripts/count.sh", "timeout": 300}],
-                  {"count.sh": COUNT})
+    write_package(pytester.path, [{"name": "steady", "scripts": "scripts/count.sh", "timeout": 300,
+                                   "slurm": {"nodelist": "node2"}}], {"count.sh": COUNT})
     proc = subprocess.Popen([sys.executable, "-m", "pytest", "--mad-tags", "f", "--mad-target", "slurm",
                              "--mad-gpus", "none", "-p", "no:cacheprovider", "-n", "0"], cwd=pytester.path,
                             env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE,
@@ -43,7 +44,7 @@ def test_slurmctld_restarted_mid_job_keeps_the_success_row(pytester: pytest.Pyte
             time.sleep(0.2)
         assert marker.exists(), "the model never ran"
         time.sleep(2)
-        os.kill(int(Path("/run/slurmctld.pid").read_text().strip()), signal.SIGKILL)
+        os.kill(int(Path(pidfile).read_text().strip()), signal.SIGKILL)
         time.sleep(25)  # the session polls a controller that is not there (squeue retries ~10 s itself)
     finally:
         restarted = run_infra_script("start-slurm.sh", timeout=120)

@@ -34,7 +34,8 @@ LINES = 40
 COUNT = f'i=1; while [ $i -le {LINES} ]; do echo "line $i"; i=$((i+1)); sleep 0.5; done\n' \
         'echo "performance: 42.5 samples_per_second"\n'
 CARDS = [{"name": "count", "scripts": "scripts/m/count.sh", "tags": ["count"]},
-         {"name": "sleeper", "scripts": "scripts/m/sleep.sh", "tags": ["sleeper"], "timeout": 600}]
+         {"name": "sleeper", "scripts": "scripts/m/sleep.sh", "tags": ["sleeper"], "timeout": 600},
+         {"name": "later", "scripts": "scripts/m/count.sh", "tags": ["later"]}]
 
 
 def write_package(root: Path) -> Path:
@@ -164,7 +165,7 @@ def test_namespace_deleted_mid_run_is_named_as_such(tmp_path, k8s_cluster, api, 
                 break
             time.sleep(0.1)
         package = write_package(tmp_path / "pkg")
-        proc = start_session(package, session_args(namespace, k8s_cluster.kubeconfig, "sleeper"))
+        proc = start_session(package, session_args(namespace, k8s_cluster.kubeconfig, "sleeper,later"))
         running_pod(api, namespace)
         output, waited = _session_ending_after(proc, lambda: core.delete_namespace(namespace))
     finally:
@@ -174,6 +175,10 @@ def test_namespace_deleted_mid_run_is_named_as_such(tmp_path, k8s_cluster, api, 
     assert f"namespace {namespace}" in output and ("is being deleted" in output or "was deleted" in output), output
     assert "Forbidden (RBAC)" not in output and "grant" not in output
     assert row(package, "sleeper")["status"] == "FAILURE"
+    # the next model's objects cannot be created: the namespace is named, not RBAC
+    assert row(package, "later")["status"] == "FAILURE"
+    assert f"namespace {namespace} is being deleted (someone deleted it during the run)" in output \
+        or f"namespace {namespace} does not exist (deleted, or never created)" in output, output
 
 
 @pytest.mark.parametrize("request_", [{"cpu": "64"}, {"memory": "64Ti"}], ids=["cpu", "memory"])

@@ -88,19 +88,22 @@ class JobStatus:
     failed_reason: str = ""  # BackoffLimitExceeded, DeadlineExceeded, ...
     failed_message: str = ""
     deleted: bool = False  # deleted (or being deleted) by someone else while it ran
+    failing: bool = False  # FailureTarget: the Job controller is ending it (and deletes its pods)
 
 
 def job_status(job: Any) -> JobStatus:
     if job.metadata is not None and job.metadata.deletion_timestamp is not None:
         return JobStatus(deleted=True)
+    failing = False
     for condition in (job.status.conditions or []) if job.status else []:
         if condition.status != "True":
             continue
+        failing = failing or condition.type == "FailureTarget"
         if condition.type == "Complete":
             return JobStatus(finished=True)
         if condition.type == "Failed":
             return JobStatus(True, condition.reason or "Failed", condition.message or "")
-    return JobStatus()
+    return JobStatus(failing=failing)
 
 
 @dataclass
@@ -271,7 +274,7 @@ class JobFollower:
                            + self._namespace_gone())
         now = time.monotonic()
         gone = [name for name, since in self._gone.items() if now - since > POD_GONE_GRACE]
-        if gone and not self.cancelled:
+        if gone and not self.cancelled and not self.job_state.failing and self._deleted_by_others():
             pod = self.pods[gone[0]]
             return Verdict("Failed", f"pod {pod.name} of Job {self.job} was deleted by someone outside this "
                                      f"session while it ran ({pod.deleting})" + self._namespace_gone())
@@ -301,6 +304,11 @@ class JobFollower:
         self._checked_capacity = True
         return self.capacity_check()
 
+    def _deleted_by_others(self) -> bool:
+        """Whether the deleted pods were deleted from outside: no other pod failed on its own (then the
+        Job controller deletes the rest of a gang: the failing rank is the reason)."""
+        return not any(p.exit_code not in (None, 0) for name, p in self.pods.items() if name not in self._gone)
+
     def _namespace_gone(self) -> str:
         """' (namespace X is being deleted)' when that is why, else ''."""
         try:
@@ -320,7 +328,7 @@ class JobFollower:
         problems += [f"pod {p.name} {p.pod_reason}: {p.pod_message}" for p in self.pods.values()
                      if p.pod_reason in ("Evicted", "DeadlineExceeded", "Preempting", "Shutdown", "NodeLost")]
         problems += [f"pod {name} was deleted by someone outside this session while it ran ({self.pods[name].deleting})"
-                     for name in self._gone]
+                     for name in self._gone if self._deleted_by_others()]
         if state.failed_reason == "DeadlineExceeded":
             return Verdict("Failed", f"Job {self.job} failed: DeadlineExceeded: {state.failed_message}",
                            timed_out=True)

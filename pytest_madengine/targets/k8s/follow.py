@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .api import api_message, is_connection_error, is_not_found
-from .objects import JOB_NAME_LABEL
+from .objects import CONTAINER, JOB_NAME_LABEL
 from .podlog import PodLog
 
 HOPELESS_WAITING = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull",

@@ -54,7 +54,7 @@ class PodLog(threading.Thread):
                     if self._stopped.is_set():
                         break
                     failing_since = failing_since or time.monotonic()
-                    if not _retryable(exc) or time.monotonic() - failing_since > GIVE_UP_SECONDS:
+                    if not self._retryable(exc) or time.monotonic() - failing_since > GIVE_UP_SECONDS:
                         log.write(f"[pytest-madengine: the log stream ended: {_short(exc)}]\n")
                         break
                     self._stopped.wait(RETRY_SECONDS)
@@ -107,12 +107,19 @@ class PodLog(threading.Thread):
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
 
+    def _retryable(self, exc: BaseException) -> bool:
+        """A broken connection, the apiserver unable to reach the kubelet (5xx), or a kubelet just
+        restarted that does not know the pod yet (404 while the pod exists); not a deleted pod."""
+        if is_not_found(exc):
+            return self._pod_exists()
+        return is_connection_error(exc) or int(getattr(exc, "status", 0) or 0) >= 500
 
-def _retryable(exc: BaseException) -> bool:
-    """A broken connection, or the apiserver unable to reach the kubelet (5xx); not a deleted pod."""
-    if is_not_found(exc):
-        return False
-    return is_connection_error(exc) or int(getattr(exc, "status", 0) or 0) >= 500
+    def _pod_exists(self) -> bool:
+        try:
+            self.core.read_namespaced_pod(self.pod, self.namespace)
+        except Exception as exc:  # noqa: BLE001 -- unknown (the API away): try the log again
+            return not is_not_found(exc)
+        return True
 
 
 def _short(exc: BaseException) -> str:

@@ -103,7 +103,8 @@ def test_canary_secrets_stay_out_of_objects_files_and_logs(pytester, monkeypatch
     assert any(name.startswith("job/") for name in texts) and any(":payload.tgz:" in name for name in texts)
     assert any(s.type == "Opaque" for s in secrets)  # where the values belong
     for path in pytester.path.rglob("*"):
-        if path.is_file() and path.name != "credential.json" and not path.is_relative_to(pytester.path / "scripts"):
+        inputs = ("credential.json", "models.json")  # the user's own files, where the values were planted
+        if path.is_file() and path.name not in inputs and not path.is_relative_to(pytester.path / "scripts"):
             texts[str(path.relative_to(pytester.path))] = path.read_text(errors="replace")
     texts["session output"] = output
     forms = {name: (value, base64.b64encode(value.encode()).decode()) for name, value in planted.items()}

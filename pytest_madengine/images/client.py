@@ -46,28 +46,35 @@ def docker_client() -> docker.DockerClient:
 def image_env(image: str, client: docker.DockerClient | None = None) -> dict[str, str]:
     """The image's own ``ENV`` (its config) as {name: value}; {} when the engine is not reachable or
     does not have the image (a Kubernetes run of an image only the registry has, say)."""
-    from docker.errors import DockerException
-
     try:
         lines = (client or docker_client()).images.get(image).attrs.get("Config", {}).get("Env") or []
-    except (DockerException, MadError):
+    except (*engine_failures(), MadError):
         return {}
     return dict(line.partition("=")[::2] for line in lines)
+def engine_failures() -> tuple[type[BaseException], ...]:
+    """The exception types of a Docker SDK call that mean the engine is not (or no longer) there, as
+    opposed to an answer of the engine (``docker.errors.APIError``, which callers handle): the
+    ``requests`` and ``urllib3`` errors of a socket closed mid-call or mid-stream (``ConnectionError``,
+    ``ChunkedEncodingError``, ``ReadTimeout``, ``ProtocolError``), ``docker.errors.DockerException``
+    for some failures to connect, and the OS's own connection errors."""
+    from docker.errors import DockerException
+    from requests.exceptions import RequestException
+    from urllib3.exceptions import HTTPError as Urllib3Error
+
+    return RequestException, Urllib3Error, DockerException, ConnectionError
+
+
 @contextmanager
 def engine_errors() -> Iterator[None]:
-    """Turn a connection lost mid-call (the daemon stopped or restarted) into :func:`daemon_unreachable`.
-
-    The SDK raises ``requests.ConnectionError`` for a closed socket and ``docker.errors.DockerException``
-    (not an API answer) for some failures to connect; both mean the engine is not there.
-    """
-    from docker.errors import APIError, DockerException
-    from requests.exceptions import ConnectionError as RequestsConnectionError
+    """Turn a connection lost mid-call (the daemon stopped or restarted) into :func:`daemon_unreachable`
+    (:func:`engine_failures`); the engine's own answers (``APIError``) pass unchanged."""
+    from docker.errors import APIError
 
     try:
         yield
     except APIError:
         raise
-    except (RequestsConnectionError, DockerException) as exc:
+    except engine_failures() as exc:
         raise daemon_unreachable(exc) from None
 
 

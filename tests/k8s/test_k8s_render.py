@@ -296,3 +296,23 @@ def test_top_level_env_vars_are_pod_env_and_secret_looking_ones_go_to_the_secret
     assert env["NCCL_IB_HCA"] == "mlx5_0:1,mlx5_1:1"
     assert "HF_TOKEN" not in env and "canary-41" not in yaml.safe_dump(job)
     assert secret["kind"] == "Secret" and secret["stringData"]["HF_TOKEN"] == "canary-41"
+def test_every_secret_variable_goes_through_the_runs_secret(tmp_path: Path) -> None:
+    package = make_package(tmp_path / "pkg", {"run.sh": "echo performance: 1 x\n"})
+    (package / "credential.json").write_text('{"VAULT": {"username": "u-canary", "password": "p-canary"}}')
+    card = make_card("solo", "run.sh", env_vars={"CARD_TOKEN": "card-canary", "PLAIN": "plain"}, cred="VAULT")
+    context = {"gpu_vendor": "NONE", "k8s": {"namespace": "bench"},
+               "docker_env_vars": {"HF_TOKEN": "hf-canary", "MY_PASSWORD": "pw-canary", "MODE": "fast"}}
+    request = make_request(package, card, tmp_path, context=context)
+    config = resolve(card, request.context.data, timeout=None)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MAD_SECRETS_HF", "env-canary")
+        prepared = prepare_run(request, config, package, LABELS, run_name="mad-solo-1")
+    secret = next(m for m in prepared.manifests if m["kind"] == "Secret")
+    assert {"HF_TOKEN", "MY_PASSWORD", "CARD_TOKEN", "VAULT_USERNAME", "VAULT_PASSWORD", "MAD_SECRETS_HF"} \
+        <= set(secret["stringData"])
+    public = yaml.safe_dump([m for m in prepared.manifests if m["kind"] != "Secret"])
+    assert not [v for v in ("hf-canary", "pw-canary", "card-canary", "u-canary", "p-canary", "env-canary")
+                if v in public]
+    env = {e["name"]: e.get("value") for e in prepared.manifests[-1]["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["PLAIN"] == "plain" and env["MODE"] == "fast"  # the rest stays readable in the spec
+    assert {"hf-canary", "card-canary", "env-canary"} <= set(prepared.secret_values)

@@ -159,7 +159,7 @@ def test_unschedulable_model_fails_fast_with_the_schedulers_reason(pytester, k8s
         k8s_namespace, k8s_cluster.kubeconfig, "pyt", gpu_resource_name="amd.com/gpu", gpu_count=1000))
     result.assert_outcomes(failed=2)
     assert time.monotonic() - started < 90  # the default scheduling_timeout is 300 s
-    result.stdout.fnmatch_lines(["*Unschedulable*Insufficient amd.com/gpu*no node offers 1000 amd.com/gpu*"])
+    result.stdout.fnmatch_lines(["*Unschedulable*Insufficient amd.com/gpu*no node can ever hold*amd.com/gpu 1000*"])
     assert wait_empty(api, k8s_namespace) == []
 
 

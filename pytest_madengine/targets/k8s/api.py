@@ -9,7 +9,7 @@ import contextlib
 import json
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -64,7 +64,8 @@ _clients_lock = threading.Lock()
 
 
 def api_client(access: KubeAccess) -> Any:
-    """The process's ``kubernetes.client.ApiClient`` for ``access`` (created once)."""
+    """The process's ``kubernetes.client.ApiClient`` for ``access`` (created once). Raises MadError when
+    the kubeconfig cannot be read or parsed (what the session's start and preflight call to check it)."""
     with _clients_lock:
         if access not in _clients:
             _clients[access] = _new_client(access)
@@ -73,17 +74,34 @@ def api_client(access: KubeAccess) -> Any:
 
 def _new_client(access: KubeAccess) -> Any:
     from kubernetes import client, config
+
+    if not access.kubeconfig:
+        configuration = client.Configuration()
+        _loading(access, lambda: config.load_incluster_config(client_configuration=configuration))
+        return client.ApiClient(configuration)
+    return _loading(access, lambda: config.new_client_from_config(config_file=access.kubeconfig,
+                                                                  context=access.context or None))
+
+
+def _loading(access: KubeAccess, load: Callable[[], Any]) -> Any:
+    """``load()``, any failure of reading the credentials (garbage, empty file, broken YAML, a context
+    or user missing, an unreadable certificate) as one MadError naming the file and its origin."""
+    import yaml
     from kubernetes.config.config_exception import ConfigException
 
     try:
-        if not access.kubeconfig:
-            configuration = client.Configuration()
-            config.load_incluster_config(client_configuration=configuration)
-            return client.ApiClient(configuration)
-        return config.new_client_from_config(config_file=access.kubeconfig, context=access.context or None)
-    except (ConfigException, OSError, ValueError, TypeError) as exc:
-        raise MadError(f"{access.describe()} cannot be used: {exc}", where=access.origin,
-                       fix="check the file (kubectl --kubeconfig FILE get ns should work)") from None
+        return load()
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+        problem = f"is not valid YAML{where}: {getattr(exc, 'problem', None) or exc}"
+    except (ConfigException, OSError, ValueError) as exc:
+        problem = f"cannot be used: {exc}"
+    except (TypeError, AttributeError, KeyError) as exc:  # parsed, but a string or a list, not a mapping
+        problem = f"does not have a kubeconfig's shape ({type(exc).__name__}: {exc})"
+    raise MadError(f"{access.describe()} {' '.join(problem.split())}", where=access.origin,
+                   fix="give a kubeconfig with clusters, users, contexts and current-context "
+                       "(kubectl --kubeconfig FILE get ns should work)") from None
 
 
 def close_clients() -> None:
@@ -115,6 +133,9 @@ def describe_failure(exc: BaseException, action: str, namespace: str, access: Ku
         return (f"{action}: the Kubernetes API is unreachable ({_root_cause(exc)}) with {access.describe()}. "
                 "Fix: check the kubeconfig's server address and that the cluster is running.")
     status, reason, message = api_message(exc)
+    if status == 403 and "because it is being terminated" in message:
+        return (f"{action}: namespace {namespace} is being deleted (someone deleted it during the run): {message}. "
+                "Fix: let the deletion finish and create the namespace again, or set k8s.namespace to another one.")
     if status == 403 and "exceeded quota" in message:
         return f"{action}: quota exceeded in namespace {namespace}: {message}. Fix: free quota or ask for more."
     if status == 403:
@@ -122,8 +143,9 @@ def describe_failure(exc: BaseException, action: str, namespace: str, access: Ku
                 f"{namespace}: {RBAC_VERBS}.")
     if status == 401:
         return f"{action}: Unauthorized: {message}. Fix: renew the credentials in {access.describe()}."
-    if status == 404 and "namespaces" in message:
-        return f"{action}: {message}. Fix: create the namespace or set k8s.namespace."
+    if status == 404 and f'namespaces "{namespace}" not found' in message:
+        return (f"{action}: namespace {namespace} does not exist (deleted, or never created): {message}. "
+                "Fix: create the namespace or set k8s.namespace.")
     return f"{action}: {reason or 'error'} ({status}): {message}."
 
 

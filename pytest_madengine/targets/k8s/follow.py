@@ -10,10 +10,7 @@ No GET polling: the loop's one-second wake-up only checks those deadlines.
 """
 from __future__ import annotations
 
-import codecs
-import contextlib
 import queue
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -21,14 +18,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .api import api_message, is_connection_error
+from .api import api_message, is_connection_error, is_not_found
 from .objects import CONTAINER, JOB_NAME_LABEL
-from .payload import ResultsFilter
+from .podlog import PodLog
 
 HOPELESS_WAITING = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull",
                     "CreateContainerConfigError", "CreateContainerError", "RunContainerError")
 WATCH_SECONDS = 30  # server-side timeout of one watch request; it is renewed from its resourceVersion
 UNREACHABLE_GRACE = 60  # seconds an API restart may take before the run is reported as lost
+POD_GONE_GRACE = 5.0  # seconds the Job controller gets to end a Job whose pod was deleted under it
 
 
 @dataclass
@@ -49,6 +47,11 @@ class PodState:
     deleted: bool = False  # deletion asked (the Job controller stops a failed gang's running pods so)
     pod_reason: str = ""  # Evicted, DeadlineExceeded ...
     pod_message: str = ""
+    deleting: str = ""  # why the pod is being deleted ('deleted' when no DisruptionTarget tells)
+
+    @property
+    def ended(self) -> bool:
+        return self.exit_code is not None or self.phase in ("Succeeded", "Failed")
 
 
 def pod_state(pod: Any) -> PodState:
@@ -58,7 +61,11 @@ def pod_state(pod: Any) -> PodState:
     state = PodState(name=meta.name, index=index, node=spec.node_name or "", phase=status.phase or "Pending",
                      pod_reason=status.reason or "", pod_message=status.message or "",
                      deleted=meta.deletion_timestamp is not None)
+    if meta.deletion_timestamp is not None:
+        state.deleting = "deleted"
     for condition in status.conditions or []:
+        if condition.type == "DisruptionTarget" and condition.status == "True" and state.deleting:
+            state.deleting = f"{condition.reason}: {condition.message}" if condition.message else condition.reason
         if condition.type == "PodScheduled":
             state.scheduled = condition.status == "True"
             if condition.status == "False" and condition.reason == "Unschedulable":
@@ -85,17 +92,23 @@ class JobStatus:
     finished: bool = False
     failed_reason: str = ""  # BackoffLimitExceeded, DeadlineExceeded, ...
     failed_message: str = ""
+    deleted: bool = False  # deleted (or being deleted) by someone else while it ran
+    failing: bool = False  # FailureTarget: the Job controller is ending it (and deletes its pods)
 
 
 def job_status(job: Any) -> JobStatus:
+    if job.metadata is not None and job.metadata.deletion_timestamp is not None:
+        return JobStatus(deleted=True)
+    failing = False
     for condition in (job.status.conditions or []) if job.status else []:
         if condition.status != "True":
             continue
+        failing = failing or condition.type == "FailureTarget"
         if condition.type == "Complete":
             return JobStatus(finished=True)
         if condition.type == "Failed":
             return JobStatus(True, condition.reason or "Failed", condition.message or "")
-    return JobStatus()
+    return JobStatus(failing=failing)
 
 
 @dataclass
@@ -106,57 +119,6 @@ class Verdict:
     error: str = ""
     timed_out: bool = False
     running_since: float | None = None
-
-
-class PodLog(threading.Thread):
-    """Streams one pod's log (``follow=True``) into a file and the live callback, results block cut out."""
-
-    def __init__(self, core: Any, namespace: str, pod: PodState, path: Path, mark: str,
-                 live: Callable[[str], None] | None, prefix: str) -> None:
-        super().__init__(daemon=True, name=f"log-{pod.name}")
-        self.core, self.namespace, self.pod, self.path = core, namespace, pod, path
-        self.filter = ResultsFilter(mark)
-        self.live, self.prefix = live, prefix
-        self._response: Any = None
-
-    def run(self) -> None:
-        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        pending = ""
-        with self.path.open("w", encoding="utf-8") as log:
-            try:
-                self._response = self.core.read_namespaced_pod_log(
-                    self.pod.name, self.namespace, container=CONTAINER, follow=True, _preload_content=False)
-                for chunk in self._response.stream(4096):
-                    *lines, pending = (pending + decoder.decode(chunk)).split("\n")
-                    for line in lines:
-                        self._line(log, line)
-            except Exception as exc:  # noqa: BLE001 -- pod deleted or API gone: keep what we have
-                if not getattr(self, "stopped", False):
-                    log.write(f"[pytest-madengine: the log stream ended: {_short(exc)}]\n")
-            if pending:
-                self._line(log, pending)
-
-    def _line(self, log: Any, line: str) -> None:
-        if not self.filter.keep(line):
-            return
-        log.write(line + "\n")
-        log.flush()
-        if self.live is not None:
-            self.live(self.prefix + line)
-
-    def stop(self) -> None:
-        """Unblock the reader: shut the socket down (closing the response from here would wait for
-        the reading thread's buffer lock, forever on a pod that prints nothing)."""
-        self.stopped = True
-        connection = getattr(self._response, "connection", None)
-        sock = getattr(connection, "sock", None)
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-
-
-def _short(exc: BaseException) -> str:
-    return api_message(exc)[2][:200] if getattr(exc, "status", None) else type(exc).__name__
 
 
 @dataclass
@@ -197,14 +159,14 @@ class Watches:
                         version = ""
                         break
                     version = event["object"].metadata.resource_version or version
-                    self.events.put((kind, event["object"]))
+                    self.events.put((f"{kind}-deleted" if event["type"] == "DELETED" else kind, event["object"]))
                     failing_since = None
             except Exception as exc:  # noqa: BLE001 -- 410 Gone: list again; unreachable: tell the loop
                 if getattr(exc, "status", None) == 410:
                     version = ""
                     continue
                 failing_since = failing_since or time.monotonic()
-                if not is_connection_error(exc) or time.monotonic() - failing_since > UNREACHABLE_GRACE:
+                if not _transient(exc) or time.monotonic() - failing_since > UNREACHABLE_GRACE:
                     self.events.put(("error", exc))
                     return
                 time.sleep(1)
@@ -215,15 +177,17 @@ class JobFollower:
 
     def __init__(self, core: Any, batch: Any, *, namespace: str, job: str, nnodes: int, timeout: int | None,
                  scheduling_timeout: int, log_path: Callable[[PodState], Path], mark: str,
-                 live: Callable[[str], None] | None, gpu_check: Callable[[str], str] | None = None) -> None:
+                 live: Callable[[str], None] | None, capacity_check: Callable[[], str] | None = None) -> None:
         self.core, self.namespace, self.job, self.nnodes = core, namespace, job, nnodes
         self.timeout, self.scheduling_timeout = timeout, scheduling_timeout
-        self.log_path, self.mark, self.live, self.gpu_check = log_path, mark, live, gpu_check
+        self.log_path, self.mark, self.live, self.capacity_check = log_path, mark, live, capacity_check
         self.watches = Watches(core, batch, namespace, job)
         self.pods: dict[str, PodState] = {}
         self.logs: dict[str, PodLog] = {}
         self.job_state = JobStatus()
         self._checked_capacity = False
+        self._gone: dict[str, float] = {}  # pod deleted under the run -> when it was noticed
+        self.cancelled = False  # the session itself deletes the run's objects (Ctrl-C, session end)
 
     def follow(self) -> Verdict:
         self.watches.start()
@@ -249,45 +213,80 @@ class JobFollower:
             verdict = self._decide(submitted, running_since)
             if verdict is not None:
                 verdict.running_since = running_since
-                if verdict.state in ("Complete", "Failed"):
+                if verdict.state in ("Complete", "Failed") and self.job_state.finished:
                     self._settle()
                 return verdict
 
-    def _settle(self, wait: float = 10) -> None:
-        """The Job's end can arrive before its pods' last events: read those (exit codes) too."""
+    def _settle(self, wait: float = 2) -> None:
+        """The Job's end can arrive before its pods' last events: wait briefly for those (exit codes),
+        then read the pods once directly (a watch being renewed must not hold the result back)."""
         deadline = time.monotonic() + wait
-        while time.monotonic() < deadline:
-            indices = {p.index for p in self.pods.values()
-                       if p.exit_code is not None or p.phase in ("Succeeded", "Failed")}
-            if len(indices) >= self.nnodes:
+        while not self._all_ended():
+            if time.monotonic() > deadline:
+                self._list_pods()
                 return
             try:
-                kind, obj = self.watches.events.get(timeout=0.5)
+                kind, obj = self.watches.events.get(timeout=0.2)
             except queue.Empty:
                 continue
-            if kind == "pod":
+            if kind.startswith("pod"):
                 self._apply(kind, obj)
+
+    def _all_ended(self) -> bool:
+        return len({p.index for p in self.pods.values() if p.ended}) >= self.nnodes
+
+    def _list_pods(self) -> None:
+        try:
+            pods = self.core.list_namespaced_pod(self.namespace, label_selector=f"{JOB_NAME_LABEL}={self.job}").items
+        except Exception:  # noqa: BLE001 -- the API is away: judge on what the watches told
+            return
+        for pod in pods:
+            self._apply("pod", pod)
 
     def _apply(self, kind: str, obj: Any) -> None:
         if kind == "job":
             self.job_state = job_status(obj)
-        elif kind == "pod":
+        elif kind == "job-deleted":
+            self.job_state = JobStatus(deleted=True)
+        elif kind in ("pod", "pod-deleted"):
             state = pod_state(obj)
+            if kind == "pod-deleted" and not state.deleting:
+                state.deleting = "deleted"
+            known = self.pods.get(state.name)
+            if known is not None and known.deleting and not state.deleting:
+                state.deleting = known.deleting
             self.pods[state.name] = state
+            if state.deleting and not state.ended:
+                self._gone.setdefault(state.name, time.monotonic())
             if state.started and state.name not in self.logs:
-                prefix = f"[rank {state.index}] " if self.nnodes > 1 else ""
-                pump = PodLog(self.core, self.namespace, state, self.log_path(state), self.mark, self.live, prefix)
-                self.logs[state.name] = pump
-                pump.start()
+                self._pump(state)
+
+    def _pump(self, state: PodState) -> None:
+        prefix = f"[rank {state.index}] " if self.nnodes > 1 else ""
+        name = state.name
+        pump = PodLog(self.core, self.namespace, name, self.log_path(state), self.mark, self.live, prefix,
+                      ended=lambda: self.job_state.finished or self.pods[name].ended)
+        self.logs[name] = pump
+        pump.start()
 
     def _decide(self, submitted: float, running_since: float | None) -> Verdict | None:
         if self.job_state.finished:
             return self._finished()
+        if self.job_state.deleted and self.cancelled:
+            return Verdict("Failed", f"Job {self.job} was cancelled: the session is stopping")
+        if self.job_state.deleted:
+            return Verdict("Failed", f"Job {self.job} was deleted by someone outside this session while it ran"
+                           + self._namespace_gone())
+        now = time.monotonic()
+        gone = [name for name, since in self._gone.items() if now - since > POD_GONE_GRACE]
+        if gone and not self.cancelled and not self.job_state.failing and self._deleted_by_others():
+            pod = self.pods[gone[0]]
+            return Verdict("Failed", f"pod {pod.name} of Job {self.job} was deleted by someone outside this "
+                                     f"session while it ran ({pod.deleting})" + self._namespace_gone())
         for pod in self.pods.values():
             reason, message = pod.waiting
             if reason in HOPELESS_WAITING:
                 return Verdict("NotStarted", f"pod {pod.name} cannot start: {reason}: {message or 'no message'}")
-        now = time.monotonic()
         unscheduled = [p for p in self.pods.values() if not p.scheduled and p.phase == "Pending"]
         if unscheduled and unscheduled[0].unschedulable:
             message = unscheduled[0].unschedulable
@@ -301,11 +300,29 @@ class JobFollower:
         return None
 
     def _no_node_fits(self, message: str) -> str:
-        """Asked once, when the scheduler says Insufficient <resource>: whether no node has enough."""
-        if self._checked_capacity or self.gpu_check is None or "Insufficient" not in message:
+        """Asked once, when the scheduler says Insufficient <resource> or a node selector matches no
+        node: whether no node could ever hold the pod (``capacity.shortage``)."""
+        if self._checked_capacity or self.capacity_check is None:
+            return ""
+        if "Insufficient" not in message and "node affinity/selector" not in message:
             return ""
         self._checked_capacity = True
-        return self.gpu_check(message)
+        return self.capacity_check()
+
+    def _deleted_by_others(self) -> bool:
+        """Whether the deleted pods were deleted from outside: no other pod failed on its own (then the
+        Job controller deletes the rest of a gang: the failing rank is the reason)."""
+        return not any(p.exit_code not in (None, 0) for name, p in self.pods.items() if name not in self._gone)
+
+    def _namespace_gone(self) -> str:
+        """' (namespace X is being deleted)' when that is why, else ''."""
+        try:
+            namespace = self.core.read_namespace(self.namespace)
+        except Exception as exc:  # noqa: BLE001 -- unreachable or forbidden: say nothing more
+            return f"; namespace {self.namespace} was deleted" if is_not_found(exc) else ""
+        if namespace.metadata.deletion_timestamp is not None:
+            return f"; namespace {self.namespace} is being deleted"
+        return ""
 
     def _finished(self) -> Verdict:
         state = self.job_state
@@ -315,6 +332,8 @@ class JobFollower:
                     if p.terminated_reason == "OOMKilled"]
         problems += [f"pod {p.name} {p.pod_reason}: {p.pod_message}" for p in self.pods.values()
                      if p.pod_reason in ("Evicted", "DeadlineExceeded", "Preempting", "Shutdown", "NodeLost")]
+        problems += [f"pod {name} was deleted by someone outside this session while it ran ({self.pods[name].deleting})"
+                     for name in self._gone if self._deleted_by_others()]
         if state.failed_reason == "DeadlineExceeded":
             return Verdict("Failed", f"Job {self.job} failed: DeadlineExceeded: {state.failed_message}",
                            timed_out=True)
@@ -331,8 +350,16 @@ class JobFollower:
                 pump.stop()
 
     def stop_logs(self) -> None:
+        """The session cancels the run (its objects are deleted next): stop reading the logs."""
+        self.cancelled = True
         for pump in self.logs.values():
             pump.stop()
+
+
+def _transient(exc: BaseException) -> bool:
+    """Unreachable, or an API server (re)starting: 429 and 5xx answers pass."""
+    status = int(getattr(exc, "status", 0) or 0)
+    return is_connection_error(exc) or status == 429 or status >= 500
 
 
 def _describe(exc: Any) -> str:

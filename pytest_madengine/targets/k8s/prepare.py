@@ -4,7 +4,7 @@ What runs in the pod is what runs in the local target's container: ``workload.st
 prepares the model dir and the step command, ``workload.environment.mad_environment`` gives the
 ``MAD_*`` variables (``ROCM_PATH`` from the image's ``ENV`` when this host's Docker engine has the
 image, the controller's ``HOST_PASS_THROUGH`` variables); the launcher and job variables come from
-``objects.rank_env``. ``MAD_SECRETS_*`` values and the card's ``cred`` variables go into a Secret the
+``objects.rank_env``. Every secret variable (``split_secret_env``) goes into a Secret the
 pod reads (``envFrom``), registry credentials of the image's registry into an image pull Secret:
 never into the Job spec, a log or a manifest. The system environment capture and the tools'
 ``outputs`` come back through the pod log (``payload.CARRY_VAR``).
@@ -73,6 +73,18 @@ def _carried(request: RunRequest, outputs: list[str]) -> list[str]:
     return carried
 
 
+def split_secret_env(env: dict[str, str], names: set[str], known: list[str]) -> dict[str, str]:
+    """Move every secret variable out of ``env`` (in place) and return them, for the run's Secret: the
+    secret-looking names (``workload.secrets``: ``HF_TOKEN``, ``MY_PASSWORD`` from the context's
+    ``docker_env_vars`` or the card's ``env_vars``), ``MAD_SECRETS_*``, the card's ``cred`` variables
+    (``names``), and any variable whose value holds a secret value (the env capture's hide list)."""
+    values = {v for v in [*known, *(env[k] for k in env if is_secret_key(k) or k.startswith(SECRET_PREFIX)
+                                     or k in names)] if v}
+    moved = [k for k, v in env.items() if is_secret_key(k) or k.startswith(SECRET_PREFIX) or k in names
+             or any(secret in v for secret in values)]
+    return {k: env.pop(k) for k in moved}
+
+
 def _registry_secret_data(image: str, package_root: Path) -> str:
     """The ``.dockerconfigjson`` for the image's registry when credentials exist, else ''."""
     from ...images.registry import find_credentials, registry_of_image
@@ -122,9 +134,8 @@ def prepare_run(request: RunRequest, config: K8sConfig, package_root: Path, labe
     env.update({str(k): str(v) for k, v in dict(request.container_options.get("environment") or {}).items()})
     if config.data_pvc:
         env.setdefault("MAD_DATAHOME", config.data_mount_path)
-    secret_names = set(credential_env(request.card, package_root))
-    secret_env = {k: env.pop(k) for k in [k for k in env if k.startswith(SECRET_PREFIX) or k in secret_names
-                                          or (is_secret_key(k) and env[k])]}  # env_vars' HF_TOKEN: never in a spec
+    env.update(yield_to_env_vars(objects.rank_env(run_name, config, model_name=request.card.name), config.launcher, env))
+    secret_env = split_secret_env(env, set(credential_env(request.card, package_root)), plan.secret_values)
     carried = _carried(request, plan.outputs)
     if carried:
         env[CARRY_VAR] = " ".join(carried)
@@ -140,15 +151,13 @@ def prepare_run(request: RunRequest, config: K8sConfig, package_root: Path, labe
             manifests.append(objects.registry_secret(f"{run_name}-pull", labels, namespace, dockerconfig))
             pull.insert(0, f"{run_name}-pull")
     inputs = objects.JobInputs(name=run_name, labels=labels, image=request.image.name, command=plan.command,
-                               env={**env, **yield_to_env_vars(objects.rank_env(run_name, config,
-                                                                                model_name=request.card.name),
-                                                                 config.launcher, env),
-                                    RESULTS_MARK_VAR: mark},
+                               env={**env, RESULTS_MARK_VAR: mark},
                                env_secret=env_secret, pull_secrets=tuple(pull))
     if config.nnodes > 1:
         manifests.append(objects.headless_service(inputs, namespace, config.master_port))
     manifests.append(objects.job(inputs, config, namespace))
-    return Prepared(inputs, manifests, mark, outputs=list(plan.outputs), secret_values=plan.secret_values)
+    return Prepared(inputs, manifests, mark, outputs=list(plan.outputs),
+                    secret_values=[*plan.secret_values, *secret_env.values()])
 
 
 def load_image(config: K8sConfig, image: str, session_dir: Path) -> None:

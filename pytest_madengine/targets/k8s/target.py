@@ -25,7 +25,7 @@ from ...errors import MadError
 from ...fileio import locked, pid_alive
 from ...workload.run import RunOutcome, RunRequest, effective_timeout
 from ..base import TargetSettings
-from . import cli, objects
+from . import capacity, cli, objects
 from .api import KubeAccess, api_client, close_clients, describe_failure, find_access, is_not_found
 from .outcome import JobRecord, gather_outcome
 from .config import K8sConfig, k8s_section, resolve
@@ -103,11 +103,12 @@ class K8sTarget:
             check_cluster(*self.session_access())
 
     def sweep_stale(self) -> int:
-        """Delete objects of sessions on this host whose pytest process is gone. A missing kubeconfig
-        is a usage error (MadError); an unreachable API is left for each model to report."""
+        """Delete objects of sessions on this host whose pytest process is gone. A missing or unparsable
+        kubeconfig is a usage error (MadError); an unreachable API is left for each model to report."""
         if self.build_only:
             return 0
         access, namespace = self.session_access()
+        api_client(access)  # a kubeconfig that cannot be parsed is a usage error now, not after the build
         host = objects.label_value(socket.gethostname())
         try:
             found = self._labelled(access, namespace, f"{objects.SESSION_LABEL},{objects.HOST_LABEL}={host}")
@@ -159,6 +160,7 @@ class K8sTarget:
         try:
             config = resolve(request.card, request.context.to_json(), timeout=timeout)
             access = find_access(self.kubeconfig_option, config.kubeconfig, config.context, os.environ)
+            api_client(access)  # a card's own kubeconfig: parsed here, so a bad one is this run's reason
             prepared = prepare_run(request, config, self.package_root, self._labels(request),
                                    run_name=objects.job_name(request.card.name, request.run_id))
             load_image(config, request.image.name, self.session_dir)
@@ -200,7 +202,7 @@ class K8sTarget:
             core, batch, namespace=record.namespace, job=record.name, nnodes=config.nnodes, timeout=record.timeout,
             scheduling_timeout=config.scheduling_timeout, mark=prepared.results_mark, live=request.live_output,
             log_path=lambda pod: log_dir / f"rank-{pod.index}-{pod.name}.log",
-            gpu_check=lambda message: _gpu_shortage(core, config))
+            capacity_check=lambda: capacity.shortage(core, config))
         verdict = run.follower.follow()
         if verdict.state not in ("Complete", "Failed") and not self.keep_alive:
             self._delete(run.access, run.namespace, run.created)  # stop the pods before reading the last lines
@@ -323,26 +325,3 @@ class K8sTarget:
         request.log_path.write_text(f"[pytest-madengine] {error}\n")
         return RunOutcome(exit_code=None, log_path=request.log_path, duration=round(time.monotonic() - started, 3),
                           timeout=timeout, error=error)
-
-
-def _gpu_shortage(core: Any, config: K8sConfig) -> str:
-    """'' unless no node offers ``gpu_count`` of the GPU resource (unknown when nodes cannot be listed)."""
-    resource = config.gpu_resource_name
-    if not resource or not config.gpu_count:
-        return ""
-    try:
-        nodes = core.list_node().items
-    except Exception:  # noqa: BLE001 -- listing nodes is often forbidden: wait for the deadline then
-        return ""
-    most = max((_count(node.status.allocatable or {}, resource) for node in nodes), default=0)
-    if most >= config.gpu_count:
-        return ""
-    return f"no node offers {config.gpu_count} {resource}; the most any of the {len(nodes)} nodes has is {most}"
-
-
-def _count(allocatable: dict[str, str], resource: str) -> int:
-    try:
-        return int(str(allocatable.get(resource, "0")))
-    except ValueError:
-        return 0
-

@@ -18,12 +18,11 @@ HOST_LABEL = "pytest-madengine.host"
 
 
 def remove_quietly(container: Container) -> None:
-    from docker.errors import APIError
-    from requests.exceptions import ConnectionError as RequestsConnectionError
+    from ...images.client import engine_failures
 
     try:
         container.remove(force=True)
-    except (APIError, RequestsConnectionError):
+    except engine_failures():
         pass  # gone already, or the engine is busy or restarting: the session's label sweep removes it
 
 

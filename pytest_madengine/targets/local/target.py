@@ -25,7 +25,8 @@ from typing import TYPE_CHECKING, TextIO
 from ...cards import ModelCard
 from ...errors import MadError
 from ...fileio import object_name
-from ...images.client import daemon_alive, daemon_unreachable, docker_client, engine_errors, image_env
+from ...images.client import (daemon_alive, daemon_unreachable, docker_client, engine_errors, engine_failures,
+                              image_env)
 from ...workload.dataproviders import data_fields
 from ...workload.layout import MODEL_DIR, MODEL_DIR_NAME, WORKSPACE
 from ...workload.paths import confined
@@ -198,12 +199,9 @@ class LocalTarget:
 
     def sweep_stale(self) -> int:
         """Containers of earlier sessions on this host whose pytest process is gone."""
-        from docker.errors import APIError
-        from requests.exceptions import ConnectionError as RequestsConnectionError
-
         try:
             return remove_stale_containers(self.client)
-        except (MadError, APIError, RequestsConnectionError):
+        except (MadError, *engine_failures()):
             return 0  # no daemon (yet), or it failed mid-sweep: each model reports that clearly when it runs
 
     def close(self) -> None:
@@ -437,11 +435,5 @@ class LocalTarget:
 
 
 def _remove_running(running: list[Container]) -> None:
-    from docker.errors import APIError  # only here: a session that ran nothing never loads the SDK
-    from requests.exceptions import ConnectionError as RequestsConnectionError
-
     for container in running:
-        try:
-            container.remove(force=True)
-        except (APIError, RequestsConnectionError):
-            continue  # already gone, or the daemon is (its label sweep removes it later)
+        remove_quietly(container)  # already gone, or the daemon is (its label sweep removes it later)

@@ -82,6 +82,9 @@ class SlurmCli:
         except subprocess.TimeoutExpired:
             raise MadError(f"{argv[0]} did not answer within {self.timeout} s (slurmctld down or overloaded)",
                            where=" ".join(argv[:2]), fix="check `scontrol ping` and the controller's log") from None
+        except OSError as exc:  # found on PATH but not runnable (permissions, a broken install)
+            raise MadError(f"{argv[0]} could not be run: {exc}", where=" ".join(argv[:2]),
+                           fix="check the SLURM client tools' installation (`sinfo --version`)") from None
         if check and done.returncode != 0:
             raise MadError(f"{argv[0]} failed: {(done.stderr or done.stdout).strip()}",
                            where=" ".join(argv[:2]), fix="check the slurm/distributed settings and sinfo")
@@ -94,13 +97,18 @@ class SlurmCli:
         done = self._run(["sbatch", "--parsable", *argv], env={**without_secrets(os.environ), **(env or {})})
         return done.stdout.strip().split(";")[0]
 
-    def squeue(self, job_ids: Sequence[str]) -> dict[str, JobState]:
+    def squeue(self, job_ids: Sequence[str]) -> dict[str, JobState] | None:
+        """The jobs still known to the controller; None when it did not answer (slurmctld restarting):
+        not knowing is not "gone"."""
         if not job_ids:
             return {}
-        done = self._run(["squeue", "-h", "-t", "all", "-j", ",".join(job_ids),
-                          "-o", "%i|%T|%r|%N"], check=False)
+        try:
+            done = self._run(["squeue", "-h", "-t", "all", "-j", ",".join(job_ids),
+                              "-o", "%i|%T|%r|%N"], check=False)
+        except MadError:
+            return None
         if done.returncode != 0:  # "Invalid job id" once every job has left the controller
-            return {}
+            return {} if "invalid job id" in (done.stderr + done.stdout).lower() else None
         states: dict[str, JobState] = {}
         for line in done.stdout.splitlines():
             parts = line.strip().split("|")
@@ -184,6 +192,7 @@ class JobPoller:
         self._tracked: set[str] = set()
         self._states: dict[str, JobState] = {}
         self._refreshed = 0.0
+        self.unanswered_since = 0.0  # monotonic time squeue stopped answering (0: it answers)
         self._lock = threading.Lock()
 
     def track(self, job_id: str) -> None:
@@ -210,6 +219,11 @@ class JobPoller:
 
     def _refresh(self) -> None:
         states = self.cli.squeue(sorted(self._tracked))
+        if states is None:  # the controller did not answer: keep the last states, ask again soon
+            self.unanswered_since = self.unanswered_since or time.monotonic()
+            self._refreshed, self.interval = time.monotonic(), self.first
+            return
+        self.unanswered_since = 0.0
         changed = {k: (v.state, v.reason) for k, v in states.items()} != \
                   {k: (v.state, v.reason) for k, v in self._states.items()}
         self._states = states

@@ -38,6 +38,7 @@ from .render import ScriptInputs, render_job_script
 
 NODE_TIMEOUT_GRACE = 120  # the node's own timeout, a safety net behind ours
 RECORD_GRACE = 15  # seconds a job may still show RUNNING after its batch script wrote job.rc
+CONTROLLER_GRACE = 300  # seconds slurmctld may stay silent (a restart) before a running job's state is unknown
 
 
 @dataclass
@@ -265,9 +266,16 @@ class SlurmTarget:
         recorded_since: float | None = None
         while True:
             state = self.poller.state(job.job_id)
+            now = time.monotonic()
+            silent = now - self.poller.unanswered_since if self.poller.unanswered_since else 0.0
+            if silent > CONTROLLER_GRACE and self._completion_record(job) is None:
+                return None, False, (f"slurmctld did not answer squeue for {silent:.0f} s while SLURM job "
+                                     f"{job.job_id} ran; its state is unknown")
+            if state is None and silent:
+                self.poller.sleep()  # not known yet, the controller being away: ask again
+                continue
             if state is None or state.finished:
                 return self._final_state(job, state), False, ""
-            now = time.monotonic()
             recorded = self._completion_record(job)
             recorded_since = recorded_since or (now if recorded else None)
             if recorded is not None and recorded_since is not None and (
@@ -319,11 +327,12 @@ class SlurmTarget:
         """Wait until the job has left squeue; then its final state from scontrol."""
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            state = self.cli.squeue([job.job_id]).get(job.job_id)
-            if state is None or state.finished:
+            states = self.cli.squeue([job.job_id])
+            state = None if states is None else states.get(job.job_id)
+            if states is not None and (state is None or state.finished):
                 break
             time.sleep(0.5)
-        return self.cli.show_job(job.job_id) or last
+        return self.cli.show_job(job.job_id) or self._completion_record(job) or last
 
     def _wait_steps(self, job: SubmittedJob) -> tuple[JobState | None, bool, str]:
         assert job.process is not None

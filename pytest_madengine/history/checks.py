@@ -12,12 +12,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..records import ModelResult
-from ..results.references import References, judge_result, verdict_properties
-from .compare import compare_result
-from .spec import CompareSpec
-from .store import HistoryStore
+
+if TYPE_CHECKING:  # the judging and the history store load on the first check (start-up, issue 22.5)
+    from ..results.references import References
+    from .spec import CompareSpec
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,10 @@ class PerformanceChecks:
 
     def apply(self, result: ModelResult) -> ModelResult:
         """``result`` judged against its reference and baseline (unchanged when neither applies)."""
+        from ..results.references import judge_result, verdict_properties
+        from .compare import compare_result
+        from .store import HistoryStore
+
         properties = dict(result.properties)
         notes = list(result.notes)
         if self.references is not None:

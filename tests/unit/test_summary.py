@@ -204,3 +204,15 @@ def test_build_totals_line_for_one_image() -> None:
 
     assert build_totals_line(build_results()[:1]) == (
         "1 model built only (none run): images 1 built, 0 reused, 0 pushed, 0 failed; build time 3.2 s")
+
+
+def test_rich_loading_in_a_thread_is_finished_before_the_summary_is_drawn() -> None:
+    """The runner starts the import while a model runs (issue 22.5); drawing waits for it, once."""
+    from pytest_madengine.results.sinks import summary
+
+    summary.preload_rich()
+    thread = summary._preload
+    summary.preload_rich()  # once per process
+    assert thread is not None and summary._preload is thread
+    text = render_summary(RESULTS, width=120)
+    assert not thread.is_alive() and "SUCCESS" in line_with(text, "dummy ")

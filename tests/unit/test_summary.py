@@ -207,7 +207,7 @@ def test_build_totals_line_for_one_image() -> None:
 
 
 def test_rich_loading_in_a_thread_is_finished_before_the_summary_is_drawn() -> None:
-    """The runner starts the import while a model runs (issue 22.5); drawing waits for it, once."""
+    """The first result starts the import (issue 22.5); drawing waits for it; once per process."""
     from pytest_madengine.results.sinks import summary
 
     summary.preload_rich()

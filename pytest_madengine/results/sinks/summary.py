@@ -148,8 +148,9 @@ _preload: threading.Thread | None = None
 
 
 def preload_rich() -> None:
-    """Import rich (0.1-0.3 s) in a thread, once per process, while a model runs: the summary is
-    drawn at the end and need not wait for it then (issue 22.5). ``_render`` joins the thread first."""
+    """Import rich (0.1-0.3 s) in a thread, once per process, while models run: the summary is drawn
+    at the end and need not wait for it then (issue 22.5). Started by the first result, not before:
+    a thread importing beside the first container's start delays it (GIL). ``_render`` joins it."""
     global _preload
     if _preload is None:
         _preload = threading.Thread(target=_import_rich, name="mad-preload-rich", daemon=True)
@@ -256,6 +257,7 @@ class SummarySink:
 
     def record(self, result: ModelResult) -> None:
         self.results.append(result)
+        preload_rich()  # the later models (or xdist workers) run meanwhile; never before the first
 
     def finish(self) -> list[str]:
         if not self.results:

@@ -53,6 +53,15 @@ class Submitted:
     follower: JobFollower | None = None
 
 
+def _start_client_import() -> None:
+    """Import ``kubernetes`` (~1 s) in a thread, beside collection and the image build (issue 22.5).
+    ``requests``, which the Docker SDK needs too, is imported here first: it has an import cycle, and
+    two threads importing it at once can meet it half-initialised (ImportError)."""
+    with contextlib.suppress(ImportError):
+        import requests  # noqa: F401
+    threading.Thread(target=_import_client_library, name="mad-k8s-import", daemon=True).start()
+
+
 def _import_client_library() -> None:
     with contextlib.suppress(Exception):  # not installed or broken: the first run reports it
         import kubernetes  # noqa: F401
@@ -75,8 +84,8 @@ class K8sTarget:
         self._lock = threading.Lock()
         self.jobs_by_model: dict[str, str] = {}  # model name -> Job name of its last run (mad_k8s)
         self._sweep: threading.Thread | None = None
-        if not build_only:  # the client library (~1 s to import) loads while the image is built (issue 22.5)
-            threading.Thread(target=_import_client_library, name="mad-k8s-import", daemon=True).start()
+        if not build_only:
+            _start_client_import()
 
     @classmethod
     def from_settings(cls, settings: TargetSettings) -> K8sTarget:

@@ -12,15 +12,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
-
-import sqlalchemy as sa
+from typing import TYPE_CHECKING
 
 from ..errors import MadError
 from ..records import ModelResult
-from ..results.references import References, judge_result, verdict_properties
-from .compare import compare_result
-from .spec import CompareSpec
-from .store import HistoryStore, error_text
+
+if TYPE_CHECKING:  # the judging and the history store load on the first check (start-up, issue 22.5)
+    from ..results.references import References
+    from .spec import CompareSpec
 
 
 @dataclass(frozen=True)
@@ -40,18 +39,34 @@ class PerformanceChecks:
         session (otherwise every model would go uncompared and the regression gate be off)."""
         if self.compare is None or self.compare.kind != "session" or self.history is None:
             return
+        from sqlalchemy.exc import SQLAlchemyError
+
+        from .backend import redact_urls
+        from .store import HistoryStore, error_text
+
         found = False
-        if self.history.is_file():
-            with HistoryStore(self.history) as store:
-                found = store.session(self.compare.session_id) is not None
+        if not isinstance(self.history, Path) or self.history.is_file():  # a URL, or an SQLite file
+            try:
+                with HistoryStore(self.history) as store:
+                    found = store.session(self.compare.session_id) is not None
+            except SQLAlchemyError as error:
+                raise MadError(f"the history cannot be read to find session {self.compare.session_id!r} "
+                               f"({error_text(error)})", where=f"--mad-compare {self.compare.text}",
+                               fix="check --mad-history (or leave out --mad-compare)") from None
         if not found:
-            raise MadError(f"the history {self.history} has no session {self.compare.session_id!r}",
+            raise MadError(f"the history {redact_urls(str(self.history))} has no session {self.compare.session_id!r}",
                            where=f"--mad-compare {self.compare.text}",
                            fix="pick an id from `python -m pytest_madengine history list` (or use last, best, "
                            "mean:N, median:N)")
 
     def apply(self, result: ModelResult) -> ModelResult:
         """``result`` judged against its reference and baseline (unchanged when neither applies)."""
+        from ..results.references import judge_result, verdict_properties
+        from .compare import compare_result
+        from sqlalchemy.exc import SQLAlchemyError
+
+        from .store import HistoryStore, error_text
+
         properties = dict(result.properties)
         notes = list(result.notes)
         if self.references is not None:
@@ -62,7 +77,7 @@ class PerformanceChecks:
                 with HistoryStore(self.history) as store:
                     comparison = compare_result(result, store, self.compare, self.fail_on_regression,
                                                 session_id=self.session_id, references=self.references)
-            except (MadError, sa.exc.SQLAlchemyError) as error:  # the history is data: never fails a model
+            except (MadError, SQLAlchemyError) as error:  # the history is data: never fails a model
                 text = error.message if isinstance(error, MadError) else error_text(error)
                 notes.append(f"{result.model}: history unreadable, not compared ({text})")
             else:

@@ -120,3 +120,17 @@ def test_bad_references_and_compare_values_are_usage_errors(pytester: pytest.Pyt
     result = run(pytester, pkg, "--mad-compare", "mean:3w", "--collect-only")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert "--mad-compare" in result.stderr.str()
+
+
+def test_the_session_records_the_packages_git_commit(pytester: pytest.Pytester, busybox_image: str) -> None:
+    """git runs beside the session's start-up (issue 22.5); the history still gets its answer."""
+    pkg = package(pytester.path / "pkg", FIXED)
+    (pkg / "value.txt").write_text("1\n")
+    git = ["git", "-C", str(pkg), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "package"], check=True)
+    commit = subprocess.run([*git, "rev-parse", "HEAD"], check=True, capture_output=True, text=True).stdout.strip()
+    run(pytester, pkg).assert_outcomes(passed=1)
+    with sqlite3.connect(pkg / ".mad" / "history.sqlite") as db:
+        assert db.execute("SELECT git_commit FROM sessions").fetchall() == [(commit,)]

@@ -257,3 +257,13 @@ def test_summary_fits_80_columns_with_every_column_in_use() -> None:
     text = render_summary([result], width=80)
     assert all(len(line) <= 80 for line in text.splitlines()), text
     assert "pyt_vllm_llama-3.1-8b[ubuntu.amd]" in text and "FAILURE" in text
+def test_rich_loading_in_a_thread_is_finished_before_the_summary_is_drawn() -> None:
+    """The first result starts the import (issue 22.5); drawing waits for it; once per process."""
+    from pytest_madengine.results.sinks import summary
+
+    summary.preload_rich()
+    thread = summary._preload
+    summary.preload_rich()  # once per process
+    assert thread is not None and summary._preload is thread
+    text = render_summary(RESULTS, width=120)
+    assert not thread.is_alive() and "SUCCESS" in line_with(text, "dummy ")

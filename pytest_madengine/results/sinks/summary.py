@@ -8,7 +8,9 @@ instead (name; status and the other values; reason).
 """
 from __future__ import annotations
 
+import contextlib
 import io
+import threading
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -182,7 +184,28 @@ def _cell(view: _View, row: Row, name: str) -> str:
 
 # --- layout --------------------------------------------------------------------------------------
 
+_preload: threading.Thread | None = None
+
+
+def preload_rich() -> None:
+    """Import rich (0.1-0.3 s) in a thread, once per process, while models run: the summary is drawn
+    at the end and need not wait for it then (issue 22.5). Started by the first result, not before:
+    a thread importing beside the first container's start delays it (GIL). ``_render`` joins it."""
+    global _preload
+    if _preload is None:
+        _preload = threading.Thread(target=_import_rich, name="mad-preload-rich", daemon=True)
+        _preload.start()
+
+
+def _import_rich() -> None:
+    with contextlib.suppress(ImportError):  # _render reports a broken install
+        import rich.console  # noqa: F401
+        import rich.table  # noqa: F401
+
+
 def _render(view: _View, rows: list[Row], totals: str, file: IO[str] | None, width: int | None) -> str:
+    if _preload is not None:
+        _preload.join()  # never two threads importing one module
     from rich.console import Console
 
     target = file if file is not None else io.StringIO()
@@ -274,6 +297,7 @@ class SummarySink:
 
     def record(self, result: ModelResult) -> None:
         self.results.append(result)
+        preload_rich()  # the later models (or xdist workers) run meanwhile; never before the first
 
     def finish(self) -> list[str]:
         if not self.results:

@@ -9,7 +9,7 @@ from pytest_madengine.context import build_context
 from pytest_madengine.errors import MadError
 from pytest_madengine.host import HostFacts
 from pytest_madengine.images.manifest_context import manifest_context
-from pytest_madengine.targets.registry import infer_target
+from pytest_madengine.targets.builtins import infer_target
 from pytest_madengine.targets.slurm.config import resolve
 from pytest_madengine.targets.slurm.multi import sbatch_options
 from pytest_madengine.workload.known_keys import context_unknown

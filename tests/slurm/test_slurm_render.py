@@ -1,6 +1,7 @@
 """Rendered job scripts (golden files, bash -n), settings merging and launcher command lines."""
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -130,13 +131,20 @@ def test_node_file_with_most_performance_rows_comes_first(tmp_path: Path) -> Non
 def test_distributed_backend_is_exported_as_madengine_does(monkeypatch: pytest.MonkeyPatch) -> None:
     from pytest_madengine.targets.slurm.node import node_env
 
+    from dataclasses import replace
+
+    from pytest_madengine.targets.slurm.spec import JobSpec
+
     monkeypatch.delenv("MASTER_ADDR", raising=False)
-    spec = {"launcher": "torchrun", "nnodes": 2, "nproc_per_node": 1, "master_port": 29500,
-            "card": {"name": "m", "distributed": {"backend": "gloo"}}, "context": {}}
+    monkeypatch.delenv("MASTER_PORT", raising=False)
+    spec = JobSpec(session_id="s", run_id="r", model="m", card={"name": "m", "distributed": {"backend": "gloo"}},
+                   context={}, image={}, settings={}, package_root="/p", run_dir="/r", image_cache_dir="/i",
+                   launcher="torchrun", nnodes=2, nproc_per_node=1, gpus_per_node=0, master_port=29500,
+                   image_distribution="auto", barrier_timeout=60)
     assert node_env(spec, 0, "node1")["DISTRIBUTED_BACKEND"] == "gloo"
-    spec["context"] = {"distributed": {"backend": "mpi"}}  # the context wins over the card
+    spec = replace(spec, context={"distributed": {"backend": "mpi"}})  # the context wins over the card
     assert node_env(spec, 1, "node1")["DISTRIBUTED_BACKEND"] == "mpi"
-    assert node_env({**spec, "card": {"name": "m"}, "context": {}}, 0, "node1")["DISTRIBUTED_BACKEND"] == "nccl"
+    assert node_env(replace(spec, card={"name": "m"}, context={}), 0, "node1")["DISTRIBUTED_BACKEND"] == "nccl"
 
 
 def test_perf_launcher_without_a_launcher_is_madengines_slurm_default() -> None:
@@ -171,3 +179,22 @@ def test_a_bad_rendezvous_timeout_is_refused_before_submitting() -> None:
     card = make_card("m", "run.sh", distributed={"launcher": "torchrun", "nnodes": 2, "rendezvous_timeout": "soon"})
     with pytest.raises(MadError, match="distributed.rendezvous_timeout"):
         resolve(card, {}, timeout=None)
+
+
+def test_the_job_spec_round_trips_and_names_what_a_bad_file_lacks(tmp_path: Path) -> None:
+    from pytest_madengine.targets.slurm import spec as specfile
+
+    job = specfile.JobSpec(session_id="s1", run_id="r1", model="m", card={"name": "m", "env_vars": {"HF_TOKEN": "t0k"}},
+                           context={"docker_env_vars": {"MY_PASSWORD": "pw"}}, image={"name": "img"}, settings={},
+                           package_root="/p", run_dir=str(tmp_path), image_cache_dir="/i", launcher="torchrun",
+                           nnodes=2, nproc_per_node=1, gpus_per_node=0, master_port=None, image_distribution="auto",
+                           barrier_timeout=60.0, container_options={"environment": {"API_KEY": "k3y", "X": "1"}})
+    path = tmp_path / "spec.json"
+    specfile.write_spec(path, job, host_env={})
+    assert not [value for value in ("t0k", "pw", "k3y") if value in path.read_text()]  # secrets beside it
+    assert specfile.read_spec(path) == job
+    data = json.loads(path.read_text())
+    del data["launcher"]
+    path.write_text(json.dumps(data))
+    with pytest.raises(ValueError, match="job spec lacks launcher"):
+        specfile.read_spec(path)

@@ -14,7 +14,7 @@ import socket
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ...context import Context
 from ...fileio import atomic_write_json
@@ -23,6 +23,9 @@ from ...workload.run import RunRequest
 from . import spec as specfile
 from .node_image import barrier, ensure_image, report_failure
 from .nodecheck import check_before_start
+
+if TYPE_CHECKING:
+    from .spec import JobSpec
 
 # What a node's local run adds to the perf.csv row (the controller takes rank 0's).
 NODE_LOG_LINES = 40  # of each node's log in its JUnit testcase
@@ -62,27 +65,27 @@ def job_env(rank: int, nnodes: int) -> dict[str, str]:
     }
 
 
-def node_env(spec: dict[str, Any], rank: int, node: str) -> dict[str, str]:
+def node_env(spec: JobSpec, rank: int, node: str) -> dict[str, str]:
     """Rendezvous, runner and launcher contract (``launchers.distributed_env``) plus the job variables."""
-    card, context = spec.get("card") or {}, spec.get("context") or {}
+    card, context = spec.card or {}, spec.context or {}
     distributed = merged_distributed(card.get("distributed"), context.get("distributed"))
-    launcher = get_launcher(spec["launcher"])
-    port = os.environ.get("MASTER_PORT") or spec["master_port"] or 29500  # the job script's (per job)
+    launcher = get_launcher(spec.launcher)
+    port = os.environ.get("MASTER_PORT") or spec.master_port or 29500  # the job script's (per job)
     env = distributed_env(
-        launcher, nnodes=spec["nnodes"], nproc_per_node=spec["nproc_per_node"],
+        launcher, nnodes=spec.nnodes, nproc_per_node=spec.nproc_per_node,
         node_rank=rank, master_addr=os.environ.get("MASTER_ADDR") or node, master_port=int(port),
         distributed=distributed, model_name=str(card.get("name") or ""), node_ips=os.environ.get("SGLANG_NODE_IPS", ""))
     env["DISTRIBUTED_BACKEND"] = str(distributed.get("backend") or "nccl")  # madengine's job.sh.j2, default nccl
     user_env = {**(context.get("env_vars") or {}), **(context.get("docker_env_vars") or {})}
     env = yield_to_env_vars(env, launcher, user_env)
-    env.update(job_env(rank, spec["nnodes"]))
-    env.update(spec.get("job_env") or {})  # slurm.network_interface, slurm.env_vars
+    env.update(job_env(rank, spec.nnodes))
+    env.update(spec.job_env or {})  # slurm.network_interface, slurm.env_vars
     return env
 
 
-def node_context(spec: dict[str, Any], env: dict[str, str]) -> Context:
+def node_context(spec: JobSpec, env: dict[str, str]) -> Context:
     """The controller's context with this node's launcher variables; host facts detected here."""
-    data = dict(spec["context"])
+    data = dict(spec.context)
     data["docker_env_vars"] = {**(data.get("docker_env_vars") or {}), **env}
     return Context.from_json(data)
 
@@ -93,7 +96,7 @@ def _terminate(signum: int, frame: Any) -> None:
 
 def run_node(spec_path: Path) -> int:
     spec = specfile.read_spec(spec_path)
-    run_dir = Path(spec["run_dir"])
+    run_dir = Path(spec.run_dir)
     rank, node = node_identity()
     result: dict[str, Any] = {"rank": rank, "node": node, "started": time.time(), "exit_code": None,
                               "timed_out": False, "error": "", "result_files": [], "model_started": None}
@@ -103,28 +106,28 @@ def run_node(spec_path: Path) -> int:
     try:
         env = node_env(spec, rank, node)
         result["env"] = env
-        card = specfile.card_from_json(spec["card"])
-        image = specfile.image_from_json(spec["image"])
+        card = specfile.card_from_json(spec.card)
+        image = specfile.image_from_json(spec.image)
         context = node_context(spec, env)
-        if spec.get("node_check"):  # before the image: a bad node must not pull or build
-            verdict = check_before_start(spec, rank=rank, node=node, gpus=node_gpus(spec["gpus_per_node"]))
+        if spec.node_check:  # before the image: a bad node must not pull or build
+            verdict = check_before_start(spec, rank=rank, node=node, gpus=node_gpus(spec.gpus_per_node))
             result["node_check"] = {"healthy": verdict.healthy, "output": verdict.output}
         try:
             reference = ensure_image(spec, card, image, context, rank=rank, node=node)
         except Exception as exc:  # the other nodes must not wait for us
             report_failure(run_dir / "barriers" / "image", rank, str(exc))
             raise
-        barrier(run_dir / "barriers" / "image", rank, spec["nnodes"], timeout=spec["barrier_timeout"])
+        barrier(run_dir / "barriers" / "image", rank, spec.nnodes, timeout=spec.barrier_timeout)
         from ..local.target import LocalTarget
 
-        package = Path(spec["package_root"])
-        target = LocalTarget(session_id=spec["session_id"], package_root=package)
+        package = Path(spec.package_root)
+        target = LocalTarget(session_id=spec.session_id, package_root=package)
         request = RunRequest(
             card=card, context=context, image=_with_name(image, reference),
-            gpus=node_gpus(spec["gpus_per_node"]),
-            settings=specfile.settings_from_json(spec["settings"], package),
+            gpus=node_gpus(spec.gpus_per_node),
+            settings=specfile.settings_from_json(spec.settings, package),
             log_path=log_path, work_dir=run_dir / f"node-{rank}", run_id=f"{spec['run_id']}-n{rank}",
-            container_options=spec.get("container_options") or {})
+            container_options=spec.container_options or {})
         result["model_started"] = time.time()
         outcome = target.run(request)
         result.update(exit_code=outcome.exit_code, timed_out=outcome.timed_out, error=outcome.error,
@@ -151,7 +154,7 @@ def _with_name(image: Any, reference: str) -> Any:
     return image if reference == image.name else replace(image, name=reference)
 
 
-def _write_junit(path: Path, spec: dict[str, Any], result: dict[str, Any], log_path: Path) -> None:
+def _write_junit(path: Path, spec: JobSpec, result: dict[str, Any], log_path: Path) -> None:
     from ...results.sinks.junit import NodeCase, write_node_junit
 
     code = result["exit_code"]
@@ -160,7 +163,7 @@ def _write_junit(path: Path, spec: dict[str, Any], result: dict[str, Any], log_p
         failure = failure or "timed out"
     log = log_path.read_text(errors="replace").splitlines() if log_path.is_file() else []
     started = result["model_started"] or result["started"]
-    name = spec["card"].get("name", "model") if isinstance(spec.get("card"), dict) else "model"
+    name = spec.card.get("name", "model") if isinstance(spec.card, dict) else "model"
     write_node_junit(path, NodeCase(
         suite=f"slurm job {os.environ.get('SLURM_JOB_ID', '?')}", name=f"{name} [rank {result['rank']}]",
         classname=f"slurm.{result['node']}", seconds=result["finished"] - started, failure=failure,

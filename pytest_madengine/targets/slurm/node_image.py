@@ -12,7 +12,7 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ...cards import ModelCard
 from ...context import Context
@@ -24,6 +24,8 @@ from ...records import ImageRef
 
 if TYPE_CHECKING:
     from docker import DockerClient
+
+    from .spec import JobSpec
 
 
 class NodeImageError(RuntimeError):
@@ -60,12 +62,12 @@ def choose(strategy: str, image: ImageRef, nnodes: int) -> str:
     return "tar" if nnodes > 1 else "build"
 
 
-def _build(client: DockerClient, image: ImageRef, spec: dict[str, Any], card: ModelCard, context: Context) -> None:
+def _build(client: DockerClient, image: ImageRef, spec: JobSpec, card: ModelCard, context: Context) -> None:
     """Build with the session's one builder: same content-hash label, so a node reuses its image."""
     if not image.dockerfile:
         raise NodeImageError(f"image {image.name} is not on this node and has no Dockerfile to build")
-    package = Path(spec["package_root"])
-    run_dir = Path(spec["run_dir"])
+    package = Path(spec.package_root)
+    run_dir = Path(spec.run_dir)
     build_image(card, package / image.dockerfile, package_root=package, context=context, clean_cache=False,
                 log_dir=run_dir, lock_dir=run_dir.parent / "build-locks", client=client)
 
@@ -101,12 +103,12 @@ def _load(client: DockerClient, tar: Path) -> None:
         client.images.load(handle)
 
 
-def ensure_image(spec: dict[str, Any], card: ModelCard, image: ImageRef, context: Context, *,
+def ensure_image(spec: JobSpec, card: ModelCard, image: ImageRef, context: Context, *,
                  rank: int, node: str) -> str:
     """Make the image available here; returns the reference to run. Records what was done."""
     client = docker_client()
-    run_dir = Path(spec["run_dir"])
-    strategy = choose(spec["image_distribution"], image, spec["nnodes"])
+    run_dir = Path(spec.run_dir)
+    strategy = choose(spec.image_distribution, image, spec.nnodes)
     started = time.time()
     action, detail = "present", ""
     reference = image.name
@@ -120,14 +122,14 @@ def ensure_image(spec: dict[str, Any], card: ModelCard, image: ImageRef, context
         if rank == 0:
             if not image_exists(client, image.name):
                 _build(client, image, spec, card, context)
-            tar = _tar_path(client, Path(spec["image_cache_dir"]), image)
+            tar = _tar_path(client, Path(spec.image_cache_dir), image)
             action = "reused-tar" if tar.exists() else "saved"
             if not tar.exists():
                 _save(client, image, tar)
             atomic_write(pointer, str(tar))
             detail = str(tar)
         else:
-            tar = _wait_for(pointer, run_dir / "barriers" / "image", spec["barrier_timeout"])
+            tar = _wait_for(pointer, run_dir / "barriers" / "image", spec.barrier_timeout)
             _load(client, tar)
             action, detail = "loaded", str(tar)
     elif strategy == "local":

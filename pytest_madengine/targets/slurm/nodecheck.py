@@ -18,9 +18,12 @@ import subprocess
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ...fileio import atomic_write_json
+
+if TYPE_CHECKING:
+    from .spec import JobSpec
 
 CHECK_DIR = "node-check"
 OUTPUT_LINES = 20  # of a check's output kept in the verdict
@@ -104,13 +107,13 @@ def meet(folder: Path, verdict: Verdict, nnodes: int, *, timeout: float) -> list
                        for r in range(nnodes) if r not in seen]
 
 
-def check_before_start(spec: dict[str, Any], *, rank: int, node: str, gpus: tuple[int, ...]) -> Verdict:
+def check_before_start(spec: JobSpec, *, rank: int, node: str, gpus: tuple[int, ...]) -> Verdict:
     """The node side: check, meet the other nodes; raise ``NodeCheckFailed`` if any node failed."""
     try:
-        verdict = check_node(spec["node_check"], rank=rank, node=node, gpus=gpus)
+        verdict = check_node(spec.node_check, rank=rank, node=node, gpus=gpus)
     except Exception as exc:  # noqa: BLE001 -- the other nodes wait for a verdict: always write one
         verdict = Verdict(rank=rank, node=node, healthy=False, reason=f"the check itself failed: {exc}")
-    everyone = meet(Path(spec["run_dir"]) / CHECK_DIR, verdict, spec["nnodes"], timeout=spec["barrier_timeout"])
+    everyone = meet(Path(spec.run_dir) / CHECK_DIR, verdict, spec.nnodes, timeout=spec.barrier_timeout)
     failed = [v for v in everyone if not v.healthy]
     if failed:
         raise NodeCheckFailed(f"node check failed on {describe(failed)}; the model was not started")

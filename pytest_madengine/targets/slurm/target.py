@@ -227,19 +227,16 @@ class SlurmTarget:
         context = multi_node_context(context, config.nnodes)  # madengine's multi-node profiling rule
         spec_path = run_dir / "spec.json"
         node_timeout = timeout + NODE_TIMEOUT_GRACE if timeout else None
-        specfile.write_spec(spec_path, {
-            "session_id": self.session_id, "run_id": object_name(request.run_id), "model": request.card.name,
-            "card": specfile.card_to_json(request.card), "context": context,
-            "image": request.image.to_json(), "container_options": dict(request.container_options),
-            "settings": specfile.settings_to_json(request.settings, node_timeout=node_timeout),
-            "package_root": str(self.package_root), "run_dir": str(run_dir),
-            "image_cache_dir": str(run_dir.parent / "images"),
-            "launcher": config.launcher.name, "nnodes": config.nnodes,
-            "nproc_per_node": config.nproc_per_node, "gpus_per_node": config.gpus_per_node,
-            "master_port": config.master_port, "image_distribution": config.image_distribution,
-            "barrier_timeout": config.barrier_timeout, "job_env": config.job_env,
-            "node_check": nodecheck_retry.node_settings(config, request.card, context),
-        })
+        specfile.write_spec(spec_path, specfile.JobSpec(
+            session_id=self.session_id, run_id=object_name(request.run_id), model=request.card.name,
+            card=specfile.card_to_json(request.card), context=context, image=request.image.to_json(),
+            container_options=dict(request.container_options),
+            settings=specfile.settings_to_json(request.settings, node_timeout=node_timeout),
+            package_root=str(self.package_root), run_dir=str(run_dir), image_cache_dir=str(run_dir.parent / "images"),
+            launcher=config.launcher.name, nnodes=config.nnodes, nproc_per_node=config.nproc_per_node,
+            gpus_per_node=config.gpus_per_node, master_port=config.master_port,
+            image_distribution=config.image_distribution, barrier_timeout=config.barrier_timeout,
+            job_env=dict(config.job_env), node_check=nodecheck_retry.node_settings(config, request.card, context)))
         inputs = ScriptInputs(
             model=request.card.name, job_name=f"mad-{object_name(request.card.name)}"[:120],
             spec_path=str(spec_path), rc_path=str(run_dir / "job.rc"),

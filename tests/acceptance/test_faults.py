@@ -164,8 +164,9 @@ def test_user_sizes_are_bounded_before_use(pytester: pytest.Pytester, busybox_im
     for field, value in (("timeout", "1e300"), ("n_gpus", "99999999999999999999")):
         write_card_package(pkg, [card("ok_bounds", "scripts/ok.sh", **{field: value})], {})
         result = pytester.runpytest_subprocess("--mad-package", str(pkg), *BASE)
-        assert result.ret == pytest.ExitCode.USAGE_ERROR, result.stdout.str()
-        assert f"{field} " in result.stderr.str() and "Traceback" not in result.stderr.str()
+        assert result.ret == pytest.ExitCode.INTERRUPTED, result.stdout.str()  # a collection error of that card
+        assert f"invalid card ok_bounds: models.json: card 'ok_bounds': {field} " in result.stdout.str()
+        assert "Traceback" not in result.stdout.str() + result.stderr.str()
 
 
 def test_huge_results_csv_is_refused_quickly_with_flat_memory(pytester: pytest.Pytester, busybox_image: str) -> None:
@@ -326,9 +327,6 @@ def test_names_that_map_to_one_file_or_image_do_not_collide(pytester: pytest.Pyt
     pytest.param({"name": "has space"}, id="name-space"),
     pytest.param({"name": 'quo"te'}, id="name-quote"),
     pytest.param({"name": "new\nline"}, id="name-newline"),
-    pytest.param({"args": ["--a", "1"]}, id="args-list"),
-    pytest.param({"multiple_results": {"f": 1}}, id="results-object"),
-    pytest.param({"timeout": True}, id="timeout-bool"),
 ])
 def test_bad_cards_are_usage_errors_before_any_build(pytester: pytest.Pytester, bad: dict) -> None:
     pkg = write_card_package(pytester.path / "pkg", [{**card("fine", "scripts/ok.sh"), **bad}],
@@ -337,6 +335,23 @@ def test_bad_cards_are_usage_errors_before_any_build(pytester: pytest.Pytester, 
     assert result.ret == pytest.ExitCode.USAGE_ERROR, result.stdout.str()
     field = next(iter(bad))
     assert f"'{field}'" in result.stderr.str() and "Traceback" not in result.stderr.str()
+    assert not (pytester.path / "mad_logs").exists()  # nothing was built
+
+
+@pytest.mark.parametrize("bad", [
+    pytest.param({"args": ["--a", "1"]}, id="args-list"),
+    pytest.param({"multiple_results": {"f": 1}}, id="results-object"),
+    pytest.param({"timeout": True}, id="timeout-bool"),
+])
+def test_cards_of_the_wrong_type_are_collection_errors_before_any_build(pytester: pytest.Pytester,
+                                                                        bad: dict) -> None:
+    pkg = write_card_package(pytester.path / "pkg", [{**card("fine", "scripts/ok.sh"), **bad}],
+                             {"scripts/ok.sh": "echo performance: 1 ops\n"})
+    result = pytester.runpytest_subprocess("--mad-package", str(pkg), *BASE)
+    assert result.ret == pytest.ExitCode.INTERRUPTED, result.stdout.str()
+    field = next(iter(bad))
+    assert f"invalid card fine: models.json: card 'fine': field '{field}'" in result.stdout.str()
+    assert "Traceback" not in result.stdout.str() + result.stderr.str()
     assert not (pytester.path / "mad_logs").exists()  # nothing was built
 
 

@@ -126,7 +126,7 @@ def run_node(spec_path: Path) -> int:
             card=card, context=context, image=_with_name(image, reference),
             gpus=node_gpus(spec.gpus_per_node),
             settings=specfile.settings_from_json(spec.settings, package),
-            log_path=log_path, work_dir=run_dir / f"node-{rank}", run_id=f"{spec['run_id']}-n{rank}",
+            log_path=log_path, work_dir=run_dir / f"node-{rank}", run_id=f"{spec.run_id}-n{rank}",
             container_options=spec.container_options or {})
         result["model_started"] = time.time()
         outcome = target.run(request)

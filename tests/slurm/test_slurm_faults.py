@@ -77,22 +77,25 @@ def test_secrets_reach_the_job_but_no_file_or_spool(pytester: pytest.Pytester, s
         assert files_containing(SPOOL, needles) == []
 
 
-def test_unreachable_slurmctld_is_a_clear_failure(pytester: pytest.Pytester, slurm_cluster, busybox_image,
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unreachable_slurmctld_is_one_usage_error_before_any_build(pytester: pytest.Pytester, slurm_cluster,
+                                                                   busybox_image,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     conf = pytester.path / "down" / "slurm.conf"
     conf.parent.mkdir()
     lines = [line for line in Path("/etc/slurm/slurm.conf").read_text().splitlines()
              if not line.startswith("SlurmctldPort=")]
     conf.write_text("\n".join([*lines, "SlurmctldPort=6999"]) + "\n")  # nobody listens there
     monkeypatch.setenv("SLURM_CONF", str(conf))
-    write_package(pytester.path, [{"name": "unsent", "scripts": "scripts/ok.sh"}], {"ok.sh": "echo performance: 1 ops\n"})
+    write_package(pytester.path, [{"name": f"unsent{i}", "scripts": "scripts/ok.sh"} for i in range(3)],
+                  {"ok.sh": "echo performance: 1 ops\n"})
     result = pytester.runpytest_subprocess("--mad-tags", "f", "--mad-target", "slurm", "--mad-gpus", "none",
                                            "-p", "no:cacheprovider", timeout=240)
-    out = result.stdout.str()
-    assert "Traceback" not in out and "INTERNALERROR" not in out
-    assert "Unable to contact slurm controller" in out
-    rows = (pytester.path / "perf.csv").read_text().splitlines()
-    assert len(rows) == 2 and ",FAILURE," in rows[1]
+    text = result.stdout.str() + result.stderr.str()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR, text
+    assert "Traceback" not in text and "INTERNALERROR" not in text and "RESTORE SLURMCTLD" not in text
+    assert text.count("SLURM: the controller does not answer") == 1  # once for the session, not per model
+    assert "scontrol ping" in text and "Fix: start slurmctld" in text
+    assert not (pytester.path / "perf.csv").exists() and not (pytester.path / "mad_logs").exists()
 
 
 def _slurmd_pid(node: str) -> int:

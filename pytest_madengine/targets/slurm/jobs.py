@@ -170,7 +170,8 @@ class SlurmCli:
                                fix="run pytest on a SLURM login node, or install the SLURM client tools "
                                "(slurm-client) and their slurm.conf")
         done = self._run(["scontrol", "ping"], check=False)
-        answer = " ".join((done.stdout or done.stderr).split())
+        lines = (done.stdout or done.stderr).splitlines()  # less the "** RESTORE SLURMCTLD ... **" banner
+        answer = " ".join(line.strip() for line in lines if line.strip(" *") and "RESTORE SLURMCTLD" not in line)
         if done.returncode != 0 or " is UP" not in answer:
             raise MadError(f"SLURM: the controller does not answer ({answer or 'no output'})",
                            where="--mad-target slurm (scontrol ping)",

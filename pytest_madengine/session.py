@@ -31,11 +31,11 @@ from .fileio import disambiguated, safe_name
 from .images.progress import Progress
 from .images.supply import ImageSupply, image_name_suffixes
 from .facts import EarlyFacts, early_facts
+from .startchecks import check_inputs, check_outputs, preflight
 from .keys import SESSION_KEY, TARGET_KEY
 from .parallel.gpus import GpuAllocator, GpuPool
 from .records import ModelResult
 from .results.recorder import Recorder
-from .results.sinks import ResultSink
 from .selection import ItemSpec, plan_items, select
 from .targets.base import Target, TargetSettings
 from .targets.builtins import BUILTIN_TARGETS, infer_target
@@ -255,11 +255,13 @@ class MadSession:
             return None
         from .history.sink import HistorySink, ci_pipeline
         from .history.store import SessionInfo
+        from .outputs import public_args
+
         info = SessionInfo(id=self.session_id, started=time.time(), host=socket.gethostname(), target=self.target_name,
                            git_commit=self._package_commit(), gpu_vendor=self.context.gpu_vendor,
                            gpu_architecture=self.context.gpu_architecture,
                            gpu_count=len(self.gpu_allocator.pool.ids),
-                           pytest_args=self._public_args(), pipeline=ci_pipeline(os.environ))
+                           pytest_args=public_args(self.config, self.context.data), pipeline=ci_pipeline(os.environ))
         try:
             return HistorySink(self.settings.history, info)
         except MadError as exc:
@@ -270,56 +272,29 @@ class MadSession:
                 pytest.PytestWarning(f"history not written: {exc.message}"), stacklevel=2)
             return None
 
-    def _public_args(self) -> tuple[str, ...]:
-        """The command line without the context's (and host's) secret values, for files that stay."""
-        from .workload.secrets import redact, secret_values
-
-        hidden = secret_values(self.context.data, os.environ)
-        return tuple(redact(str(arg), hidden) for arg in self.config.invocation_params.args)
-
     @cached_property
     def recorder(self) -> Recorder:
-        from .results.sinks.entries import PerfEntrySink
-        from .results.sinks.junit import JUnitSink
-        from .results.sinks.perfcsv import PerfCsvSink
-        from .results.sinks.summary import SummarySink
-        from .results.sinks.summaryjson import SummaryJsonSink
-        from .results.sinks.superset import PerfSuperSink
+        from .outputs import make_recorder
 
-        xmlpath = getattr(self.config.option, "xmlpath", None)
-        width = self.config.get_terminal_writer().fullwidth
-        junit = JUnitSink(Path(xmlpath) if xmlpath else None, package=self.settings.package.name,
-                          family=str(self.config.getini("junit_family") or "xunit2"))
-        sinks: list[ResultSink]
-        if self.settings.build_only:  # builds append nothing to perf.csv: the last run's entry stays
-            sinks = [SummarySink(width, manifest=self.settings.manifest_output), junit]
-        else:
-            results_dir = self.settings.perf_csv.parent  # madengine writes them all in one directory
-            sinks = [SummarySink(width), PerfCsvSink(self.settings.perf_csv), PerfEntrySink(results_dir),
-                     PerfSuperSink(results_dir), junit]
-            if self.history_sink is not None:
-                sinks.append(self.history_sink)
-        if self.settings.summary_output is not None:
-            sinks.append(SummaryJsonSink(self.settings.summary_output, build_only=self.settings.build_only))
-        for extra in self.config.hook.pytest_madengine_make_sinks(config=self.config, settings=self.settings):
-            sinks.extend(extra)
-        return Recorder(sinks, on_recorded=lambda result: self.config.hook.pytest_madengine_result_recorded(
-            config=self.config, result=result))
+        return make_recorder(self.config, self.settings, None if self.settings.build_only else self.history_sink)
 
     # --- pytest hooks ---------------------------------------------------------------------
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionstart(self, session: pytest.Session) -> None:
         self._handle_sigterm()
         _ = self.target  # a usage error before anything is built; a target may start loading its client now
-        if self.is_worker:
-            _ = self.target  # cheap (no connection); its fixtures must exist before collection
+        if self.is_worker:  # the target (cheap, no connection) is there: its fixtures exist before collection
             return
         _ = self.specs  # load (and run dynamic scripts) once, before xdist workers start
         _ = self.performance_checks  # so are bad references and --mad-compare values
-        self._check_inputs()
+        try:
+            check_inputs(self.settings, self.cards, self.gpu_allocator)
+            if not self.config.option.collectonly:
+                check_outputs(self.settings)
+                preflight(self.target, self.settings)
+        except MadError as exc:
+            raise usage_error(exc) from None
         if not self.config.option.collectonly:
-            self._check_outputs()
-            self._preflight()
             _ = self.recorder  # opens the history: an unusable file is a usage error too
             try:
                 self.target.sweep_stale()
@@ -343,42 +318,6 @@ class MadSession:
         pending, self._key_warnings = self._key_warnings, []
         for warning in pending:
             warnings.warn(warning, stacklevel=1)
-
-    def _check_inputs(self) -> None:
-        """What can be known before any build: the GPU list, the registry, image names (usage errors)."""
-        from .images.dockerfiles import check_image_name
-        from .images.registry import check_registry
-
-        try:
-            _ = self.gpu_allocator.pool
-            if self.settings.registry:
-                check_registry(self.settings.registry)
-            if not (self.settings.use_image or self.settings.manifest):
-                for card in self.cards:
-                    check_image_name(card)
-        except MadError as exc:
-            raise usage_error(exc) from None
-
-    def _preflight(self) -> None:
-        """The target's backend answers (once, before any build); ``preflight`` is optional."""
-        check = getattr(self.target, "preflight", None)
-        if check is None or self.settings.build_only:
-            return
-        try:
-            check()
-        except MadError as exc:
-            raise usage_error(exc) from None
-
-    def _check_outputs(self) -> None:
-        """perf.csv must be writable before any model runs (a read-only or full filesystem)."""
-        if self.settings.build_only:
-            return
-        from .results.sinks.perfcsv import check_writable
-
-        problem = check_writable(self.settings.perf_csv)
-        if problem:
-            raise pytest.UsageError(f"--mad-perf-csv {self.settings.perf_csv}: {problem}. Fix: free space there "
-                                    "or point --mad-perf-csv at a writable file.")
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if self.is_worker:

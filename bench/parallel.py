@@ -100,7 +100,7 @@ def run_session(root: Path, package: Path, workers: int, pool: int, sleep: float
                 code: Path = REPO) -> Measurement:
     args = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--mad-package", str(package),
             "--mad-tags", "all", "--mad-gpus", f"0-{pool - 1}", "--mad-context={'gpu_vendor': 'NONE'}",
-            "-n", str(workers)]
+            "-n", str(workers), "--mad-history", "none"]  # two trees may differ in history schema
     record = root / "gpu-record"
     if record.exists():
         for path in record.iterdir():

@@ -286,10 +286,10 @@ class MadSession:
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionstart(self, session: pytest.Session) -> None:
         self._handle_sigterm()
-        _ = self.target  # a usage error before anything is built; a target may start loading its client now
         if self.is_worker:
             return
         _ = self.specs  # load (and run dynamic scripts) once, before xdist workers start
+        _ = self.target  # an unknown target is a usage error before anything is built
         _ = self.performance_checks  # so are bad references and --mad-compare values
         self._check_inputs()
         if not self.config.option.collectonly:

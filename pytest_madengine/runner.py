@@ -76,10 +76,6 @@ def _run_once(session: MadSession, item: pytest.Item, card: ModelCard, context: 
     capman = session.config.pluginmanager.getplugin("capturemanager")
     quiet = capman.global_and_fixture_disabled() if settings.live_output and capman else nullcontext()
     keep = settings.keep_model_dir or settings.keep_alive
-    if not session.is_worker:  # this process draws the summary: rich loads while the model runs
-        from .results.sinks.summary import preload_rich
-
-        preload_rich()
     try:
         with quiet:
             outcome = session.target.run(request)

@@ -92,14 +92,6 @@ class MadSession:
         self._key_warnings: list[MadKeyWarning] = []  # issued where pytest records warnings (see _flush_warnings)
         self._recorded: set[str] = set()  # node ids with a recorded result
         self._previous_sigterm: signal.Handlers | Callable[[int, FrameType | None], object] | int | None = None
-        self._package_commit = self._start_package_commit()
-
-    def _start_package_commit(self) -> Callable[[], str]:
-        """The package's git commit for the history, read by git beside the session's start-up."""
-        from .workload.gitclone import start_head_commit
-
-        off = self.is_worker or self.settings.history is None or self.settings.build_only
-        return (lambda: "") if off or self.config.option.collectonly else start_head_commit(self.settings.package)
 
     # --- lazily computed session facts -------------------------------------------------
     @cached_property
@@ -242,8 +234,10 @@ class MadSession:
             return None
         from .history.sink import HistorySink
         from .history.store import SessionInfo
+        from .workload.gitclone import head_commit
+
         info = SessionInfo(id=self.session_id, started=time.time(), host=socket.gethostname(), target=self.target_name,
-                           git_commit=self._package_commit(), gpu_vendor=self.context.gpu_vendor,
+                           git_commit=head_commit(self.settings.package), gpu_vendor=self.context.gpu_vendor,
                            gpu_architecture=self.context.gpu_architecture,
                            gpu_count=len(self.gpu_allocator.pool.ids),
                            pytest_args=self._public_args())

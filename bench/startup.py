@@ -47,7 +47,7 @@ docker.from_env().containers.run(os.environ["BENCH_IMAGE"], ["sh", "-c", "echo p
 """
 
 BARE_K8S = """
-import os
+import os, time
 from kubernetes import client, config
 api = config.new_client_from_config(config_file=os.environ["BENCH_KUBECONFIG"])
 container = client.V1Container(name="main", image=os.environ["BENCH_IMAGE"], image_pull_policy="IfNotPresent",
@@ -55,7 +55,11 @@ container = client.V1Container(name="main", image=os.environ["BENCH_IMAGE"], ima
 job = client.V1Job(metadata=client.V1ObjectMeta(generate_name="bare-"), spec=client.V1JobSpec(
     backoff_limit=0, ttl_seconds_after_finished=30, template=client.V1PodTemplateSpec(
         spec=client.V1PodSpec(restart_policy="Never", containers=[container]))))
-client.BatchV1Api(api).create_namespaced_job(os.environ["BENCH_NAMESPACE"], job)
+batch = client.BatchV1Api(api)
+created = batch.create_namespaced_job(os.environ["BENCH_NAMESPACE"], job)
+# the clock stopped at ADDED; wait for the pod too, so that it does not start beside the next child
+while not (batch.read_namespaced_job_status(created.metadata.name, os.environ["BENCH_NAMESPACE"]).status.succeeded):
+    time.sleep(0.2)
 """
 
 
@@ -171,6 +175,11 @@ class JobWatch:
         self.clear()
         return seen - started
 
+    def delete_namespace(self) -> None:
+        from kubernetes import client
+
+        client.CoreV1Api(self.api).delete_namespace(self.namespace)
+
     def clear(self) -> None:
         while not self.added.empty():
             self.added.get_nowait()
@@ -261,7 +270,11 @@ def main(argv: list[str] | None = None) -> int:
                                            str(test)], tmp, env=env),
                 **sessions}
     print(f"{options.target}: {options.rounds} rounds, {load()}", flush=True)
-    times = measure(children, first, options.rounds)
+    try:
+        times = measure(children, first, options.rounds)
+    finally:
+        if options.target == "k8s":
+            watcher.delete_namespace()
     print(f"{options.target}: time from spawn to the first {'Job' if options.target == 'k8s' else 'container'}; "
           f"{load()} at the end")
     report(times, children, "bare script")

@@ -22,6 +22,8 @@ import argparse
 import json
 import os
 import queue
+import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -45,7 +47,7 @@ docker.from_env().containers.run(os.environ["BENCH_IMAGE"], ["sh", "-c", "echo p
 """
 
 BARE_K8S = """
-import os
+import os, time
 from kubernetes import client, config
 api = config.new_client_from_config(config_file=os.environ["BENCH_KUBECONFIG"])
 container = client.V1Container(name="main", image=os.environ["BENCH_IMAGE"], image_pull_policy="IfNotPresent",
@@ -53,7 +55,11 @@ container = client.V1Container(name="main", image=os.environ["BENCH_IMAGE"], ima
 job = client.V1Job(metadata=client.V1ObjectMeta(generate_name="bare-"), spec=client.V1JobSpec(
     backoff_limit=0, ttl_seconds_after_finished=30, template=client.V1PodTemplateSpec(
         spec=client.V1PodSpec(restart_policy="Never", containers=[container]))))
-client.BatchV1Api(api).create_namespaced_job(os.environ["BENCH_NAMESPACE"], job)
+batch = client.BatchV1Api(api)
+created = batch.create_namespaced_job(os.environ["BENCH_NAMESPACE"], job)
+# the clock stopped at ADDED; wait for the pod too, so that it does not start beside the next child
+while not (batch.read_namespaced_job_status(created.metadata.name, os.environ["BENCH_NAMESPACE"]).status.succeeded):
+    time.sleep(0.2)
 """
 
 
@@ -71,6 +77,13 @@ def baseline_tree(rev: str, into: Path) -> Path:
                              check=True, capture_output=True).stdout
     into.mkdir(parents=True)
     subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    return into
+
+
+def this_tree(into: Path) -> Path:
+    """This checkout's package (uncommitted edits included), copied into ``into``."""
+    shutil.copytree(REPO / "pytest_madengine", into / "pytest_madengine",
+                    ignore=shutil.ignore_patterns("__pycache__"))
     return into
 
 
@@ -92,6 +105,7 @@ class Child:
 
     def __init__(self, argv: list[str], cwd: Path, code: Path | None = None, env: dict[str, str] | None = None) -> None:
         self.argv, self.cwd = argv, cwd
+        self.cpu_s: list[float] = []
         self.env = {**os.environ, **(env or {})}
         self.env.pop("PYTHONPATH", None)
         self.env.pop("PYTHONDONTWRITEBYTECODE", None)  # bytecode (and pytest's rewrite) caches, as after pip install
@@ -99,9 +113,13 @@ class Child:
             self.env["PYTHONPATH"] = str(code)
 
     def run(self) -> tuple[float, int]:
-        """Start it; the wall clock before the spawn and its exit status (output kept on failure)."""
+        """Start it; the wall clock before the spawn and its exit status (output kept on failure).
+        ``cpu_s`` gets its whole run's CPU seconds (user + system, its children included)."""
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         started = time.time()
         proc = subprocess.run(self.argv, cwd=self.cwd, env=self.env, capture_output=True, text=True)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        self.cpu_s.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
         if proc.returncode != 0:
             sys.stderr.write(f"{self.argv[:4]} exited {proc.returncode}:\n{proc.stdout[-3000:]}{proc.stderr[-2000:]}\n")
         return started, proc.returncode
@@ -150,10 +168,21 @@ class JobWatch:
                 self.added.put(time.time())
 
     def first(self, started: float) -> float:
-        seen = self.added.get(timeout=30)
-        while not self.added.empty():
-            self.added.get_nowait()  # an Indexed Job's others, or a retry: only the first counts
+        """Seconds from ``started`` to the first Job ADDED after it; later ones are dropped."""
+        seen = 0.0
+        while seen < started:
+            seen = self.added.get(timeout=30)
+        self.clear()
         return seen - started
+
+    def delete_namespace(self) -> None:
+        from kubernetes import client
+
+        client.CoreV1Api(self.api).delete_namespace(self.namespace)
+
+    def clear(self) -> None:
+        while not self.added.empty():
+            self.added.get_nowait()
 
 
 def k8s_setup() -> tuple[str, str, JobWatch, list[str]]:
@@ -192,13 +221,15 @@ def measure(children: dict[str, Child], first: Callable[[float], float], rounds:
     return times
 
 
-def report(times: dict[str, list[float]], bare: str) -> None:
+def report(times: dict[str, list[float]], children: dict[str, Child], bare: str) -> None:
     reference = statistics.median(times[bare])
-    print(f"{'':<24} {'median s':>9} {'min s':>7} {'max s':>7} {'over bare s':>12} {'ratio':>6} {'runs':>5}")
+    print(f"{'':<24} {'median s':>9} {'min s':>7} {'max s':>7} {'over bare s':>12} {'ratio':>6} {'runs':>5} "
+          f"{'CPU s (whole run)':>18}")
     for name, values in times.items():
         median = statistics.median(values)
+        cpu = statistics.median(children[name].cpu_s)
         print(f"{name:<24} {median:>9.3f} {min(values):>7.3f} {max(values):>7.3f} "
-              f"{median - reference:>+12.3f} {median / reference:>6.2f} {len(values):>5}")
+              f"{median - reference:>+12.3f} {median / reference:>6.2f} {len(values):>5} {cpu:>18.3f}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -210,7 +241,8 @@ def main(argv: list[str] | None = None) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="bench-startup-"))
     model = f"startup{uuid.uuid4().hex[:6]}"
     package = write_package(tmp, model)
-    codes = {"this tree": REPO}
+    # Both trees are copied to one filesystem: imports from a slower one (a shared mount) differ by 0.5 s.
+    codes = {"this tree": this_tree(tmp / "this")}
     if options.baseline:
         codes[options.baseline] = baseline_tree(options.baseline, tmp / "baseline")
     extra: list[str] = []
@@ -223,9 +255,10 @@ def main(argv: list[str] | None = None) -> int:
     for session in sessions.values():  # builds (and on k8s loads) the image; writes each tree's bytecode caches
         if session.run()[1] != 0:
             return 1
+        session.cpu_s.clear()
     if options.target == "k8s":
-        for _ in sessions:
-            watcher.first(0.0)
+        time.sleep(1)  # the warm-up Jobs' events
+        watcher.clear()
         code = BARE_K8S
         env = {"BENCH_IMAGE": f"ci-{model}_tiny.none:latest", "BENCH_KUBECONFIG": kubeconfig,
                "BENCH_NAMESPACE": namespace}
@@ -237,10 +270,14 @@ def main(argv: list[str] | None = None) -> int:
                                            str(test)], tmp, env=env),
                 **sessions}
     print(f"{options.target}: {options.rounds} rounds, {load()}", flush=True)
-    times = measure(children, first, options.rounds)
+    try:
+        times = measure(children, first, options.rounds)
+    finally:
+        if options.target == "k8s":
+            watcher.delete_namespace()
     print(f"{options.target}: time from spawn to the first {'Job' if options.target == 'k8s' else 'container'}; "
           f"{load()} at the end")
-    report(times, "bare script")
+    report(times, children, "bare script")
     return 0
 
 

@@ -70,10 +70,6 @@ def _run_once(session: MadSession, item: pytest.Item, card: ModelCard, context: 
         container_options=_container_options(session, card, context),
     )
     keep = settings.keep_model_dir or settings.keep_alive
-    if not session.is_worker:  # this process draws the summary: rich loads while the model runs
-        from .results.sinks.summary import preload_rich
-
-        preload_rich()
     try:
         outcome = session.target.run(request)
         result = _judge(session, card, context, image, gpus, outcome)

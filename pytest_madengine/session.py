@@ -93,14 +93,6 @@ class MadSession:
         self._recorded: set[str] = set()  # node ids with a recorded result
         self.card_errors: list[CardError] = []  # bad registry entries: collection errors of their own
         self._previous_sigterm: signal.Handlers | Callable[[int, FrameType | None], object] | int | None = None
-        self._package_commit = self._start_package_commit()
-
-    def _start_package_commit(self) -> Callable[[], str]:
-        """The package's git commit for the history, read by git beside the session's start-up."""
-        from .workload.gitclone import start_head_commit
-
-        off = self.is_worker or self.settings.history is None or self.settings.build_only
-        return (lambda: "") if off or self.config.option.collectonly else start_head_commit(self.settings.package)
 
     # --- lazily computed session facts -------------------------------------------------
     @cached_property
@@ -256,9 +248,10 @@ class MadSession:
         from .history.sink import HistorySink, ci_pipeline
         from .history.store import SessionInfo
         from .outputs import public_args
+        from .workload.gitclone import head_commit
 
         info = SessionInfo(id=self.session_id, started=time.time(), host=socket.gethostname(), target=self.target_name,
-                           git_commit=self._package_commit(), gpu_vendor=self.context.gpu_vendor,
+                           git_commit=head_commit(self.settings.package), gpu_vendor=self.context.gpu_vendor,
                            gpu_architecture=self.context.gpu_architecture,
                            gpu_count=len(self.gpu_allocator.pool.ids),
                            pytest_args=public_args(self.config, self.context.data), pipeline=ci_pipeline(os.environ))
@@ -286,6 +279,7 @@ class MadSession:
         if self.is_worker:  # the target (cheap, no connection) is there: its fixtures exist before collection
             return
         _ = self.specs  # load (and run dynamic scripts) once, before xdist workers start
+        _ = self.target  # an unknown target is a usage error before anything is built
         _ = self.performance_checks  # so are bad references and --mad-compare values
         try:
             check_inputs(self.settings, self.cards, self.gpu_allocator)

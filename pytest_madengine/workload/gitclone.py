@@ -14,14 +14,13 @@ or the password from the clone's environment, and the host's credential helpers 
 from __future__ import annotations
 
 import contextlib
-import functools
 import hashlib
 import os
 import re
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 from ..cards import ModelCard
@@ -148,25 +147,9 @@ def _git(card: ModelCard, args: list[str], cwd: Path | None = None, *, extra_env
 
 def head_commit(directory: Path) -> str:
     """The commit checked out in ``directory`` ('' when it is not a git work tree or git is missing)."""
-    return start_head_commit(directory)()
-
-
-def start_head_commit(directory: Path) -> Callable[[], str]:
-    """Start ``git rev-parse HEAD`` in ``directory`` now, so it runs beside the caller's own work;
-    the returned function waits for it (at most 10 s) and gives what :func:`head_commit` gives."""
     try:
-        proc = subprocess.Popen(["git", "-C", str(directory), "rev-parse", "HEAD"], stdout=subprocess.PIPE,
-                                stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, text=True)
-    except OSError:
-        return lambda: ""
-
-    @functools.cache
-    def commit() -> str:
-        try:
-            out, _ = proc.communicate(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.communicate()
-            return ""
-        return out.strip() if proc.returncode == 0 else ""
-    return commit
+        done = subprocess.run(["git", "-C", str(directory), "rev-parse", "HEAD"], check=False, capture_output=True,
+                              text=True, timeout=10, stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return done.stdout.strip() if done.returncode == 0 else ""

@@ -123,7 +123,7 @@ def test_bad_references_and_compare_values_are_usage_errors(pytester: pytest.Pyt
 
 
 def test_the_session_records_the_packages_git_commit(pytester: pytest.Pytester, busybox_image: str) -> None:
-    """git runs beside the session's start-up (issue 22.5); the history still gets its answer."""
+    """The history keeps the commit of the package the session ran."""
     pkg = package(pytester.path / "pkg", FIXED)
     (pkg / "value.txt").write_text("1\n")
     git = ["git", "-C", str(pkg), "-c", "user.name=t", "-c", "user.email=t@t"]

@@ -58,20 +58,6 @@ class Submitted:
     follower: JobFollower | None = None
 
 
-def _start_client_import() -> None:
-    """Import ``kubernetes`` (~1 s) in a thread, beside collection and the image build (issue 22.5).
-    ``requests``, which the Docker SDK needs too, is imported here first: it has an import cycle, and
-    two threads importing it at once can meet it half-initialised (ImportError)."""
-    with contextlib.suppress(ImportError):
-        import requests  # noqa: F401
-    threading.Thread(target=_import_client_library, name="mad-k8s-import", daemon=True).start()
-
-
-def _import_client_library() -> None:
-    with contextlib.suppress(Exception):  # not installed or broken: the first run reports it
-        import kubernetes  # noqa: F401
-
-
 class K8sTarget:
     """One Kubernetes Job per model run (``targets.base.Target``)."""
 
@@ -92,9 +78,6 @@ class K8sTarget:
         self._active: dict[str, Submitted] = {}
         self._lock = threading.Lock()
         self.jobs_by_model: dict[str, str] = {}  # model name -> Job name of its last run (mad_k8s)
-        self._sweep: threading.Thread | None = None
-        if not build_only:
-            _start_client_import()
 
     @classmethod
     def from_settings(cls, settings: TargetSettings) -> K8sTarget:
@@ -120,19 +103,12 @@ class K8sTarget:
             check_cluster(*self.session_access())
 
     def sweep_stale(self) -> int:
-        """Delete objects of sessions on this host whose pytest process is gone, in a thread joined at
-        :meth:`close` (beside the image build); returns 0 at once. A missing or unparsable kubeconfig
-        is a usage error (MadError) here; an unreachable API is left for each model to report."""
+        """Delete objects of sessions on this host whose pytest process is gone. A missing or unparsable
+        kubeconfig is a usage error (MadError); an unreachable API is left for each model to report."""
         if self.build_only:
             return 0
         access, namespace = self.session_access()
         api_client(access)  # a kubeconfig that cannot be parsed is a usage error now, not after the build
-        self._sweep = threading.Thread(target=self._sweep_dead, args=(access, namespace), name="mad-k8s-sweep",
-                                       daemon=True)
-        self._sweep.start()
-        return 0
-
-    def _sweep_dead(self, access: KubeAccess, namespace: str) -> int:
         host = objects.label_value(socket.gethostname())
         try:
             found = self._labelled(access, namespace, f"{objects.SESSION_LABEL},{objects.HOST_LABEL}={host}")
@@ -145,8 +121,6 @@ class K8sTarget:
         return len(stale)
 
     def close(self) -> None:
-        if self._sweep is not None:
-            self._sweep.join(timeout=60)  # its client must outlive it; a hung API gives up with the runs
         self.cancel_all()
         try:
             if self.controller:

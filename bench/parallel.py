@@ -31,6 +31,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.trees import baseline_tree  # noqa: E402
 from pytest_madengine.parallel.gpulog import overlap_conflicts, peak_concurrency, read_intervals
 
 # A conftest that copies the controller's allocation record out of the session dir before the
@@ -150,13 +151,6 @@ def parse_sizes(text: str) -> list[int]:
     return sizes
 
 
-def baseline_tree(rev: str, into: Path) -> Path:
-    """The package at git revision ``rev``, exported (no checkout) into ``into``."""
-    archive = subprocess.run(["git", "-C", str(REPO), "archive", rev, "pytest_madengine"],
-                             check=True, capture_output=True).stdout
-    into.mkdir(parents=True)
-    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
-    return into
 
 
 def print_table(title: str, results: list[Measurement], sleep: float) -> None:

@@ -20,7 +20,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.parallel import baseline_tree  # noqa: E402
+from bench.trees import baseline_tree  # noqa: E402
 
 CHILD = r'''
 import json, statistics, sys, time

@@ -36,6 +36,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 INFRA = REPO / "tests" / "infra"
+sys.path.insert(0, str(REPO))
+
+from bench.trees import baseline_tree  # noqa: E402
 BASE = "mad-test/busybox:latest"
 NOT_OURS = ["-p", "no:hypothesispytest", "-p", "no:benchmark", "-p", "no:html", "-p", "no:metadata"]
 
@@ -71,13 +74,6 @@ def bare_test_file(directory: Path, code: str) -> Path:
     return path
 
 
-def baseline_tree(rev: str, into: Path) -> Path:
-    """The package at git revision ``rev``, exported (no checkout) into ``into``."""
-    archive = subprocess.run(["git", "-C", str(REPO), "archive", rev, "pytest_madengine"],
-                             check=True, capture_output=True).stdout
-    into.mkdir(parents=True)
-    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
-    return into
 
 
 def this_tree(into: Path) -> Path:

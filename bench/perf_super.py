@@ -23,7 +23,7 @@ sys.path.insert(0, str(REPO))
 from bench.trees import baseline_tree  # noqa: E402
 
 CHILD = r'''
-import json, statistics, sys, time
+import json, os, statistics, sys, time
 from pathlib import Path
 from pytest_madengine.records import ModelResult
 from pytest_madengine.results.sinks.superset import PerfSuperSink, super_records, to_csv
@@ -33,6 +33,7 @@ record = super_records(ModelResult(model="seed", status="SUCCESS", performance="
 seed = [dict(record, model=f"seed{i}") for i in range(earlier)]
 (out / "perf_super.json").write_text(json.dumps(seed, indent=2) + "\n")
 (out / "perf_super.csv").write_text(to_csv(seed) if seed else "")
+os.sync()  # the seed's dirty pages must not be flushed by the first timed fsync
 sink = PerfSuperSink(out)
 times = []
 for i in range(results):

@@ -61,18 +61,28 @@ python_rootfs_tar() {
         mkdir -p "$CACHE_DIR"
         local rootfs
         rootfs=$(debootstrap_with_retry) || return 1
-        rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
-        tar -C "$rootfs" -c . >"$tarball.tmp" && mv "$tarball.tmp" "$tarball"
-        rm -rf "$rootfs"
+        pack_rootfs "$rootfs" "$tarball"
     fi
     echo "$tarball"
 }
 
-build_python() {
-    have_image "$PYTHON_IMAGE" && return 0
+# A rootfs without apt's caches, as a tarball (written whole or not at all); the rootfs goes.
+pack_rootfs() {
+    rm -rf "$1"/var/cache/apt/archives/*.deb "$1"/var/lib/apt/lists/*
+    tar -C "$1" -c . >"$2.tmp" && mv "$2.tmp" "$2"
+    rm -rf "$1"
+}
+
+# import_python_image IMAGE ROOTFS_TAR_FUNCTION: a python3 image from a cached rootfs tarball.
+import_python_image() {
+    have_image "$1" && return 0
     local tarball
-    tarball=$(python_rootfs_tar)
-    docker import -c "ENV PATH=$DEFAULT_PATH" -c 'CMD ["python3"]' "$tarball" "$PYTHON_IMAGE" >/dev/null
+    tarball=$("$2")
+    docker import -c "ENV PATH=$DEFAULT_PATH" -c 'CMD ["python3"]' "$tarball" "$1" >/dev/null
+}
+
+build_python() {
+    import_python_image "$PYTHON_IMAGE" python_rootfs_tar
 }
 
 # Debian's torch 1.13 `torchrun` crashes under Python 3.11 on its own defaults `--redirects 0
@@ -102,18 +112,13 @@ torch_rootfs_tar() {
         printf '%s' "$TORCHRUN_WRAPPER" >"$rootfs/usr/local/bin/torchrun"
         chmod 0755 "$rootfs/usr/local/bin/torchrun"
         : >"$rootfs/etc/resolv.conf"
-        rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
-        tar -C "$rootfs" -c . >"$tarball.tmp" && mv "$tarball.tmp" "$tarball"
-        rm -rf "$rootfs"
+        pack_rootfs "$rootfs" "$tarball"
     fi
     echo "$tarball"
 }
 
 build_torch() {
-    have_image "$TORCH_IMAGE" && return 0
-    local tarball
-    tarball=$(torch_rootfs_tar)
-    docker import -c "ENV PATH=$DEFAULT_PATH" -c 'CMD ["python3"]' "$tarball" "$TORCH_IMAGE" >/dev/null
+    import_python_image "$TORCH_IMAGE" torch_rootfs_tar
 }
 
 bash "$here/start-docker.sh"

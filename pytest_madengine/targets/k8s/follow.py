@@ -255,6 +255,8 @@ class JobFollower:
                 self._gone.setdefault(state.name, time.monotonic())
             if state.started and state.name not in self.logs:
                 self._pump(state)
+            elif state.ended and state.name in self.logs:
+                self.logs[state.name].nudge()  # its reader need not wait to look once more
 
     def _pump(self, state: PodState) -> None:
         prefix = f"[rank {state.index}] " if self.nnodes > 1 else ""
@@ -339,6 +341,8 @@ class JobFollower:
 
     def finish_logs(self, wait: float = 30) -> None:
         deadline = time.monotonic() + wait
+        for pump in self.logs.values():
+            pump.nudge()
         for pump in self.logs.values():
             pump.join(timeout=max(0.1, deadline - time.monotonic()))
             if pump.is_alive():

@@ -4,9 +4,12 @@ Two watch threads (pods by ``batch.kubernetes.io/job-name``, the Job by name) fe
 caller's loop reads it and decides (``JobFollower.follow``): done when the Job is ``Complete`` or
 ``Failed``; hopeless at once on a pod the kubelet cannot start (``ErrImagePull``,
 ``ImagePullBackOff``, ``CreateContainerConfigError`` ...); a gang not fully scheduled within
-``k8s.scheduling_timeout`` (or asking more GPUs than any node has) fails with the scheduler's
-message; past the model's timeout (counted from the first running pod) it is timed out.
-No GET polling: the loop's one-second wake-up only checks those deadlines.
+``k8s.scheduling_timeout`` (or asking more than any node could ever hold: ``capacity``) fails with
+the scheduler's message; the Job deleted, or a pod deleted or evicted, by someone outside the
+session fails within seconds with that reason (the namespace named when it is being deleted); past
+the model's timeout (counted from the first running pod) it is timed out. Pod logs: ``podlog``
+(read again where a stream broke). No GET polling: the loop's one-second wake-up only checks those
+deadlines; one pod list when a Job's end comes without its pods' last events.
 """
 from __future__ import annotations
 

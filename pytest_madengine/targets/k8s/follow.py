@@ -4,9 +4,12 @@ Two watch threads (pods by ``batch.kubernetes.io/job-name``, the Job by name) fe
 caller's loop reads it and decides (``JobFollower.follow``): done when the Job is ``Complete`` or
 ``Failed``; hopeless at once on a pod the kubelet cannot start (``ErrImagePull``,
 ``ImagePullBackOff``, ``CreateContainerConfigError`` ...); a gang not fully scheduled within
-``k8s.scheduling_timeout`` (or asking more GPUs than any node has) fails with the scheduler's
-message; past the model's timeout (counted from the first running pod) it is timed out.
-No GET polling: the loop's one-second wake-up only checks those deadlines.
+``k8s.scheduling_timeout`` (or asking more than any node could ever hold: ``capacity``) fails with
+the scheduler's message; the Job deleted, or a pod deleted or evicted, by someone outside the
+session fails within seconds with that reason (the namespace named when it is being deleted); past
+the model's timeout (counted from the first running pod) it is timed out. Pod logs: ``podlog``
+(read again where a stream broke). No GET polling: the loop's one-second wake-up only checks those
+deadlines; one pod list when a Job's end comes without its pods' last events.
 """
 from __future__ import annotations
 
@@ -260,6 +263,8 @@ class JobFollower:
                 self._gone.setdefault(state.name, time.monotonic())
             if state.started and state.name not in self.logs:
                 self._pump(state)
+            elif state.ended and state.name in self.logs:
+                self.logs[state.name].nudge()  # its reader need not wait to look once more
 
     def _pump(self, state: PodState) -> None:
         prefix = f"[rank {state.index}] " if self.nnodes > 1 else ""
@@ -344,6 +349,8 @@ class JobFollower:
 
     def finish_logs(self, wait: float = 30) -> None:
         deadline = time.monotonic() + wait
+        for pump in self.logs.values():
+            pump.nudge()
         for pump in self.logs.values():
             pump.join(timeout=max(0.1, deadline - time.monotonic()))
             if pump.is_alive():

@@ -41,6 +41,7 @@ class PodLog(threading.Thread):
         self.lines = 0  # complete lines received so far (results block included)
         self.reads = 0  # log requests made (1 when no stream broke)
         self._stopped = threading.Event()
+        self._nudged = threading.Event()  # the follower learnt something (the container ended): look again
         self._response: Any = None
 
     def run(self) -> None:
@@ -57,15 +58,23 @@ class PodLog(threading.Thread):
                     if not self._retryable(exc) or time.monotonic() - failing_since > GIVE_UP_SECONDS:
                         log.write(f"[pytest-madengine: the log stream ended: {_short(exc)}]\n")
                         break
-                    self._stopped.wait(RETRY_SECONDS)
+                    self._pause()
                     continue
                 failing_since = 0.0
                 if self.lines == before and self.ended():
                     break
                 if self.lines == before:
-                    self._stopped.wait(RETRY_SECONDS)  # the container runs on: the stream broke
+                    self._pause()  # the container runs on (the stream broke), or its end is not known yet
             if pending:
                 self._line(log, pending)
+
+    def _pause(self) -> None:
+        self._nudged.wait(RETRY_SECONDS)
+        self._nudged.clear()
+
+    def nudge(self) -> None:
+        """Wake a reader waiting to read again (the follower saw the container or the Job end)."""
+        self._nudged.set()
 
     def _read(self, log: IO[str]) -> str:
         """One read of the whole log, lines already received skipped; returns the unfinished last line."""
@@ -101,6 +110,7 @@ class PodLog(threading.Thread):
         """Unblock the reader: shut the socket down (closing the response from here would wait for
         the reading thread's buffer lock, forever on a pod that prints nothing)."""
         self._stopped.set()
+        self._nudged.set()
         connection = getattr(self._response, "connection", None)
         sock = getattr(connection, "sock", None)
         if sock is not None:

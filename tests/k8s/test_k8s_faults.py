@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import json
 import os
 import signal
 import subprocess
@@ -22,6 +21,8 @@ import uuid
 from pathlib import Path
 
 import pytest
+
+from .packages import write_busybox_package
 
 from tests.infra.fixtures import run_infra_script
 from tests.k8s.test_k8s_session import session_args
@@ -39,15 +40,7 @@ CARDS = [{"name": "count", "scripts": "scripts/m/count.sh", "tags": ["count"]},
 
 
 def write_package(root: Path) -> Path:
-    (root / "scripts" / "m").mkdir(parents=True)
-    (root / "docker").mkdir()
-    (root / "docker" / "bb.Dockerfile").write_text("# CONTEXT {'gpu_vendor': 'NONE'}\nFROM mad-test/busybox:latest\n")
-    cards = [{"dockerfile": "docker/bb", "n_gpus": "1", "args": "", "owner": "t", "training_precision": "", **card}
-             for card in CARDS]
-    (root / "models.json").write_text(json.dumps(cards))
-    (root / "scripts" / "m" / "count.sh").write_text(COUNT)
-    (root / "scripts" / "m" / "sleep.sh").write_text("echo sleeping; sleep 300\n")
-    return root
+    return write_busybox_package(root, CARDS, {"count.sh": COUNT, "sleep.sh": "echo sleeping; sleep 300\n"})
 
 
 def start_session(package: Path, args: list[str]) -> subprocess.Popen[str]:

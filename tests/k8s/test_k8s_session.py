@@ -20,6 +20,8 @@ import pytest
 
 from tests.junit_records import assert_valid_junit
 
+from .packages import write_busybox_package
+
 pytestmark = [pytest.mark.k8s, pytest.mark.docker]
 
 LOADER = str(Path(__file__).resolve().parents[1] / "infra" / "load-k8s-image.sh")
@@ -44,20 +46,11 @@ echo "performance: $((10 + NODE_RANK)) samples_per_second"
 
 
 def write_package(root: Path) -> Path:
-    (root / "scripts" / "m").mkdir(parents=True)
-    (root / "docker").mkdir()
-    (root / "docker" / "bb.Dockerfile").write_text("# CONTEXT {'gpu_vendor': 'NONE'}\nFROM mad-test/busybox:latest\n")
-    cards = [{"dockerfile": "docker/bb", "n_gpus": "1", "args": "", "owner": "t", "training_precision": "", **card}
-             for card in CARDS]
-    (root / "models.json").write_text(json.dumps(cards))
-    scripts = root / "scripts" / "m"
-    (scripts / "ok.sh").write_text('echo "hello from $(hostname)"\necho "performance: 42.5 samples_per_second"\n')
-    (scripts / "fail.sh").write_text('echo "boom: broken model"\nexit 5\n')
-    (scripts / "multi.sh").write_text('printf "model,performance,metric\\na,1.5,x\\nb,2.5,y\\n" > perf_multi.csv\n')
-    (scripts / "ranks.sh").write_text(RANKS)
-    (scripts / "sleep.sh").write_text("echo sleeping; sleep 300\n")
-    (scripts / "busy.sh").write_text('sleep 25\necho "performance: 1 runs"\n')
-    return root
+    return write_busybox_package(root, CARDS, {
+        "ok.sh": 'echo "hello from $(hostname)"\necho "performance: 42.5 samples_per_second"\n',
+        "fail.sh": 'echo "boom: broken model"\nexit 5\n',
+        "multi.sh": 'printf "model,performance,metric\\na,1.5,x\\nb,2.5,y\\n" > perf_multi.csv\n',
+        "ranks.sh": RANKS, "sleep.sh": "echo sleeping; sleep 300\n", "busy.sh": 'sleep 25\necho "performance: 1 runs"\n'})
 
 
 def session_args(namespace: str, kubeconfig: Path, tags: str, **k8s: object) -> list[str]:

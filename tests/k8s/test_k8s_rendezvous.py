@@ -41,6 +41,14 @@ def cases(root: Path) -> dict[str, ET.Element]:
     return {case.get("name", ""): case for case in ET.parse(root / "junit.xml").getroot().iter("testcase")}
 
 
+def node_properties(root: Path) -> dict[str, str]:
+    """The properties of the per-Job suites (``<model> [rank r]::classname`` ...): testcase-free, so a
+    model counts once in the file."""
+    suites = [suite for suite in ET.parse(root / "junit.xml").getroot().iter("testsuite")
+              if suite.get("name", "").startswith("k8s job")]
+    return {prop.get("name", ""): prop.get("value", "") for suite in suites for prop in suite.iter("property")}
+
+
 def failure(case: ET.Element) -> str:
     return " ".join(item.get("message", "") for item in case.iter("failure"))
 
@@ -97,10 +105,10 @@ def test_two_models_at_once_each_meet_across_two_pods_on_two_nodes(tmp_path, k8s
     assert proc.returncode == 0, output
     rows = perf_rows(root)
     assert set(rows) == {"allreduce", "allreduce_twin"} and all(",SUCCESS," in row for row in rows.values())
-    found = cases(root)
+    nodes = node_properties(root)
     for model in rows:
-        # each rank's own testcase, on the node its pod ran on: one pod per node
-        assert {found[f"{model} [rank {rank}]"].get("classname") for rank in (0, 1)} == {"k8s.node1", "k8s.node2"}
+        # each rank's own record, on the node its pod ran on: one pod per node
+        assert {nodes[f"{model} [rank {rank}]::classname"] for rank in (0, 1)} == {"k8s.node1", "k8s.node2"}
     logs = "".join(path.read_text(errors="replace") for path in root.rglob("*.log"))
     assert logs.count("all_reduce sum 3 is right") >= 4, output  # 2 models x 2 ranks
 

@@ -70,6 +70,16 @@ def _waits_for_consumer(storage: Any, storage_class: str) -> bool:
         return False
 
 
+def _volume_available(core: Any, storage_class: str) -> bool:
+    """A PersistentVolume of ``storage_class`` is Available (a claim of that class will bind to it)."""
+    try:
+        volumes = core.list_persistent_volume().items
+    except Exception:  # noqa: BLE001 -- volumes may not be listed: the events decide
+        return False
+    return any((volume.spec.storage_class_name or "") == storage_class and volume.status
+               and volume.status.phase == "Available" for volume in volumes)
+
+
 def _events(core: Any, namespace: str, claim: Any) -> list[Any]:
     selector = f"involvedObject.kind=PersistentVolumeClaim,involvedObject.name={claim.metadata.name}"
     try:
@@ -95,6 +105,8 @@ def _wait_usable(core: Any, storage: Any, claim: ClaimRequest, namespace: str, *
             return
         events = _events(core, namespace, current)
         hopeless = [event for event in events if event.reason in HOPELESS_EVENTS]
+        if hopeless and _volume_available(core, current.spec.storage_class_name or ""):
+            hopeless = []  # the binder tried to provision before it saw the free volume: it binds next sync
         if hopeless or time.monotonic() >= deadline:
             last = (hopeless or events or [None])[-1]
             reason = f"{last.reason}: {last.message}" if last is not None else "no event from the volume controller"

@@ -28,9 +28,21 @@ COUNT = ("touch /myworkspace/model-started\n"
          "echo performance: 42.5 ops\n")
 
 
+def _wait_launchable(node: str, seconds: float = 90) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        done = subprocess.run(["srun", "-N1", "-w", node, "--immediate=20", "true"], capture_output=True, text=True,
+                              timeout=60, check=False)
+        if done.returncode == 0:
+            return
+        time.sleep(2)
+    raise AssertionError(f"SLURM node {node} does not launch steps: {done.stderr.strip()}")
+
+
 @pytest.mark.parametrize("pidfile", ["/run/slurmctld.pid", "/run/slurmd-node2.pid"], ids=["slurmctld", "slurmd"])
 def test_daemon_restarted_mid_job_keeps_the_success_row(pytester: pytest.Pytester, slurm_cluster,
                                                         busybox_image, pidfile: str) -> None:
+    _wait_launchable("node2")  # an earlier restart's node may refuse its first launch ("launch failed requeued held")
     marker = pytester.path / "model-started"
     write_package(pytester.path, [{"name": "steady", "scripts": "scripts/count.sh", "timeout": 300,
                                    "slurm": {"nodelist": "node2"}}], {"count.sh": COUNT})

@@ -17,7 +17,7 @@ PREFLIGHT_TIMEOUT = 10
 def check_cluster(access: KubeAccess, namespace: str) -> None:
     """Raise one MadError (naming the kubeconfig, the server address and the fix) unless Jobs can be
     created in ``namespace``."""
-    api = _client(access)
+    api = api_client(access)  # MadError naming the file for any kubeconfig it cannot use
     server = str(getattr(api.configuration, "host", "") or "?")
     where = f"--mad-target k8s ({access.describe()}, server {server})"
     allowed = _may_create_jobs(api, namespace, where, server)
@@ -26,18 +26,6 @@ def check_cluster(access: KubeAccess, namespace: str) -> None:
         raise MadError(f"the user may not create Jobs in namespace {namespace}", where=where,
                        fix=f"grant create on jobs.batch in {namespace} (check: kubectl auth can-i create jobs "
                        f"-n {namespace})")
-
-
-def _client(access: KubeAccess) -> Any:
-    try:
-        return api_client(access)
-    except MadError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - the loader raises YAML, key and type errors for a garbage file
-        raise MadError(f"{access.describe()} does not parse as a kubeconfig ({exc.__class__.__name__}: {_one_line(exc)})",
-                       where=access.origin or "--mad-target k8s",
-                       fix="point --mad-k8s-kubeconfig (or KUBECONFIG) at a valid kubeconfig; "
-                       "`kubectl --kubeconfig FILE get ns` should work") from None
 
 
 def _may_create_jobs(api: Any, namespace: str, where: str, server: str) -> bool:
@@ -82,7 +70,3 @@ def _failure(exc: BaseException, where: str, server: str) -> MadError:
                         fix="renew the credentials in the kubeconfig")
     return MadError(f"the Kubernetes API failed: {reason or 'error'} ({status}): {message}", where=where,
                     fix="check `kubectl auth can-i create jobs` against this cluster")
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split())

@@ -275,11 +275,12 @@ class MadSession:
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionstart(self, session: pytest.Session) -> None:
         self._handle_sigterm()
-        _ = self.target  # a usage error before anything is built; a target may start loading its client now
-        if self.is_worker:  # the target (cheap, no connection) is there: its fixtures exist before collection
+        # The target first (cheap, no connection): an unknown one is a usage error before anything is
+        # built, and on every process its fixtures (pytest_plugins) must exist before collection.
+        _ = self.target
+        if self.is_worker:
             return
         _ = self.specs  # load (and run dynamic scripts) once, before xdist workers start
-        _ = self.target  # an unknown target is a usage error before anything is built
         _ = self.performance_checks  # so are bad references and --mad-compare values
         try:
             check_inputs(self.settings, self.cards, self.gpu_allocator)

@@ -96,6 +96,7 @@ _TORCHRUN_KINDS = ("native", "torchrun", "megatron", "torchtitan")
 _PRIMUS_BACKENDS = {"maxtext": "MaxText", "torchtitan": "torchtitan", "megatron": "megatron",
                     "megatron_bridge": "megatron_bridge", "moe_package": "moe_package"}
 DEFAULT_PRIMUS_CONFIG = "exp_pretrain.yaml"  # madengine's default PRIMUS_CONFIG_PATH
+DEFAULT_MASTER_PORT = 29500  # madengine's MASTER_PORT when the config names none
 DEFAULT_RENDEZVOUS_TIMEOUT = 300  # seconds a node of a multi-node torchrun waits to meet its master
 
 
@@ -208,7 +209,7 @@ def primus_env(distributed: Mapping[str, Any], model_name: str) -> dict[str, str
 
 
 def contract_env(kind: str, *, nnodes: int, nproc_per_node: int, node_rank: int = 0, master_addr: str = "",
-                 master_port: int = 29500, distributed: Mapping[str, Any] | None = None,
+                 master_port: int = DEFAULT_MASTER_PORT, distributed: Mapping[str, Any] | None = None,
                  model_name: str = "", node_ips: str = "") -> dict[str, str]:
     """The launcher-specific variables of madengine's contract (table above), for one node."""
     distributed = distributed or {}

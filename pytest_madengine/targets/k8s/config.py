@@ -17,7 +17,7 @@ from typing import Any
 from ...cards import ModelCard
 from ...errors import MadError
 from ...jsonfile import require_object
-from ...workload.launchers import Launcher, get_launcher, merged_distributed
+from ...workload.launchers import DEFAULT_MASTER_PORT, Launcher, get_launcher, merged_distributed
 
 SECTIONS = ("k8s", "kubernetes")
 PULL_POLICIES = ("Always", "IfNotPresent", "Never")
@@ -316,7 +316,7 @@ def resolve(card: ModelCard, context: dict[str, Any], *, timeout: int | None) ->
     return K8sConfig(
         launcher=launcher, nnodes=nnodes,
         nproc_per_node=_int(nproc, "distributed.nproc_per_node", minimum=1),
-        master_port=_int(dist.get("port") or dist.get("master_port") or 29500,  # `port`: madengine's name
+        master_port=_int(dist.get("port") or dist.get("master_port") or DEFAULT_MASTER_PORT,  # `port`: madengine's name
                          "distributed.port" if dist.get("port") else "distributed.master_port", minimum=1),
         namespace=_name(k8s.get("namespace") or "default", "k8s.namespace"),
         kubeconfig=str(k8s.get("kubeconfig") or ""), context=str(k8s.get("context") or ""),

@@ -26,11 +26,11 @@ from typing import Any
 
 from ...cards import ModelCard
 from ...errors import MadError
+from ...workload.launchers import DEFAULT_MASTER_PORT
 from .config import JobConfig
 from .jobs import SlurmCli
 
 SHARED_INFERENCE = Path("/shared_inference")
-DEFAULT_MASTER_PORT = 29500  # the card's script starts its own processes; madengine gives it 29500
 
 
 def card_script(card: ModelCard, package_root: Path) -> Path:

@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 from ...context import Context
 from ...fileio import atomic_write_json
-from ...workload.launchers import distributed_env, get_launcher, merged_distributed, yield_to_env_vars
+from ...workload.launchers import (DEFAULT_MASTER_PORT, distributed_env, get_launcher, merged_distributed,
+                                  yield_to_env_vars)
 from ...workload.run import RunRequest
 from . import spec as specfile
 from .node_image import barrier, ensure_image, report_failure
@@ -70,7 +71,7 @@ def node_env(spec: JobSpec, rank: int, node: str) -> dict[str, str]:
     card, context = spec.card or {}, spec.context or {}
     distributed = merged_distributed(card.get("distributed"), context.get("distributed"))
     launcher = get_launcher(spec.launcher)
-    port = os.environ.get("MASTER_PORT") or spec.master_port or 29500  # the job script's (per job)
+    port = os.environ.get("MASTER_PORT") or spec.master_port or DEFAULT_MASTER_PORT  # the job script's (per job)
     env = distributed_env(
         launcher, nnodes=spec.nnodes, nproc_per_node=spec.nproc_per_node,
         node_rank=rank, master_addr=os.environ.get("MASTER_ADDR") or node, master_port=int(port),

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
+from ...workload.launchers import DEFAULT_MASTER_PORT
 from .config import JobConfig
 
 
@@ -38,7 +39,7 @@ def render_job_script(config: JobConfig, inputs: ScriptInputs) -> str:
     return template.render(
         model=inputs.model, job_name=inputs.job_name, spec_path=inputs.spec_path,
         rc_path=inputs.rc_path, python=inputs.python, pythonpath=inputs.pythonpath,
-        in_allocation=inputs.in_allocation,
+        in_allocation=inputs.in_allocation, default_master_port=DEFAULT_MASTER_PORT,
         launcher=config.launcher.name, family=config.launcher.family,
         launcher_env=list(config.launcher.env),
         nnodes=config.nnodes, nproc_per_node=config.nproc_per_node,

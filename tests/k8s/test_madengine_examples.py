@@ -3,10 +3,11 @@ session on the real cluster with only what this site lacks changed; ``--mad-skip
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 import pytest
+
+from tests.logs import rank_sections
 
 from .test_k8s_session import LOADER, perf_rows, session_args, wait_empty, write_package
 
@@ -28,11 +29,6 @@ def site_adapted(name: str, namespace: str) -> dict:
     return config
 
 
-def pod_sections(log: str) -> dict[int, str]:
-    parts = re.split(r"^===== pod \S+ \(rank (\d+)\) on \S+ =====$", log, flags=re.M)
-    return {int(parts[i]): parts[i + 1] for i in range(1, len(parts) - 1, 2)}
-
-
 def test_multi_node_basic_env_vars_reach_both_pods(pytester, k8s_cluster, k8s_namespace, busybox_image):
     config = site_adapted("basic/megatron-lm-multi-node-basic.json", k8s_namespace)
     assert config["env_vars"] == {"OMP_NUM_THREADS": "16", "NCCL_DEBUG": "INFO"}  # as madengine ships it
@@ -45,7 +41,7 @@ def test_multi_node_basic_env_vars_reach_both_pods(pytester, k8s_cluster, k8s_na
                                 f"--mad-k8s-kubeconfig={k8s_cluster.kubeconfig}", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)
     assert "'env_vars' is not acted on" not in result.stdout.str()
-    sections = pod_sections((pytester.path / "mad_logs" / "single.run.log").read_text())
+    sections = rank_sections((pytester.path / "mad_logs" / "single.run.log").read_text())
     assert sorted(sections) == [0, 1]
     for rank, text in sections.items():
         for name, value in config["env_vars"].items():

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.logs import rank_sections
+
 pytestmark = [pytest.mark.slurm, pytest.mark.docker]
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "data" / "madengine-examples" / "slurm-configs"
@@ -39,11 +41,6 @@ def write_package(root: Path, cards: list[dict], scripts: dict[str, str]) -> Non
         (root / "scripts" / "m" / name).write_text(text)
 
 
-def node_sections(log: str) -> dict[int, str]:
-    parts = re.split(r"^===== node \S+ \(rank (\d+)\) =====$", log, flags=re.M)
-    return {int(parts[i]): parts[i + 1] for i in range(1, len(parts) - 1, 2)}
-
-
 def test_multi_node_basic_exports_env_vars_into_both_nodes_containers(pytester, slurm_cluster, busybox_image):
     config = site_adapted("basic/03-multi-node-basic.json")
     assert config["env_vars"]["NCCL_DEBUG"] == "WARN" and config["slurm"]["nodes"] == 2  # as madengine ships it
@@ -53,7 +50,7 @@ def test_multi_node_basic_exports_env_vars_into_both_nodes_containers(pytester, 
                                 "-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)
     assert "'env_vars' is not acted on" not in result.stdout.str()
-    sections = node_sections((pytester.path / "mad_logs" / "dist.run.log").read_text())
+    sections = rank_sections((pytester.path / "mad_logs" / "dist.run.log").read_text())
     assert sorted(sections) == [0, 1]
     for rank, text in sections.items():
         for name, value in config["env_vars"].items():

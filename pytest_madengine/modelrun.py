@@ -1,7 +1,6 @@
 """One model run: request → target → judged result."""
 from __future__ import annotations
 
-import shutil
 import uuid
 from collections.abc import Callable
 from dataclasses import replace
@@ -14,7 +13,7 @@ from .context import Context
 from .records import SUCCESS, ImageRef, ModelResult
 from .session import MadSession
 from .workload.run import CONTAINER_OPTION_KEYS, RunOptions, RunOutcome, RunRequest
-from .workload.rundirs import mark_owned, private_log, publish_log, release_owned
+from .workload.rundirs import mark_owned, private_log, publish_log, release_owned, remove_run_dir
 from .xdist import terminal_line
 
 
@@ -78,7 +77,7 @@ def _run_once(session: MadSession, item: pytest.Item, card: ModelCard, context: 
         if keep:
             release_owned(work_dir)  # kept on purpose: never swept as stale
         else:
-            shutil.rmtree(work_dir, ignore_errors=True)
+            remove_run_dir(work_dir)
     return result
 
 

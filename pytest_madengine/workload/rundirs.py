@@ -15,6 +15,7 @@ import json
 import os
 import shutil
 import socket
+import time
 from pathlib import Path
 
 from ..fileio import pid_alive
@@ -46,6 +47,17 @@ def sweep_stale_run_dirs(runs_dir: Path) -> int:
             shutil.rmtree(entry, ignore_errors=True)
             removed += 1
     return removed
+
+
+def remove_run_dir(work_dir: Path, attempts: int = 3) -> bool:
+    """Remove ``work_dir``; True when it is gone. A process that still writes into it (a container
+    being killed) can make one pass fail with "directory not empty", so it is tried again."""
+    for attempt in range(attempts):
+        shutil.rmtree(work_dir, ignore_errors=True)
+        if not work_dir.exists():
+            return True
+        time.sleep(0.1 * (attempt + 1))
+    return False
 
 
 def private_log(work_dir: Path) -> Path:

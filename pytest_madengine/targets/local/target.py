@@ -199,8 +199,12 @@ class LocalTarget:
         if container is not None:
             try:
                 self._execute(container, request, timeout, outcome)
-            finally:
-                self._dispose(container, request, outcome)
+            except BaseException:
+                # interrupted (Ctrl-C, SIGTERM): the caller removes the run dir next, so the container
+                # must be gone first, or it still writes into that dir while the dir is removed
+                self._dispose(container, request, outcome, in_background=False)
+                raise
+            self._dispose(container, request, outcome, in_background=self.defer_removal)
 
     def _create(self, options: RunOptions, request: RunRequest, outcome: RunOutcome) -> Container | None:
         from docker.errors import APIError, ImageNotFound
@@ -282,7 +286,8 @@ class LocalTarget:
         except APIError:
             pass  # already stopped
 
-    def _dispose(self, container: Container, request: RunRequest, outcome: RunOutcome) -> None:
+    def _dispose(self, container: Container, request: RunRequest, outcome: RunOutcome, *,
+                 in_background: bool) -> None:
         from docker.errors import APIError, NotFound
 
         with self._lock:
@@ -291,7 +296,7 @@ class LocalTarget:
         if getattr(request.settings, "keep_alive", False):
             outcome.extra["kept_container"] = container.name
             return
-        if self.defer_removal:
+        if in_background:
             remover = threading.Thread(target=remove_quietly, args=(container,), daemon=True)
             remover.start()
             with self._lock:

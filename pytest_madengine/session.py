@@ -26,7 +26,7 @@ import pytest
 
 from .cards import ModelCard
 from .context import Context, card_overrides
-from .errors import MadError
+from .errors import MadError, WarnOnce
 from .fileio import disambiguated, safe_name
 from .images.progress import Progress
 from .images.supply import ImageSupply, image_name_suffixes
@@ -88,7 +88,7 @@ class MadSession:
         self.owns_session_dir = not self.is_worker
         self.session_id = self.session_dir.name.split("-")[2]
         self._target: Target | None = None
-        self._warned_keys: set[tuple[str, str]] = set()
+        self._warned_keys = WarnOnce()
         self._key_warnings: list[MadKeyWarning] = []  # issued where pytest records warnings (see _flush_warnings)
         self._recorded: set[str] = set()  # node ids with a recorded result
         self.card_errors: list[CardError] = []  # bad registry entries: collection errors of their own
@@ -302,10 +302,7 @@ class MadSession:
 
     def warn_once(self, key: str, where: str, why: str) -> None:
         """A ``MadKeyWarning`` ``"<where>: key '<key>' <why>"``, once per key and place per process."""
-        if (key, where) in self._warned_keys:
-            return
-        self._warned_keys.add((key, where))
-        warnings.warn(MadKeyWarning(f"{where}: key {key!r} {why}"), stacklevel=2)
+        self._warned_keys.warn((key, where), MadKeyWarning(f"{where}: key {key!r} {why}"))
 
     def _flush_warnings(self) -> None:
         """Unknown-key warnings, once each, from a hook pytest records warnings in (collection or

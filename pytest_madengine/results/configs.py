@@ -15,16 +15,16 @@ import csv
 import json
 import math
 import re
-import warnings
 from collections.abc import Mapping
 from pathlib import Path
 
 from ..cards import ModelCard
+from ..errors import WarnOnce
 from ..records import JsonValue
 
 CONFIG_ARG = re.compile(r"--config\s+(\S+)")
 SUBMODULES = ("MAD", "MAD-private", "MAD-internal")
-_warned: set[tuple[str, str]] = set()
+_warned = WarnOnce()
 
 
 class ConfigsWarning(UserWarning):
@@ -141,9 +141,5 @@ def _normal(value: JsonValue) -> str:
 
 
 def _warn(card: ModelCard, name: str, message: str) -> None:
-    key = (str(card.name), name)
-    if key in _warned:
-        return
-    _warned.add(key)
-    warnings.warn(ConfigsWarning(f"model {card.name} ({card.source}): {message}; its results carry "
+    _warned.warn((str(card.name), name), ConfigsWarning(f"model {card.name} ({card.source}): {message}; its results carry "
                                  "no configs. Fix: correct the path in the card's args."), stacklevel=3)

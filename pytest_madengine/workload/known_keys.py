@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from ..errors import WarnOnce
+
 # Top-level context keys (detected by the host, given by the user, or read by a target/step).
 CONTEXT_KEYS = frozenset({
     "gpu_vendor", "guest_os", "host_os", "gpu_architecture", "gpu_product", "n_system_gpus", "rocm_path",
@@ -71,13 +73,12 @@ def cards_unknown(raws: Iterable[tuple[Mapping[str, Any], str]]) -> list[tuple[s
     return list(seen)
 
 
-def key_warnings(found: Iterable[tuple[str, str]], already: set[tuple[str, str]]) -> list[MadKeyWarning]:
-    """One ``MadKeyWarning`` per (key, where) not reported yet (``already`` is updated)."""
+def key_warnings(found: Iterable[tuple[str, str]], already: WarnOnce) -> list[MadKeyWarning]:
+    """One ``MadKeyWarning`` per (key, where) not reported yet by ``already`` (which remembers them)."""
     made = []
     for key, where in found:
-        if (key, where) in already:
+        if not already.first((key, where)):
             continue
-        already.add((key, where))
         made.append(MadKeyWarning(
             f"{where}: key {key!r} is not acted on by pytest-madengine (it has no effect here). Fix: remove it, "
             "or check its spelling against the MAD package format (README, 'Context keys')."))

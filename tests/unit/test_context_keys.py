@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from pytest_madengine.context import build_context, card_overrides
-from pytest_madengine.errors import MadError
+from pytest_madengine.errors import MadError, WarnOnce
 from pytest_madengine.host import HostFacts
 from pytest_madengine.results.errorscan import scan_config, scan_errors
 from pytest_madengine.workload.known_keys import cards_unknown, context_unknown, key_warnings
@@ -41,7 +41,7 @@ def test_unknown_keys_are_named_with_their_source_once() -> None:
     found = context_unknown({"gpu_vendor": "AMD", "typo": 1, "slurm": {"partitoin": "x", "partition": "y"}}, "ctx.json")
     assert found == [("typo", "ctx.json"), ("slurm.partitoin", "ctx.json")]
     cards = cards_unknown([({"name": "a", "extra": 1}, "models.json"), ({"name": "b", "extra": 2}, "models.json")])
-    seen: set = set()
+    seen = WarnOnce()
     assert len(key_warnings(cards, seen)) == 1 and key_warnings(cards, seen) == []
 
 
@@ -59,3 +59,14 @@ def test_madengines_note_keys_are_accepted_silently_at_every_level() -> None:
     assert cards_unknown([(card, "models.json")]) == []
     assert context_unknown({"_comment": 1, "bogus": 2, "slurm": {"_x": 1, "bogus2": 1}}, "ctx") == [
         ("bogus", "ctx"), ("slurm.bogus2", "ctx")]  # real unknown keys are still named
+
+
+def test_warn_once_says_each_key_once_and_keeps_keys_apart() -> None:
+    once = WarnOnce()
+    with pytest.warns(UserWarning) as record:
+        for _ in range(3):
+            once.warn(("typo", "ctx.json"), UserWarning("ctx.json: typo"), stacklevel=1)
+        once.warn(("typo", "models.json"), UserWarning("models.json: typo"))
+    assert [str(w.message) for w in record] == ["ctx.json: typo", "models.json: typo"]
+    assert record[0].filename == __file__  # stacklevel points at the caller, not at WarnOnce
+    assert once.first("new") and not once.first("new")

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import json
 import re
-import warnings
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
 from ...cards import ModelCard
-from ...errors import MadError
+from ...errors import MadError, WarnOnce
 from ...jsonfile import require_object
 from ...workload.launchers import DEFAULT_MASTER_PORT, Launcher, get_launcher, merged_distributed
 
@@ -29,7 +28,7 @@ _RESOURCE = re.compile(r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z
 _TOLERATION_KEYS = {"key": "key", "operator": "operator", "value": "value", "effect": "effect",
                     "toleration_seconds": "tolerationSeconds", "tolerationSeconds": "tolerationSeconds"}
 ANTI_AFFINITY = ("required", "preferred", "none")
-_warned: set[tuple[str, str]] = set()
+_warned = WarnOnce()
 
 
 class K8sConfigWarning(UserWarning):
@@ -102,10 +101,7 @@ def load_preset() -> dict[str, dict[str, Any]]:
 
 
 def warn_once(key: str, where: str, why: str) -> None:
-    if (key, where) in _warned:
-        return
-    _warned.add((key, where))
-    warnings.warn(K8sConfigWarning(f"{where}: {key} {why}"), stacklevel=2)
+    _warned.warn((key, where), K8sConfigWarning(f"{where}: {key} {why}"))
 
 
 def k8s_section(source: Any, where: str) -> dict[str, Any]:

@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import os
 import shlex
-import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from ...cards import ModelCard
-from ...errors import MadError
+from ...errors import MadError, WarnOnce
 from ...workload.environment import mad_environment
 
 # Applied for every vendor: what MAD models expect from madengine's `docker run` (perf counters and
@@ -216,7 +215,7 @@ class MountWarning(UserWarning):
     """A context ``docker_mounts`` entry left out because the card mounts the same container path."""
 
 
-_warned_mounts: set[tuple[str, str]] = set()
+_warned_mounts = WarnOnce()
 
 
 def container_path(volume: str) -> str:
@@ -234,9 +233,8 @@ def context_volumes(mounts: Mapping[str, str] | None, card_volumes: list[str], *
         path = container_path(volume)
         if path not in taken:
             kept.append(volume)
-        elif (where, path) not in _warned_mounts:
-            _warned_mounts.add((where, path))
-            warnings.warn(MountWarning(
+        else:
+            _warned_mounts.warn((where, path), MountWarning(
                 f"{where}: its additional_docker_run_options mount {path}, which the context's docker_mounts "
                 f"also mounts; the card's mount is used. Fix: drop {path!r} from docker_mounts, or the -v "
                 "from the card, to silence this"), stacklevel=2)

@@ -17,12 +17,11 @@ import subprocess
 import sys
 import threading
 import time
-import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from ...errors import MadError
+from ...errors import MadError, WarnOnce
 from ...fileio import object_name, pid_alive
 from ...workload.known_keys import MadKeyWarning
 from ...workload.run import RunOutcome, RunRequest, effective_timeout
@@ -71,7 +70,7 @@ class SlurmTarget:
         self.poller = JobPoller(self.cli)
         self._active: dict[str, SubmittedJob] = {}
         self._lock = threading.Lock()
-        self._warned_docker_hook = False
+        self._warned = WarnOnce()
 
     @classmethod
     def from_settings(cls, settings: TargetSettings) -> SlurmTarget:
@@ -107,9 +106,8 @@ class SlurmTarget:
         """Submit and follow one job; a refused submission (slurmctld down, bad settings) is the
         outcome's error, in one paragraph."""
         started = time.monotonic()
-        if request.adjust_options is not None and not self._warned_docker_hook:
-            self._warned_docker_hook = True
-            warnings.warn(MadKeyWarning(
+        if request.adjust_options is not None:
+            self._warned.warn("pytest_madengine_docker_run_options", MadKeyWarning(
                 "conftest.py / plugin: hook 'pytest_madengine_docker_run_options' adjusts Docker SDK options of the "
                 "local target only; it is not applied to the containers of SLURM nodes (use "
                 "pytest_madengine_container_options, which reaches every node)"), stacklevel=2)

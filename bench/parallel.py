@@ -5,6 +5,8 @@
     python bench/parallel.py --sizes 8,4x2,2x4,1x8 --no-serial     # mixed sizes (ideal 8 s)
     python bench/parallel.py --sizes 8,4x2,2x4,1x8 --no-serial --baseline main --rounds 3
                                                # side by side with another revision, interleaved
+    python bench/parallel.py --no-serial --floor --rounds 3
+                                               # and against bare Docker SDK containers (docker_floor.py)
 
 Runs real pytest sessions (real xdist workers, real containers from mad-test/busybox:latest,
 gpu_vendor NONE so no device flags) and reads the allocator's record of every grant/release:
@@ -31,6 +33,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.docker_floor import Floor, floor_makespan  # noqa: E402
 from bench.trees import baseline_tree  # noqa: E402
 from pytest_madengine.parallel.gpulog import overlap_conflicts, peak_concurrency, read_intervals
 
@@ -167,6 +170,20 @@ def print_table(title: str, results: list[Measurement], sleep: float) -> None:
               f"first-wave start spread {m.start_spread_s} s, median release->next grant {m.median_gap_s} s")
 
 
+def print_floor(floors: list[Floor], results: dict[str, list[Measurement]], sleep: float, sizes: list[int],
+                pool: int) -> None:
+    ideal = max(math.ceil(sum(sizes) / pool), 1) * sleep
+    print("--- bare Docker SDK floor (same cards, largest first, containers started inside the hold)")
+    for floor in floors:
+        print(f"makespan {floor.makespan_s} s ({floor.makespan_s / ideal:.3f}x the ideal {ideal:g} s), "
+              f"median hold {floor.median_hold_s} s")
+    floor_median = statistics.median(f.makespan_s for f in floors)
+    for name, measured in results.items():
+        spans = [m.makespan_s for m in measured if m.workers]
+        if spans:
+            print(f"{name}: median makespan / floor = {statistics.median(spans) / floor_median:.3f}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cards", type=int, default=16, help="one-GPU cards (ignored with --sizes)")
@@ -177,6 +194,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-serial", action="store_true", help="skip the -n 0 comparison")
     parser.add_argument("--baseline", metavar="REV", help="also run git revision REV, interleaved")
     parser.add_argument("--rounds", type=int, default=1, help="repeat each configuration")
+    parser.add_argument("--floor", action="store_true",
+                        help="also run the same cards as bare Docker SDK containers (bench/docker_floor.py), "
+                             "interleaved, and report makespan / floor")
     parser.add_argument("--json", type=Path, help="also write the measurements here")
     options = parser.parse_args(argv)
     sizes = options.sizes or [1] * options.cards
@@ -189,7 +209,10 @@ def main(argv: list[str] | None = None) -> int:
             codes[options.baseline] = baseline_tree(options.baseline, root / "baseline")
         runs = [options.workers] + ([] if options.no_serial else [0])
         results: dict[str, list[Measurement]] = {name: [] for name in codes}
+        floors: list[Floor] = []
         for _ in range(options.rounds):
+            if options.floor:
+                floors.append(floor_makespan(sizes, options.gpus, options.workers, options.sleep))
             for workers in runs:
                 for name, code in codes.items():
                     results[name].append(run_session(root, package, workers, options.gpus, options.sleep, code))
@@ -197,6 +220,8 @@ def main(argv: list[str] | None = None) -> int:
           f"declared GPUs (cpus here: {os.cpu_count()})")
     for name, measured in results.items():
         print_table(f"--- {name}", measured, options.sleep)
+    if floors:
+        print_floor(floors, results, options.sleep, sizes, options.gpus)
     if options.baseline:
         ours, theirs = (statistics.median(m.ratio for m in results[name] if m.workers) for name in codes)
         print(f"median makespan/ideal: this tree {ours}, {options.baseline} {theirs} ({ours / theirs:.2f}x)")

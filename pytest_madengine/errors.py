@@ -48,6 +48,10 @@ class WarnOnce:
         self._seen.add(key)
         return True
 
+    def clear(self) -> None:
+        """Forget what was said (a module-level instance outlives one in-process pytest run)."""
+        self._seen.clear()
+
     def warn(self, key: Hashable, warning: Warning, *, stacklevel: int = 2) -> None:
         """``warnings.warn(warning)`` unless ``key`` was warned about already; ``stacklevel`` as the
         caller would pass it to ``warnings.warn``."""

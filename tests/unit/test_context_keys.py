@@ -70,3 +70,5 @@ def test_warn_once_says_each_key_once_and_keeps_keys_apart() -> None:
     assert [str(w.message) for w in record] == ["ctx.json: typo", "models.json: typo"]
     assert record[0].filename == __file__  # stacklevel points at the caller, not at WarnOnce
     assert once.first("new") and not once.first("new")
+    once.clear()
+    assert once.first("new")

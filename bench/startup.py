@@ -19,6 +19,7 @@ user's install of pytest-madengine does not bring them.
 from __future__ import annotations
 
 import argparse
+import shlex
 import json
 import os
 import queue
@@ -233,6 +234,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--target", choices=["local", "k8s"], default="local")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--baseline", metavar="REV", help="also measure git revision REV's package")
+    parser.add_argument("--variant", metavar="ARGS", action="append", default=[],
+                        help="also measure this tree with these extra pytest arguments (e.g. '--mad-history none'); "
+                             "repeatable")
     options = parser.parse_args(argv)
     tmp = Path(tempfile.mkdtemp(prefix="bench-startup-"))
     model = f"startup{uuid.uuid4().hex[:6]}"
@@ -248,6 +252,9 @@ def main(argv: list[str] | None = None) -> int:
     else:
         first = local_first_create(model)
     sessions = {f"pytest ({name})": Child(pytest_argv(package, extra), tmp, code) for name, code in codes.items()}
+    for variant in options.variant:
+        sessions[f"pytest {variant}"] = Child(pytest_argv(package, [*extra, *shlex.split(variant)]), tmp,
+                                              codes["this tree"])
     for session in sessions.values():  # builds (and on k8s loads) the image; writes each tree's bytecode caches
         if session.run()[1] != 0:
             return 1

@@ -47,6 +47,7 @@ if TYPE_CHECKING:  # loaded only when a session uses them
     from .discovery.package import CardError
     from .history.checks import PerformanceChecks
     from .history.sink import HistorySink
+    from .results.sinks import ResultSink
 
 
 def start_session(config: pytest.Config) -> MadSession:
@@ -241,22 +242,24 @@ class MadSession:
         return checks
 
     @cached_property
-    def history_sink(self) -> HistorySink | None:
-        """The controller's writer of the results history (None: --mad-history none, build-only)."""
+    def history_sink(self) -> ResultSink | None:
+        """The controller's writer of the results history (None: --mad-history none, build-only).
+
+        A history that will open cleanly is opened at the first result, off the path to the first
+        model (SQLAlchemy's import), unless --mad-compare reads it anyway; any other is opened now,
+        so an unusable one is said up front."""
         if self.settings.history is None or self.settings.build_only:
             return None
-        from .history.sink import HistorySink, ci_pipeline
-        from .history.store import SessionInfo
-        from .outputs import public_args
-        from .workload.gitclone import head_commit
+        from .history.early import opens_cleanly
 
-        info = SessionInfo(id=self.session_id, started=time.time(), host=socket.gethostname(), target=self.target_name,
-                           git_commit=head_commit(self.settings.package), gpu_vendor=self.context.gpu_vendor,
-                           gpu_architecture=self.context.gpu_architecture,
-                           gpu_count=len(self.gpu_allocator.pool.ids),
-                           pytest_args=public_args(self.config, self.context.data), pipeline=ci_pipeline(os.environ))
+        started = time.time()
+        # --mad-compare reads the history for every result, its baselines from the session's own file
+        if self.settings.compare is None and opens_cleanly(self.settings.history):
+            from .results.sinks.deferred import DeferredSink
+
+            return DeferredSink(lambda: self._open_history(started), label="history")
         try:
-            return HistorySink(self.settings.history, info)
+            return self._open_history(started)
         except MadError as exc:
             if self.settings.history_named:
                 raise usage_error(exc) from None
@@ -264,6 +267,20 @@ class MadSession:
             self.config.issue_config_time_warning(
                 pytest.PytestWarning(f"history not written: {exc.message}"), stacklevel=2)
             return None
+
+    def _open_history(self, started: float) -> HistorySink:
+        """The history sink, its session stored (MadError when the history cannot be used)."""
+        from .history.sink import HistorySink, ci_pipeline
+        from .history.store import SessionInfo
+        from .outputs import public_args
+        from .workload.gitclone import head_commit
+
+        info = SessionInfo(id=self.session_id, started=started, host=socket.gethostname(), target=self.target_name,
+                           git_commit=head_commit(self.settings.package), gpu_vendor=self.context.gpu_vendor,
+                           gpu_architecture=self.context.gpu_architecture,
+                           gpu_count=len(self.gpu_allocator.pool.ids),
+                           pytest_args=public_args(self.config, self.context.data), pipeline=ci_pipeline(os.environ))
+        return HistorySink(self.settings.history, info)
 
     @cached_property
     def recorder(self) -> Recorder:

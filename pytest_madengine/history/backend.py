@@ -24,6 +24,7 @@ from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.pool import ConnectionPoolEntry, NullPool
 
 from ..errors import MadError
+from .early import sqlite_path
 
 POSTGRES_SCHEMES = ("postgresql", "postgres", "postgresql+psycopg")
 _URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^:/@\s]*:)(?P<password>[^@\s]+)(?P<tail>@)")
@@ -54,17 +55,11 @@ def parse_location(value: str | Path, *, where: str = "--mad-history") -> Histor
 
     Raises :class:`MadError` naming ``where`` for another scheme or a malformed URL.
     """
-    text = str(value).strip()
-    if isinstance(value, Path) or "://" not in text:
-        path = Path(text).expanduser().absolute()
+    path = sqlite_path(value, where=where)
+    if path is not None:
         return HistoryLocation(URL.create("sqlite", database=str(path)), path)
+    text = str(value).strip()
     scheme = text.split("://", 1)[0].lower()
-    if scheme == "sqlite":
-        rest = text[len("sqlite:///"):] if text.lower().startswith("sqlite:///") else ""
-        if not rest:
-            raise MadError(f"{redact_urls(text)!r} names no file", where=where,
-                           fix="write sqlite:///relative/path.sqlite or sqlite:////absolute/path.sqlite")
-        return parse_location(Path(rest), where=where)
     if scheme not in POSTGRES_SCHEMES:
         raise MadError(f"the history backend {scheme!r} is not supported", where=where,
                        fix="give a file path, sqlite:///PATH or postgresql://USER@HOST:PORT/DB")

@@ -20,11 +20,10 @@ import sqlalchemy as sa
 
 from ..errors import MadError
 from .backend import write_options
+from .early import HEAD, VERSION_TABLE
 
 CURRENT_VERSION = 3
-HEAD = "v3"
 _LEGACY_REVISIONS = {1: "v1", 2: "v2"}  # PRAGMA user_version of a pre-Alembic file → its revision
-VERSION_TABLE = "mad_history_version"  # Alembic's revision table, named apart from other apps' in a shared database
 _MIGRATION_LOCK = 0x6D6164  # PostgreSQL advisory lock: one session migrates, the others wait
 
 # The perf.csv fields stored as TEXT columns (madengine's 29, in order); a later perf.csv

@@ -6,6 +6,7 @@ import csv
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -134,3 +135,40 @@ def test_the_session_records_the_packages_git_commit(pytester: pytest.Pytester, 
     run(pytester, pkg).assert_outcomes(passed=1)
     with sqlite3.connect(pkg / ".mad" / "history.sqlite") as db:
         assert db.execute("SELECT git_commit FROM sessions").fetchall() == [(commit,)]
+
+
+LOADED_CONFTEST = '''
+import sys
+import time
+from pathlib import Path
+
+
+def pytest_madengine_docker_run_options(card, context, options):
+    with (Path(__file__).parent / "loaded.txt").open("a") as out:
+        out.write(f"{card.name} {'sqlalchemy' in sys.modules}\\n")
+'''
+
+
+def test_a_healthy_history_is_opened_after_the_first_model_and_holds_the_session(
+        pytester: pytest.Pytester, busybox_image: str) -> None:
+    pkg = write_card_package(pytester.path / "pkg", [card("first", "scripts/run.sh"), card("second", "scripts/run.sh")],
+                             {"scripts/run.sh": FIXED})
+    (pkg / "value.txt").write_text("1000\n")
+    pytester.makeconftest(LOADED_CONFTEST)
+    history = pytester.path / "h.sqlite"
+    args = ["--mad-package", str(pkg), AMD_CPU, "--mad-gpus", "none", "-p", "no:cacheprovider",
+            "--mad-history", str(history)]
+    for _ in range(2):  # a new file, then the healthy history the first session wrote
+        before = time.time()
+        result = pytester.runpytest_subprocess(*args)
+        result.assert_outcomes(passed=2)
+    loaded = (pytester.path / "loaded.txt").read_text().split()
+    assert loaded[:2] == ["first", "False"], loaded  # SQLAlchemy not loaded before the first container
+    with sqlite3.connect(history) as db:
+        sessions = db.execute("SELECT id, started, ended FROM sessions ORDER BY started").fetchall()
+        assert len(sessions) == 2 and all(ended is not None and ended >= started for _, started, ended in sessions)
+        assert before - 1 <= sessions[-1][1] <= time.time()
+        rows = db.execute("SELECT session_id, model FROM results WHERE session_id = ? ORDER BY model",
+                          (sessions[-1][0],)).fetchall()
+    assert [model for _, model in rows] == ["first", "second"]
+    assert loaded[4:6] == ["first", "False"], loaded

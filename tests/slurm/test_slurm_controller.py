@@ -22,6 +22,7 @@ from .test_slurm_faults import write_package
 pytestmark = [pytest.mark.slurm, pytest.mark.docker]
 
 ROOT = Path(__file__).resolve().parents[2]
+STATE_DIR = Path("/var/spool/slurmctld")  # StateSaveLocation of tests/infra/start-slurm.sh
 LINES = 30
 COUNT = ("touch /myworkspace/model-started\n"
          f'i=1; while [ $i -le {LINES} ]; do echo "line $i"; i=$((i+1)); sleep 0.5; done\n'
@@ -37,6 +38,19 @@ def _wait_launchable(node: str, seconds: float = 90) -> None:
             return
         time.sleep(2)
     raise AssertionError(f"SLURM node {node} does not launch steps: {done.stderr.strip()}")
+
+
+def _wait_state_saved(since: float, seconds: float = 30) -> None:
+    """Until slurmctld has written its job state after ``since`` (the job running). Killed before
+    that, the restarted controller hands the lost jobs' ids out again, and a new job given the id of
+    one still running on a node drains the node ("Duplicate jobid"): the next test's job never starts."""
+    state = STATE_DIR / "job_state"
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if state.exists() and state.stat().st_mtime > since:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"slurmctld did not save {state} within {seconds} s")
 
 
 @pytest.mark.parametrize("pidfile", ["/run/slurmctld.pid", "/run/slurmd-node2.pid"], ids=["slurmctld", "slurmd"])
@@ -56,6 +70,7 @@ def test_daemon_restarted_mid_job_keeps_the_success_row(pytester: pytest.Pyteste
             time.sleep(0.2)
         assert marker.exists(), "the model never ran"
         time.sleep(2)
+        _wait_state_saved(since=marker.stat().st_mtime)
         os.kill(int(Path(pidfile).read_text().strip()), signal.SIGKILL)
         time.sleep(25)  # the session polls a controller that is not there (squeue retries ~10 s itself)
     finally:

@@ -9,7 +9,6 @@ from typing import Any
 
 from ...errors import MadError
 from .api import KubeAccess, api_client, api_message, is_connection_error
-from .corecalls import CoreCalls
 
 # Seconds each preflight API call may take (an unreachable server must not hold the session).
 PREFLIGHT_TIMEOUT = 10
@@ -46,8 +45,10 @@ def _may_create_jobs(api: Any, namespace: str, where: str, server: str) -> bool:
 def _check_namespace(api: Any, namespace: str, where: str) -> None:
     """A missing namespace is an error; a user who may not read namespaces is let through (the
     Jobs' creation then says more)."""
+    from kubernetes import client
+
     try:
-        CoreCalls(api).read_namespace(namespace, timeout=PREFLIGHT_TIMEOUT)
+        client.CoreV1Api(api).read_namespace(namespace, _request_timeout=PREFLIGHT_TIMEOUT)
     except Exception as exc:  # noqa: BLE001
         status = getattr(exc, "status", None)
         if status == 404:

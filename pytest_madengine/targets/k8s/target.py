@@ -29,7 +29,6 @@ from . import capacity, cli, objects
 from .api import KubeAccess, api_client, close_clients, describe_failure, find_access, is_not_found
 from .outcome import JobRecord, gather_outcome
 from .config import K8sConfig, k8s_section, resolve
-from .corecalls import CoreCalls
 from .follow import JobFollower
 from .handle import K8sHandle
 from .prepare import Prepared, load_image, prepare_run
@@ -184,13 +183,13 @@ class K8sTarget:
 
     def _submit_and_follow(self, request: RunRequest, config: K8sConfig, prepared: Prepared, record: JobRecord,
                            run: Submitted, started: float) -> RunOutcome:
+        core, batch = self._apis(run.access)
         failure = self._claims_failure(run.access, config, request)
         if failure:
             self._forget(record.name)
             return self._failed(request, failure, record.timeout, started)
-        calls, batch = self._apis(run.access)
         try:
-            self._create(calls, batch, run, prepared.manifests)
+            self._create(core, batch, run, prepared.manifests)
         except Exception as exc:  # noqa: BLE001 -- every API failure becomes the test's reason
             self._forget(record.name)
             self._delete(run.access, run.namespace, run.created)
@@ -199,7 +198,6 @@ class K8sTarget:
                                 record.timeout, started)
         log_dir = request.work_dir / "pods"
         log_dir.mkdir(parents=True, exist_ok=True)
-        core = self._core(run.access)  # imported while the pods start (corecalls.py says why)
         run.follower = JobFollower(
             core, batch, namespace=record.namespace, job=record.name, nnodes=config.nnodes, timeout=record.timeout,
             scheduling_timeout=config.scheduling_timeout, mark=prepared.results_mark, live=request.live_output,
@@ -240,26 +238,18 @@ class K8sTarget:
 
     # --- API helpers ----------------------------------------------------------------------
     @staticmethod
-    def _apis(access: KubeAccess) -> tuple[CoreCalls, Any]:
-        """core/v1 calls without ``CoreV1Api`` (corecalls.py) and the ``BatchV1Api``."""
+    def _apis(access: KubeAccess) -> tuple[Any, Any]:
         from kubernetes import client
 
         api = api_client(access)
-        return CoreCalls(api), client.BatchV1Api(api)
+        return client.CoreV1Api(api), client.BatchV1Api(api)
 
     @staticmethod
-    def _core(access: KubeAccess) -> Any:
-        from kubernetes import client
-
-        return client.CoreV1Api(api_client(access))
-
-    @staticmethod
-    def _create(calls: CoreCalls, batch: Any, run: Submitted, manifests: list[dict[str, Any]]) -> None:
+    def _create(core: Any, batch: Any, run: Submitted, manifests: list[dict[str, Any]]) -> None:
+        creators = {"ConfigMap": core.create_namespaced_config_map, "Secret": core.create_namespaced_secret,
+                    "Service": core.create_namespaced_service, "Job": batch.create_namespaced_job}
         for manifest in manifests:
-            if manifest["kind"] == "Job":
-                batch.create_namespaced_job(run.namespace, manifest)
-            else:
-                calls.create(run.namespace, manifest)
+            creators[manifest["kind"]](run.namespace, manifest)
             run.created.append((manifest["kind"].lower() + "s", manifest["metadata"]["name"]))
 
     def _delete(self, access: KubeAccess, namespace: str, items: list[tuple[str, str]]) -> None:
@@ -268,26 +258,28 @@ class K8sTarget:
             return
         from kubernetes import client
 
-        calls, batch = self._apis(access)
+        core, batch = self._apis(access)
+        deleters = {"jobs": batch.delete_namespaced_job, "configmaps": core.delete_namespaced_config_map,
+                    "secrets": core.delete_namespaced_secret, "services": core.delete_namespaced_service,
+                    "persistentvolumeclaims": core.delete_namespaced_persistent_volume_claim}
         body = client.V1DeleteOptions(propagation_policy="Foreground")
         for kind, name in sorted(items, key=lambda item: KINDS.index(item[0])):
             try:
-                if kind == "jobs":
-                    batch.delete_namespaced_job(name, namespace, body=body)
-                else:
-                    calls.delete(kind, namespace, name, body=body)
+                deleters[kind](name, namespace, body=body)
             except Exception as exc:  # noqa: BLE001 -- gone already, or the API is away: swept later
                 if not is_not_found(exc):
                     sys.stderr.write(f"pytest-madengine: could not delete {kind}/{name} in {namespace}: "
                                      f"{describe_failure(exc, 'deleting', namespace, access)}\n")
 
     def _labelled(self, access: KubeAccess, namespace: str, selector: str) -> list[tuple[str, str, dict[str, str]]]:
-        calls, batch = self._apis(access)
+        core, batch = self._apis(access)
+        listers = {"jobs": batch.list_namespaced_job, "configmaps": core.list_namespaced_config_map,
+                   "secrets": core.list_namespaced_secret, "services": core.list_namespaced_service,
+                   "persistentvolumeclaims": core.list_namespaced_persistent_volume_claim}
         found = []
         for kind in KINDS:
             try:
-                items = (batch.list_namespaced_job(namespace, label_selector=selector).items if kind == "jobs"
-                         else calls.list(kind, namespace, label_selector=selector))
+                items = listers[kind](namespace, label_selector=selector).items
             except Exception:
                 if kind in OPTIONAL_KINDS:
                     continue

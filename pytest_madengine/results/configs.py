@@ -141,5 +141,6 @@ def _normal(value: JsonValue) -> str:
 
 
 def _warn(card: ModelCard, name: str, message: str) -> None:
-    _warned.warn((str(card.name), name), ConfigsWarning(f"model {card.name} ({card.source}): {message}; its results carry "
-                                 "no configs. Fix: correct the path in the card's args."), stacklevel=3)
+    warning = ConfigsWarning(f"model {card.name} ({card.source}): {message}; its results carry no configs. "
+                             "Fix: correct the path in the card's args.")
+    _warned.warn((str(card.name), name), warning, stacklevel=3)
